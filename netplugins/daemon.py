@@ -1,0 +1,208 @@
+"""The warm plugin daemon: runs CNI command functions for thin plugin executables.
+
+A plugin process pays ~13 ms of Python start-up; importing pyroute2 and netaddr would add
+~250 ms more on every container start. The daemon imports them once. Each call is served
+by a forked worker that enters the caller's mount and network namespaces (passed as file
+descriptors), sets the caller's environment and runs the same pure ``skel.run`` that a
+plugin process would run. Fork isolates calls from each other (no shared state, a crash
+kills one call) and makes ``setns`` safe (a single-threaded child).
+
+Only root (or our own uid) may connect: SO_PEERCRED is checked on every connection.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+
+from .cni.shim import _HDR, recv_exact
+from .nl.netns import setns
+from .registry import available, load_funcs
+
+log = logging.getLogger("netplugins.daemon")
+CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
+
+
+def preload() -> list[str]:
+    """Import every plugin module and the heavy libraries they use; return what loaded."""
+    loaded = []
+    for ptype in available():
+        try:
+            load_funcs(ptype)
+            loaded.append(ptype)
+        except Exception as exc:  # noqa: BLE001 - a broken optional plugin must not stop the rest
+            log.warning("cannot preload plugin %s: %s", ptype, exc)
+    for module in ("pyroute2", "netaddr", "sqlite3", "netplugins.nl.links"):
+        try:
+            __import__(module)
+        except ImportError:
+            pass
+    return loaded
+
+
+def _ns_key(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino)
+
+
+def _enter(fd: int, nstype: int, own: str) -> None:
+    """Join the namespace behind ``fd`` unless we are already in it."""
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) != _ns_key(own):
+        setns(fd, nstype)
+
+
+def _serve_one(conn: socket.socket) -> None:
+    """Worker body: read a request with its namespace fds, run it, reply."""
+    fds_size = socket.CMSG_SPACE(4 * 4)
+    data, ancdata, _, _ = conn.recvmsg(_HDR.size, fds_size)
+    fds: list[int] = []
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            usable = len(payload) - len(payload) % 4
+            fds.extend(struct.unpack(f"{usable // 4}i", payload[:usable]))
+    if len(data) < _HDR.size:
+        data += recv_exact(conn, _HDR.size - len(data))
+    (size,) = _HDR.unpack(data)
+    req = json.loads(recv_exact(conn, size))
+    if len(fds) >= 2:
+        # mount first: setns(CLONE_NEWNS) needs a single-threaded process, which a fresh
+        # fork is; it also makes CNI_NETNS and dataDir paths resolve as the caller sees them
+        _enter(fds[1], CLONE_NEWNS, "/proc/self/ns/mnt")
+        _enter(fds[0], CLONE_NEWNET, "/proc/self/ns/net")
+    for fd in fds:
+        os.close(fd)
+    env = {str(k): str(v) for k, v in req["env"].items()}
+    os.environ.clear()
+    os.environ.update(env)
+    errbuf = io.StringIO()
+    handler = logging.StreamHandler(errbuf)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(env.get("NETCTL_LOG_LEVEL", "WARNING").upper())
+    from .cni.skel import run
+
+    outcome = run(load_funcs(req["type"]), env, base64.b64decode(req["stdin"]))
+    stderr = errbuf.getvalue().encode() + (outcome.stderr if outcome.exit_code else b"")
+    reply = json.dumps({"exit": outcome.exit_code,
+                        "stdout": base64.b64encode(outcome.stdout).decode(),
+                        "stderr": base64.b64encode(stderr).decode()}).encode()
+    conn.sendall(_HDR.pack(len(reply)) + reply)
+
+
+def _peer_allowed(conn: socket.socket) -> bool:
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _, uid, _ = struct.unpack("3i", creds)
+    return uid in (0, os.getuid())
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def serve(path: str, idle_timeout: float = 0.0) -> None:
+    """Listen on ``path`` and serve plugin calls until SIGTERM (or ``idle_timeout`` seconds idle).
+
+    Raises:
+        OSError: when the socket cannot be bound (e.g. another daemon is live there).
+    """
+    preload()
+    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+    try:
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.connect(path)
+        probe.close()
+        raise OSError(f"a plugin daemon already listens on {path}")
+    except (FileNotFoundError, ConnectionRefusedError):
+        pass
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        srv.bind(path)
+    finally:
+        os.umask(old_umask)
+    srv.listen(256)
+    stopping = False
+
+    def stop(_signo: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    last = time.monotonic()
+    try:
+        while not stopping:
+            ready, _, _ = select.select([srv], [], [], 1.0)
+            _reap()
+            if not ready:
+                if idle_timeout and time.monotonic() - last > idle_timeout:
+                    break
+                continue
+            conn, _ = srv.accept()
+            last = time.monotonic()
+            if not _peer_allowed(conn):
+                conn.close()
+                continue
+            pid = os.fork()
+            if pid == 0:
+                code = 0
+                try:
+                    srv.close()
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                    _serve_one(conn)
+                except BaseException:  # noqa: BLE001 - the worker must exit, never return to the loop
+                    code = 1
+                finally:
+                    os._exit(code)
+            conn.close()
+    finally:
+        srv.close()
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        _reap()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m netplugins.daemon [--socket PATH] [--idle-timeout S]``."""
+    import argparse
+
+    from .cni.shim import DEFAULT_SOCKET
+
+    parser = argparse.ArgumentParser(prog="netplugind", description=__doc__.splitlines()[0])
+    parser.add_argument("--socket", default=os.environ.get("NETCTL_PLUGIND_SOCKET", DEFAULT_SOCKET))
+    parser.add_argument("--idle-timeout", type=float, default=0.0)
+    opts = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="netplugind: %(message)s")
+    try:
+        serve(opts.socket, opts.idle_timeout)
+    except OSError as exc:
+        sys.stderr.write(f"netplugind: {exc}\n")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Which module implements each CNI plugin type we ship (stdlib only: imported by shims)."""
+
+from __future__ import annotations
+
+#: CNI ``type`` → module exposing ``FUNCS`` (a PluginFuncs) and ``main()``.
+PLUGINS: dict[str, str] = {
+    "loopback": "netplugins.main.loopback",
+    "host": "netplugins.main.host",
+    "container": "netplugins.main.container",
+    "bridge": "netplugins.main.bridge",
+    "portmap": "netplugins.meta.portmap",
+    "host-local": "ipam.hostlocal",
+}
+
+#: First lines of every executable we generate; invoke.py recognises our own plugins by it.
+SHIM_MARKER = "# netctl-cni-shim:"
+
+
+def available() -> dict[str, str]:
+    """The plugin types whose module is present in this installation."""
+    import importlib.util
+
+    out = {}
+    for ptype, module in PLUGINS.items():
+        try:
+            if importlib.util.find_spec(module) is not None:
+                out[ptype] = module
+        except ModuleNotFoundError:
+            continue
+    return out
+
+
+def load_funcs(ptype: str):  # type: ignore[no-untyped-def]
+    """Import the module of ``ptype`` and return its PluginFuncs.
+
+    Raises:
+        KeyError: for a type we do not ship.
+        ImportError: if the module is missing.
+    """
+    import importlib
+
+    return importlib.import_module(PLUGINS[ptype]).FUNCS

@@ -1,0 +1,93 @@
+"""Session-wide fixtures: the root-namespace guard and throwaway namespaces."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from nsutil import Netns, can_use_netns, root_netns_snapshot  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Integration tests need root and namespaces; on a machine without them they are skipped."""
+    if can_use_netns():
+        return
+    skip = pytest.mark.skip(reason="needs root and network namespaces")
+    for item in items:
+        if "netns" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def root_netns_guard() -> Iterator[None]:
+    """Fail the run if the machine's own network namespace changed during the tests."""
+    if not can_use_netns():
+        yield
+        return
+    before = root_netns_snapshot()
+    yield
+    after = root_netns_snapshot()
+    changed = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+    if changed:
+        lines = []
+        for key, (old, new) in changed.items():
+            lines.append(f"--- {key} before:\n{old}\n+++ {key} after:\n{new}")
+        pytest.fail("tests changed the machine's own network namespace:\n" + "\n".join(lines))
+
+
+@pytest.fixture
+def host_ns() -> Iterator[Netns]:
+    """A throwaway namespace that plays the host (plugins run inside it)."""
+    ns = Netns.create("nctest-host")
+    try:
+        yield ns
+    finally:
+        ns.delete()
+
+
+@pytest.fixture
+def make_ns() -> Iterator[Callable[..., Netns]]:
+    """Factory for more throwaway namespaces (containers, an 'outside' host); all removed."""
+    made: list[Netns] = []
+
+    def factory(prefix: str = "nctest-ctr") -> Netns:
+        ns = Netns.create(prefix)
+        made.append(ns)
+        return ns
+
+    try:
+        yield factory
+    finally:
+        for ns in reversed(made):
+            ns.delete()
+
+
+@pytest.fixture
+def ctr_ns(make_ns: Callable[..., Netns]) -> Netns:
+    """One throwaway container namespace."""
+    return make_ns()
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    """A private state root for plugins, dnsd and netctl (NETCTL_ROOT)."""
+    d = tmp_path / "netctl-root"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def python() -> str:
+    """The interpreter that runs our executables."""
+    return sys.executable
+
+
+os.environ.setdefault("NETCTL_TEST", "1")
