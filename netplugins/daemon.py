@@ -12,9 +12,7 @@ Only root (or our own uid) may connect: SO_PEERCRED is checked on every connecti
 
 from __future__ import annotations
 
-import base64
 import io
-import json
 import logging
 import os
 import select
@@ -24,7 +22,7 @@ import struct
 import sys
 import time
 
-from .cni.shim import _HDR, recv_exact
+from .cni.shim import REP_HDR, REQ_HDR, decode_env, recv_exact
 from .nl.netns import setns
 from .registry import available, load_funcs
 
@@ -64,17 +62,21 @@ def _enter(fd: int, nstype: int, own: str) -> None:
 
 def _serve_one(conn: socket.socket) -> None:
     """Worker body: read a request with its namespace fds, run it, reply."""
-    fds_size = socket.CMSG_SPACE(4 * 4)
-    data, ancdata, _, _ = conn.recvmsg(_HDR.size, fds_size)
+    t0 = time.perf_counter()
+    hsize = struct.calcsize(REQ_HDR)
+    data, ancdata, _, _ = conn.recvmsg(hsize, socket.CMSG_SPACE(4 * 4))
     fds: list[int] = []
     for level, kind, payload in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             usable = len(payload) - len(payload) % 4
             fds.extend(struct.unpack(f"{usable // 4}i", payload[:usable]))
-    if len(data) < _HDR.size:
-        data += recv_exact(conn, _HDR.size - len(data))
-    (size,) = _HDR.unpack(data)
-    req = json.loads(recv_exact(conn, size))
+    if len(data) < hsize:
+        data += recv_exact(conn, hsize - len(data))
+    ntype, nenv, nstdin = struct.unpack(REQ_HDR, data)
+    body = recv_exact(conn, ntype + nenv + nstdin)
+    ptype = body[:ntype].decode()
+    env = decode_env(body[ntype:ntype + nenv])
+    stdin = body[ntype + nenv:]
     if len(fds) >= 2:
         # mount first: setns(CLONE_NEWNS) needs a single-threaded process, which a fresh
         # fork is; it also makes CNI_NETNS and dataDir paths resolve as the caller sees them
@@ -82,7 +84,6 @@ def _serve_one(conn: socket.socket) -> None:
         _enter(fds[0], CLONE_NEWNET, "/proc/self/ns/net")
     for fd in fds:
         os.close(fd)
-    env = {str(k): str(v) for k, v in req["env"].items()}
     os.environ.clear()
     os.environ.update(env)
     errbuf = io.StringIO()
@@ -93,12 +94,12 @@ def _serve_one(conn: socket.socket) -> None:
     root.setLevel(env.get("NETCTL_LOG_LEVEL", "WARNING").upper())
     from .cni.skel import run
 
-    outcome = run(load_funcs(req["type"]), env, base64.b64decode(req["stdin"]))
+    outcome = run(load_funcs(ptype), env, stdin)
     stderr = errbuf.getvalue().encode() + (outcome.stderr if outcome.exit_code else b"")
-    reply = json.dumps({"exit": outcome.exit_code,
-                        "stdout": base64.b64encode(outcome.stdout).decode(),
-                        "stderr": base64.b64encode(stderr).decode()}).encode()
-    conn.sendall(_HDR.pack(len(reply)) + reply)
+    conn.sendall(struct.pack(REP_HDR, outcome.exit_code, len(outcome.stdout), len(stderr))
+                 + outcome.stdout + stderr)
+    log.debug("%s %s served in %.1f ms", ptype, env.get("CNI_COMMAND"),
+              (time.perf_counter() - t0) * 1e3)
 
 
 def _peer_allowed(conn: socket.socket) -> bool:

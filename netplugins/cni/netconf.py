@@ -87,10 +87,12 @@ def load_netconf(stdin: bytes, *, require_name: bool = True) -> NetConf:
         raise CniError(INVALID_CONFIG, f"invalid config: invalid plugin type {ptype!r}")
     prev = raw.get("prevResult")
     prev_result = Result.from_dict(prev) if prev is not None else None
-    runtime_config = raw.get("runtimeConfig") or {}
+    runtime_config = raw.get("runtimeConfig")
+    runtime_config = {} if runtime_config is None else runtime_config
     if not isinstance(runtime_config, dict):
         raise CniError(INVALID_CONFIG, "invalid config: runtimeConfig must be an object")
-    args = raw.get("args") or {}
+    args = raw.get("args")
+    args = {} if args is None else args
     if not isinstance(args, dict):
         raise CniError(INVALID_CONFIG, "invalid config: args must be an object")
     return NetConf(

@@ -118,10 +118,10 @@ def run(funcs: PluginFuncs, env: Mapping[str, str], stdin: bytes) -> Outcome:
         return Outcome(1, _dump(err.to_dict(version)), f"{err}\n".encode())
     except Exception as exc:  # noqa: BLE001 - the spec wants an error object, not a traceback
         version = _config_version(stdin)
-        err = CniError(INTERNAL, "internal error", f"{type(exc).__name__}: {exc}")
+        internal = CniError(INTERNAL, "internal error", f"{type(exc).__name__}: {exc}")
         # the traceback goes to the debug log only: stderr stays one readable line
         log.debug("internal error", exc_info=True)
-        return Outcome(1, _dump(err.to_dict(version)), f"{err}\n".encode())
+        return Outcome(1, _dump(internal.to_dict(version)), f"{internal}\n".encode())
 
 
 def about(funcs: PluginFuncs) -> str:
