@@ -1,0 +1,147 @@
+"""The firewall driver interface, the driver choice, and teardown on every backend.
+
+Choice order: the ``name`` argument, then ``$NETCTL_FIREWALL_DRIVER``, then the host:
+``iptables`` resolving to ``xtables-nft-multi`` means nftables, to
+``xtables-legacy-multi`` (or an old non-nft build) means iptables; with no iptables at
+all, nftables if ``nft`` is installed. Detection looks at files only (no process).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Protocol, runtime_checkable
+
+from .errors import FirewallError
+from .plan import NetworkPolicy, validate_network_name
+
+ENV_DRIVER = "NETCTL_FIREWALL_DRIVER"
+DRIVER_NAMES = ("nftables", "iptables", "none")
+#: CNI runtimes may pass a short PATH; the tools live in sbin on Debian
+_FALLBACK_PATH = "/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"
+
+
+@runtime_checkable
+class FirewallDriver(Protocol):
+    """Per-network firewall rules. Every method acts on the current network namespace."""
+
+    name: str
+
+    def setup_network(self, policy: NetworkPolicy) -> None:
+        """Install or replace the network's rules; idempotent; one atomic commit where possible.
+
+        Raises:
+            FirewallError: the backend refused the change (its message in ``details``).
+        """
+        ...
+
+    def teardown_network(self, network: str) -> None:
+        """Remove everything tagged for ``network``; absent is success.
+
+        Raises:
+            FirewallError: the backend refused the removal.
+        """
+        ...
+
+    def check_network(self, policy: NetworkPolicy) -> list[str]:
+        """Human-readable differences from the policy's rules; ``[]`` means in sync.
+
+        Raises:
+            FirewallError: the live rules cannot be read.
+        """
+        ...
+
+    def list_networks(self) -> set[str]:
+        """Names of networks that have rules (for GC).
+
+        Raises:
+            FirewallError: the live rules cannot be read.
+        """
+        ...
+
+
+def _which(cmd: str) -> str | None:
+    return shutil.which(cmd) or shutil.which(cmd, path=_FALLBACK_PATH)
+
+
+def detect_driver_name() -> str:
+    """The driver that suits this host: ``nftables`` or ``iptables``.
+
+    Raises:
+        FirewallError: neither iptables nor nft is installed.
+    """
+    ipt = _which("iptables")
+    if ipt is not None:
+        real = os.path.basename(os.path.realpath(ipt))
+        if "nft" in real:
+            return "nftables"
+        if "legacy" in real or real in ("xtables-multi", "iptables", "iptables-multi"):
+            return "iptables"
+    if _which("nft") is not None:
+        return "nftables"
+    if ipt is not None:
+        return "iptables"
+    raise FirewallError(
+        "no firewall backend found: neither iptables nor nft is installed"
+        f" (set {ENV_DRIVER}=none to run without firewall rules)"
+    )
+
+
+def get_driver(name: str | None = None, *, lock_path: str | None = None) -> FirewallDriver:
+    """The driver called ``name``, else ``$NETCTL_FIREWALL_DRIVER``, else the detected one.
+
+    ``lock_path`` overrides the driver's lock file (nftables: /run/netctl/firewall.lock,
+    iptables: the xtables lock /run/xtables.lock).
+
+    Raises:
+        FirewallError: unknown driver name, or nothing to detect.
+    """
+    chosen = (name or os.environ.get(ENV_DRIVER, "").strip() or detect_driver_name()).lower()
+    if chosen == "nftables":
+        from .nftables import NftablesDriver
+
+        return NftablesDriver(lock_path) if lock_path else NftablesDriver()
+    if chosen == "iptables":
+        from .iptables import IptablesDriver
+
+        return IptablesDriver(lock_path) if lock_path else IptablesDriver()
+    if chosen == "none":
+        from .null import NullDriver
+
+        return NullDriver()
+    raise FirewallError(f"unknown firewall driver {chosen!r}: use one of {', '.join(DRIVER_NAMES)}")
+
+
+def teardown_network_everywhere(
+    network: str, *, nft_lock_path: str | None = None, xtables_lock_path: str | None = None
+) -> None:
+    """Tear a network down with BOTH real drivers (an earlier version may have used the other).
+
+    Each driver runs even if the other fails; a backend that is not installed has nothing
+    to remove. Cheap on a host without legacy tables: iptables is then neither loaded
+    nor imported.
+
+    Raises:
+        FirewallError: one or both drivers failed (all messages joined).
+    """
+    validate_network_name(network)
+    from .iptables import IptablesDriver
+    from .nftables import NftablesDriver
+
+    drivers: list[FirewallDriver] = [
+        NftablesDriver(nft_lock_path) if nft_lock_path else NftablesDriver(),
+        IptablesDriver(xtables_lock_path) if xtables_lock_path else IptablesDriver(),
+    ]
+    errors: list[FirewallError] = []
+    for drv in drivers:
+        try:
+            drv.teardown_network(network)
+        except FirewallError as exc:
+            errors.append(exc)
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise FirewallError(
+            f"failed to tear down firewall for network {network!r} with {len(errors)} drivers",
+            "; ".join(str(e) for e in errors),
+        )

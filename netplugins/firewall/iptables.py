@@ -1,0 +1,258 @@
+"""iptables rendering (pure) and the driver that applies it through python-iptables.
+
+Layout, per IP family (IPv6 only for networks with an IPv6 subnet)::
+
+    filter:  -A FORWARD -m comment --comment netctl -j NETCTL-FORWARD        (inserted first)
+             -A NETCTL-FORWARD -i <br> ... -j NETCTL-GUARD-<hash8>   (internal networks)
+             -A NETCTL-FORWARD -o <br> ... -j NETCTL-IN-<hash8>
+             -A NETCTL-FORWARD -i <br> ... -j NETCTL-OUT-<hash8>     (other networks)
+    nat:     -A POSTROUTING -m comment --comment netctl -j NETCTL-POSTROUTING
+             -A NETCTL-POSTROUTING -s <subnet> ! -d 224.0.0.0/4 ! -o <br> ... -j MASQUERADE
+
+The jumps in NETCTL-FORWARD are kept in guard / in / out groups (plan.py explains
+why the order matters). python-iptables drives the LEGACY tables (libiptc): on an
+nf_tables host these rules are visible with ``iptables-legacy-save`` only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from .errors import FirewallError
+from .lock import DEFAULT_XTABLES_LOCK, file_lock
+from .plan import ChainRole, NetworkPolicy, Rule, Ruleset, plan_network, validate_network_name
+
+FORWARD_CHAIN = "NETCTL-FORWARD"
+POSTROUTING_CHAIN = "NETCTL-POSTROUTING"
+#: comment of the two skeleton jumps (no ``net=``: they belong to no network)
+SKELETON_TAG = "netctl"
+#: skeleton chain -> (table, built-in chain that jumps to it, insert first?)
+SKELETON = {
+    FORWARD_CHAIN: ("filter", "FORWARD", True),
+    POSTROUTING_CHAIN: ("nat", "POSTROUTING", False),
+}
+#: dispatch group of a per-network chain in NETCTL-FORWARD
+GROUPS: dict[str, int] = {"GUARD": 0, "IN": 1, "OUT": 2}
+_VERDICTS = {"accept": "ACCEPT", "drop": "DROP", "return": "RETURN", "masquerade": "MASQUERADE"}
+_NO_QUOTE = set("_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def ipt_chain(role: ChainRole, net_hash: str) -> str:
+    """Per-network chain name, e.g. ``NETCTL-IN-1a2b3c4d`` (at most 21 of the 28 chars)."""
+    return f"NETCTL-{role.upper()}-{net_hash}"
+
+
+def dispatch_group(target: str) -> int:
+    """Where a jump belongs in NETCTL-FORWARD: 0 guard, 1 in (and anything foreign), 2 out."""
+    parts = target.split("-")
+    if len(parts) == 3 and parts[0] == "NETCTL":
+        return GROUPS.get(parts[1], 1)
+    return 1
+
+
+def save_string(value: str) -> str:
+    """Quote like iptables-save (``xtables_save_string``): bare only for safe words."""
+    if value and set(value) <= _NO_QUOTE:
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass(frozen=True)
+class IptRule:
+    """One iptables rule in normalised form; ``save_line()`` prints it as iptables-save does."""
+
+    family: int
+    table: str
+    chain: str
+    src: str | None = None  # "10.0.0.0/24" or "!10.0.0.0/24"
+    dst: str | None = None
+    in_if: str | None = None  # "br0" or "!br0"
+    out_if: str | None = None
+    proto: str | None = None
+    #: (module, ((option, value), ...)) in order, e.g. ("conntrack", (("ctstate", "DNAT"),))
+    matches: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    target: str = ""
+
+    @property
+    def comment(self) -> str | None:
+        """The comment match's text (the owner tag), if any."""
+        for name, opts in self.matches:
+            if name == "comment":
+                return dict(opts).get("comment")
+        return None
+
+    def save_line(self) -> str:
+        """``-A CHAIN ...`` exactly as iptables-legacy-save prints it."""
+        words = [f"-A {self.chain}"]
+        for flag, val in (("-s", self.src), ("-d", self.dst), ("-i", self.in_if), ("-o", self.out_if), ("-p", self.proto)):
+            if val:
+                words.append(f"! {flag} {val[1:]}" if val.startswith("!") else f"{flag} {val}")
+        for name, opts in self.matches:
+            words.append(f"-m {name}")
+            for key, val in opts:
+                words.append(f"--{key} {save_string(val) if name == 'comment' else val}")
+        words.append(f"-j {self.target}")
+        return " ".join(words)
+
+
+@dataclass(frozen=True)
+class IptablesPlan:
+    """A network's chains and rules, for every family it needs."""
+
+    #: (family, table, chain) of the per-network chains to create
+    chains: tuple[tuple[int, str, str], ...]
+    #: per-network chain rules, dispatch jumps (NETCTL-FORWARD) and NAT rules, in order
+    rules: tuple[IptRule, ...]
+    families: tuple[int, ...]
+
+
+def _addr(value: str, negate: bool) -> str:
+    net = ipaddress.ip_network(value)
+    return ("!" if negate else "") + f"{net.network_address}/{net.prefixlen}"
+
+
+def convert_rule(rule: Rule, family: int, table: str, chain: str) -> IptRule:
+    """A plan rule as an iptables rule of one family.
+
+    Raises:
+        FirewallError: the rule needs two conditions on the same field (one iptables rule
+            holds one ``-s``/``-d``/``-i``/``-o``).
+    """
+    fields: dict[str, str] = {}
+    matches: list[tuple[str, tuple[tuple[str, str], ...]]] = []
+
+    def put(key: str, val: str) -> None:
+        if key in fields:
+            raise FirewallError(f"iptables: rule needs two {key} conditions: {rule}")
+        fields[key] = val
+
+    for m in rule.matches:
+        neg = "!" if m.negate else ""
+        if m.kind == "iif":
+            put("in_if", neg + m.value)
+        elif m.kind == "oif":
+            put("out_if", neg + m.value)
+        elif m.kind == "saddr":
+            put("src", _addr(m.value, m.negate))
+        elif m.kind == "daddr":
+            put("dst", _addr(m.value, m.negate))
+        elif m.kind == "ct_state" and not m.negate:
+            # iptables-save prints states in kernel bit order, RELATED before ESTABLISHED
+            states = {s.upper() for s in m.value.split(",")}
+            order = ["INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED", "SNAT", "DNAT"]
+            matches.append(("conntrack", (("ctstate", ",".join(s for s in order if s in states)),)))
+        elif m.kind == "ct_dnat" and not m.negate:
+            matches.append(("conntrack", (("ctstate", "DNAT"),)))
+        else:
+            raise FirewallError(f"iptables: unsupported match {m}")
+    matches.append(("comment", (("comment", rule.comment),)))
+    return IptRule(family, table, chain, matches=tuple(matches), target=_VERDICTS[rule.verdict], **fields)
+
+
+def render_iptables(rs: Ruleset) -> IptablesPlan:
+    """The iptables form of a ruleset (pure)."""
+    chains: list[tuple[int, str, str]] = []
+    rules: list[IptRule] = []
+    for fam in rs.families:
+        for ch in rs.chains:
+            body = [r for r in ch.rules if r.family in (None, fam)]
+            if ch.role == "nat":
+                rules += [convert_rule(r, fam, "nat", POSTROUTING_CHAIN) for r in body]
+                continue
+            name = ipt_chain(ch.role, rs.hash)
+            chains.append((fam, "filter", name))
+            rules += [convert_rule(r, fam, "filter", name) for r in body]
+            side = {"out_if": rs.bridge} if ch.role == "in" else {"in_if": rs.bridge}
+            rules.append(
+                IptRule(fam, "filter", FORWARD_CHAIN, matches=(("comment", (("comment", rs.tag),)),), target=name, **side)
+            )
+    return IptablesPlan(tuple(chains), tuple(rules), rs.families)
+
+
+def skeleton_rules(plan: IptablesPlan) -> list[IptRule]:
+    """The jumps from the built-in chains that a plan needs."""
+    out = []
+    for fam in plan.families:
+        for chain, (table, builtin, _first) in SKELETON.items():
+            if any(r.family == fam and r.chain == chain for r in plan.rules):
+                tag = (("comment", (("comment", SKELETON_TAG),)),)
+                out.append(IptRule(fam, table, builtin, matches=tag, target=chain))
+    return out
+
+
+def render_save(plan: IptablesPlan) -> str:
+    """iptables-save style text of a plan, one section per family and table (golden files)."""
+    lines: list[str] = []
+    for fam in plan.families:
+        for table in ("filter", "nat"):
+            rules = [r for r in skeleton_rules(plan) + list(plan.rules) if r.family == fam and r.table == table]
+            if not rules:
+                continue
+            lines.append(f"*ipv{fam} {table}")
+            names = [c for f, t, c in plan.chains if f == fam and t == table]
+            skel = [c for c, (t, _b, _f) in SKELETON.items() if t == table]
+            lines += [f":{c}" for c in skel + names]
+            # grouped by chain like iptables-save: built-in jumps, dispatch, per-network
+            order = {c: i for i, c in enumerate(["FORWARD", "POSTROUTING", *skel, *names])}
+            rules.sort(key=lambda r: (order.get(r.chain, len(order)), dispatch_group(r.target) if r.chain == FORWARD_CHAIN else 0))
+            lines += [r.save_line() for r in rules]
+    return "\n".join(lines) + "\n"
+
+
+class IptablesDriver:
+    """Applies rulesets to the legacy iptables tables of the current network namespace."""
+
+    name = "iptables"
+
+    def __init__(self, lock_path: str = DEFAULT_XTABLES_LOCK) -> None:
+        self.lock_path = lock_path
+
+    def setup_network(self, policy: NetworkPolicy) -> None:
+        """Install (or replace) a network's rules; one libiptc commit per table and family.
+
+        Raises:
+            FirewallError: python-iptables is unusable or libiptc refused a commit.
+        """
+        from . import iptc_table  # lazy: imports python-iptables (~150 ms and more)
+
+        plan = render_iptables(plan_network(policy))
+        with file_lock(self.lock_path):
+            for fam in sorted(set(plan.families) | iptc_table.loaded_families()):
+                iptc_table.sync_family(fam, policy.name, plan if fam in plan.families else None)
+
+    def teardown_network(self, network: str) -> None:
+        """Remove every rule and chain tagged for ``network``; absent is success.
+
+        Raises:
+            FirewallError: bad name, or libiptc refused a commit.
+        """
+        validate_network_name(network)
+        from . import iptc_table
+
+        families = iptc_table.loaded_families()
+        if not families:
+            return  # no legacy table in this namespace: nothing of ours, and iptc stays unloaded
+        with file_lock(self.lock_path):
+            for fam in sorted(families):
+                iptc_table.sync_family(fam, network, None)
+
+    def check_network(self, policy: NetworkPolicy) -> list[str]:
+        """What differs from the policy's rules (``[]`` = in sync).
+
+        Raises:
+            FirewallError: python-iptables is unusable.
+        """
+        from . import iptc_table
+
+        return iptc_table.check(render_iptables(plan_network(policy)), policy.name)
+
+    def list_networks(self) -> set[str]:
+        """Names of networks with tagged rules in filter/nat (for GC).
+
+        Raises:
+            FirewallError: python-iptables is unusable.
+        """
+        from . import iptc_table
+
+        return iptc_table.list_networks()

@@ -1,0 +1,276 @@
+"""The libiptc side of the iptables driver: read, edit and commit legacy tables.
+
+Only ``iptables.IptablesDriver`` imports this module, and only inside its methods;
+python-iptables itself is imported inside the functions here because it costs
+~150-350 ms, and teardown on a host without legacy tables must not pay that.
+Callers hold the xtables lock around every function that commits.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from .errors import FirewallError
+from .iptables import (
+    FORWARD_CHAIN,
+    GROUPS,
+    SKELETON,
+    IptablesPlan,
+    IptRule,
+    dispatch_group,
+    skeleton_rules,
+)
+from .plan import network_hash, parse_owner
+
+TABLES = ("filter", "nat")
+
+
+def loaded_families() -> set[int]:
+    """Families whose filter or nat legacy table exists in this namespace (read from /proc)."""
+    found = set()
+    for fam, path in ((4, "/proc/net/ip_tables_names"), (6, "/proc/net/ip6_tables_names")):
+        try:
+            with open(path) as fh:
+                names = set(fh.read().split())
+        except OSError:
+            continue
+        if names & set(TABLES):
+            found.add(fam)
+    return found
+
+
+def _iptc() -> Any:
+    try:
+        import iptc  # type: ignore[import-untyped]
+    except Exception as exc:  # the binding raises plain Exceptions when libxtables is missing
+        raise FirewallError("iptables driver: python-iptables cannot be loaded", str(exc)) from None
+    return iptc
+
+
+def _table(fam: int, name: str) -> Any:
+    iptc = _iptc()
+    cls = iptc.Table if fam == 4 else iptc.Table6
+    try:
+        table = cls(name, autocommit=False)
+        table.refresh()  # the binding caches tables; always start from the kernel's state
+    except iptc.IPTCError as exc:
+        raise FirewallError(f"iptables: cannot open the IPv{fam} {name} table", str(exc)) from None
+    return table
+
+
+def _norm_addr(value: str | None, fam: int) -> str | None:
+    """``10.0.0.0/255.255.255.0`` (libiptc) -> ``10.0.0.0/24``; any address -> ``None``."""
+    if not value:
+        return None
+    neg = value.startswith("!")
+    addr, _, mask = value.lstrip("!").partition("/")
+    if mask and not mask.isdigit():
+        mask = str(bin(int(ipaddress.ip_address(mask))).count("1"))
+    prefix = int(mask) if mask else (32 if fam == 4 else 128)
+    if prefix == 0:
+        return None
+    return ("!" if neg else "") + f"{addr}/{prefix}"
+
+
+def from_iptc(rule: Any, fam: int, table: str, chain: str) -> IptRule:
+    """A live libiptc rule in the normalised form of ``IptRule``."""
+    matches = []
+    for m in rule.matches:
+        params = m.get_all_parameters()
+        matches.append((m.name, tuple((k, " ".join(v)) for k, v in params.items())))
+    return IptRule(
+        fam,
+        table,
+        chain,
+        src=_norm_addr(rule.src, fam),
+        dst=_norm_addr(rule.dst, fam),
+        in_if=rule.in_interface or None,
+        out_if=rule.out_interface or None,
+        proto=rule.protocol or None,
+        matches=tuple(matches),
+        target=rule.target.name if rule.target else "",
+    )
+
+
+def to_iptc(r: IptRule) -> Any:
+    """An ``IptRule`` as a python-iptables rule object."""
+    iptc = _iptc()
+    rule = iptc.Rule() if r.family == 4 else iptc.Rule6()
+    if r.src:
+        rule.src = r.src
+    if r.dst:
+        rule.dst = r.dst
+    if r.in_if:
+        rule.in_interface = r.in_if
+    if r.out_if:
+        rule.out_interface = r.out_if
+    for name, opts in r.matches:
+        m = rule.create_match(name)
+        for key, val in opts:
+            setattr(m, key.replace("-", "_"), val)
+    rule.create_target(r.target)
+    return rule
+
+
+def _live(table: Any, fam: int) -> dict[str, list[tuple[IptRule, Any]]]:
+    """Chain name -> [(normalised rule, libiptc rule)] for every chain of ``table``."""
+    return {
+        ch.name: [(from_iptc(r, fam, table.name, ch.name), r) for r in ch.rules] for ch in table.chains
+    }
+
+
+def _remove_owned(table: Any, live: dict[str, list[tuple[IptRule, Any]]], network: str) -> bool:
+    """Delete the network's tagged rules and chains from ``table`` (uncommitted)."""
+    def mine(r: IptRule) -> bool:
+        owner = parse_owner(r.comment)
+        return owner is not None and owner.network == network
+
+    h = network_hash(network)
+    doomed = {f"NETCTL-{g}-{h}" for g in GROUPS} & set(live)
+    for name, rules in live.items():
+        # a chain holding only the network's rules is its own, whatever naming made it
+        if name not in SKELETON and not table.builtin_chain(name) and rules and all(mine(r) for r, _ in rules):
+            doomed.add(name)
+    iptc = _iptc()
+    changed = False
+    for name, rules in live.items():
+        if name in doomed:
+            continue
+        for norm, raw in rules:
+            if mine(norm):
+                iptc.Chain(table, name).delete_rule(raw)
+                changed = True
+    # flush all first: one doomed chain may jump to another
+    for name in sorted(doomed):
+        table.flush_entries(name)
+    for name in sorted(doomed):
+        table.delete_chain(name)
+    return changed or bool(doomed)
+
+
+def _prune_skeleton(table: Any) -> bool:
+    """Drop NETCTL-FORWARD/NETCTL-POSTROUTING and their jumps once they are empty."""
+    changed = False
+    for chain, (tname, builtin, _first) in SKELETON.items():
+        if tname != table.name or not table.is_chain(chain):
+            continue
+        iptc = _iptc()
+        if iptc.Chain(table, chain).rules:
+            continue
+        base = iptc.Chain(table, builtin)
+        for r in base.rules:
+            if r.target and r.target.name == chain:
+                base.delete_rule(r)
+        table.flush_entries(chain)
+        table.delete_chain(chain)
+        changed = True
+    return changed
+
+
+def _add_plan(table: Any, plan: IptablesPlan, fam: int) -> None:
+    """Create the plan's chains and rules for one family and table (uncommitted)."""
+    iptc = _iptc()
+    for f, tname, name in plan.chains:
+        if f == fam and tname == table.name:
+            table.create_chain(name)
+    for skel in skeleton_rules(plan):
+        if skel.family != fam or skel.table != table.name:
+            continue
+        if not table.is_chain(skel.target):
+            table.create_chain(skel.target)
+        builtin = iptc.Chain(table, skel.chain)
+        if not any(r.target and r.target.name == skel.target for r in builtin.rules):
+            if SKELETON[skel.target][2]:
+                builtin.insert_rule(to_iptc(skel), 0)
+            else:
+                builtin.append_rule(to_iptc(skel))
+    for r in plan.rules:
+        if r.family != fam or r.table != table.name:
+            continue
+        chain = iptc.Chain(table, r.chain)
+        if r.chain == FORWARD_CHAIN:
+            # keep the guard / in / out groups in order (plan.py: why the order matters)
+            group = dispatch_group(r.target)
+            pos = sum(1 for x in chain.rules if x.target and dispatch_group(x.target.name) <= group)
+            chain.insert_rule(to_iptc(r), pos)
+        else:
+            chain.append_rule(to_iptc(r))
+
+
+def sync_family(fam: int, network: str, plan: IptablesPlan | None) -> None:
+    """Make one family's filter and nat tables hold exactly ``plan`` for ``network``.
+
+    ``plan=None`` removes the network. Each table is one libiptc commit, skipped when
+    nothing changed. The caller holds the xtables lock.
+
+    Raises:
+        FirewallError: libiptc refused an edit or the commit.
+    """
+    iptc = _iptc()
+    for tname in TABLES:
+        wanted = plan is not None and any(r.family == fam and r.table == tname for r in plan.rules)
+        table = _table(fam, tname)
+        try:
+            changed = _remove_owned(table, _live(table, fam), network)
+            if wanted:
+                assert plan is not None
+                _add_plan(table, plan, fam)
+                changed = True
+            changed = _prune_skeleton(table) or changed
+            if changed:
+                table.commit()
+        except iptc.IPTCError as exc:
+            raise FirewallError(f"iptables: cannot update the IPv{fam} {tname} table for network {network!r}", str(exc)) from None
+        finally:
+            table.refresh()  # drop anything uncommitted from the cached handle
+
+
+def check(plan: IptablesPlan, network: str) -> list[str]:
+    """Differences between the live tables and ``plan`` for ``network`` (``[]`` = in sync)."""
+    problems: list[str] = []
+    want_chains = {(f, t, c) for f, t, c in plan.chains}
+    for fam in sorted(set(plan.families) | loaded_families()):
+        for tname in TABLES:
+            live = _live(_table(fam, tname), fam)
+            where = f"IPv{fam} {tname}"
+            want = [r for r in skeleton_rules(plan) + list(plan.rules) if r.family == fam and r.table == tname]
+            for f, t, name in sorted(want_chains):
+                if f == fam and t == tname and name not in live:
+                    problems.append(f"{where}: chain {name} is missing")
+            by_chain: dict[str, list[str]] = {}
+            for r in want:
+                by_chain.setdefault(r.chain, []).append(r.save_line())
+            for chain, lines in by_chain.items():
+                got = [n.save_line() for n, _ in live.get(chain, [])]
+                problems += [f"{where}: rule missing: {line}" for line in lines if line not in got]
+                owned_chain = (fam, tname, chain) in want_chains
+                if owned_chain and [g for g in got if g in lines] != lines:
+                    problems.append(f"{where}: rules of chain {chain} are out of order")
+                if owned_chain:
+                    problems += [f"{where}: unexpected rule: {g}" for g in got if g not in lines]
+            groups = [dispatch_group(n.target) for n, _ in live.get(FORWARD_CHAIN, [])]
+            if groups != sorted(groups):
+                problems.append(f"{where}: jumps in {FORWARD_CHAIN} are not in guard/in/out order")
+            for chain, rules in live.items():
+                for norm, _ in rules:
+                    owner = parse_owner(norm.comment)
+                    if owner and owner.network == network and norm.save_line() not in by_chain.get(chain, []):
+                        if (fam, tname, chain) not in want_chains:
+                            problems.append(f"{where}: stale rule: {norm.save_line()}")
+    return problems
+
+
+def list_networks() -> set[str]:
+    """Network names in the owner tags of every rule of the loaded filter/nat tables."""
+    names: set[str] = set()
+    loaded = loaded_families()
+    for fam in sorted(loaded):
+        for tname in TABLES:
+            for rules in _live(_table(fam, tname), fam).values():
+                for norm, _ in rules:
+                    owner = parse_owner(norm.comment)
+                    if owner is not None:
+                        names.add(owner.network)
+    return names
+

@@ -1,0 +1,370 @@
+"""The ``bridge`` plugin: veth pair into a Linux bridge, gateway, per-network firewall.
+
+ADD builds in order and registers an undo after every step (ExitStack): bridge, IPAM,
+veth pair, container interface, gateway and forwarding, attachment record with the
+network's firewall rules on the first attachment, DNS names. Any failure undoes what was
+done. DEL runs every teardown step, carries on past errors and reports them at the end;
+it needs neither the namespace nor the interface (its records and the derived host veth
+name are enough). The last DEL of a network removes the network's rules.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack
+from typing import Any
+
+from ..cni import errors
+from ..cni.errors import CniError, ErrorList
+from ..cni.invoke import delegate, delegate_add
+from ..cni.skel import CmdArgs, PluginFuncs
+from ..cni.skel import main as skel_main
+from ..cni.types import IPConfig, Result
+from ..nl.netns import NetnsGone, entered, open_netns
+from .attachments import Attachments
+from .bridge_conf import BridgeConf, parse_bridge_conf
+from .bridge_plan import (
+    dns_names,
+    host_veth_name,
+    plan_gateways,
+    plan_result,
+    plan_routes,
+    route_gateway,
+    temp_peer_name,
+)
+
+KNOWN_ARGS = frozenset({"IP", "MAC", "K8S_POD_NAME", "K8S_POD_NAMESPACE",
+                        "K8S_POD_INFRA_CONTAINER_ID", "K8S_POD_UID"})
+
+
+# --- firewall -----------------------------------------------------------------------------
+
+def _policy(conf: BridgeConf, subnets: list[str]) -> Any:
+    from ..firewall.plan import NetworkPolicy
+
+    return NetworkPolicy(name=conf.name, bridge=conf.bridge, subnets=tuple(subnets),
+                         masquerade=conf.ip_masq, internal=conf.internal, isolate=conf.isolate)
+
+
+def _firewall_error(exc: Exception) -> CniError:
+    return CniError(errors.FIREWALL_FAILURE, "firewall rules could not be changed", str(exc))
+
+
+def _setup_firewall(conf: BridgeConf, subnets: list[str]) -> None:
+    from ..firewall.driver import get_driver
+    from ..firewall.errors import FirewallError
+
+    try:
+        get_driver(conf.firewall_driver).setup_network(_policy(conf, subnets))
+    except FirewallError as exc:
+        raise _firewall_error(exc) from None
+
+
+def _teardown_firewall(conf: BridgeConf) -> None:
+    """Both real drivers: an earlier version may have used the other one."""
+    from ..firewall.driver import teardown_network_everywhere
+    from ..firewall.errors import FirewallError
+
+    try:
+        teardown_network_everywhere(conf.name)
+    except FirewallError as exc:
+        raise _firewall_error(exc) from None
+
+
+def _subnets(ips: list[str]) -> list[str]:
+    import ipaddress
+
+    return sorted({str(ipaddress.ip_interface(a).network) for a in ips})
+
+
+# --- DNS ----------------------------------------------------------------------------------
+
+def _register_dns(conf: BridgeConf, args: CmdArgs, gateways: list[str], subnets: list[str],
+                  ips: list[str]) -> None:
+    """Tell dnsd this container's names and make sure dnsd listens on the gateway."""
+    assert conf.embedded_dns is not None
+    from dnsd import config as dnsconf
+    from dnsd import control
+
+    d = conf.embedded_dns.dir
+    names = list(dns_names(conf, args.container_id, args.args))
+    try:
+        dnsconf.write_network(d, conf.name, gateways, subnets, internal=conf.internal,
+                              upstreams=list(conf.embedded_dns.upstreams))
+        dnsconf.write_entry(d, conf.name, args.container_id, args.ifname, names,
+                            [a.split("/")[0] for a in ips if ":" not in a],
+                            [a.split("/")[0] for a in ips if ":" in a])
+        control.ensure_running(d)
+        control.reload(d)
+    except (OSError, ValueError) as exc:
+        raise CniError(errors.IO_FAILURE, "failed to register DNS names with dnsd", str(exc)) from None
+
+
+def _unregister_dns(conf: BridgeConf, args: CmdArgs) -> None:
+    assert conf.embedded_dns is not None
+    from dnsd import config as dnsconf
+    from dnsd import control
+
+    d = conf.embedded_dns.dir
+    dnsconf.remove_entry(d, conf.name, args.container_id, args.ifname)
+    if not dnsconf.network_has_entries(d, conf.name):
+        dnsconf.remove_network(d, conf.name)
+    control.reload(d)
+
+
+# --- ADD ----------------------------------------------------------------------------------
+
+def _ipam_add(conf: BridgeConf, args: CmdArgs, stack: ExitStack) -> Result:
+    if not conf.ipam_type:
+        return Result()
+    result = delegate_add(conf.ipam_type, args.stdin, args.env, args.path)
+    stack.callback(_quiet, delegate, conf.ipam_type, "DEL", args.stdin, args.env, args.path)
+    if not result.ips:
+        raise CniError(errors.INVALID_CONFIG, f"IPAM plugin {conf.ipam_type!r} returned no IP configuration")
+    return result
+
+
+def _quiet(fn: Any, *a: Any) -> None:
+    """Run an undo step; its failure must not hide the error that caused the rollback."""
+    try:
+        fn(*a)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def cmd_add(args: CmdArgs) -> Result:
+    """Attach the container to the bridge.
+
+    Raises:
+        CniError: 7 bad config, 104 bad namespace, 106 CNI_IFNAME exists, 103 IPAM not found,
+            101 netlink, 102 firewall, 5 state I/O; nothing is left behind.
+    """
+    conf = parse_bridge_conf(args.stdin, args.args)
+    from ..nl import sysctl
+    from ..nl.bridge import (
+        attach_port,
+        configure_container_iface,
+        create_veth,
+        delete_link,
+        ensure_bridge,
+        ensure_gateway,
+    )
+    from ..nl.links import iproute
+
+    try:
+        cfd = open_netns(args.netns)
+    except NetnsGone:
+        raise CniError(errors.INVALID_NETNS, f"failed to open netns {args.netns!r}: no such file") from None
+    host_name = host_veth_name(args.container_id, args.ifname)
+    peer_name = temp_peer_name(args.container_id, args.ifname)
+    with ExitStack() as stack, iproute() as ipr:
+        stack.callback(os.close, cfd)
+        # the spec: an existing CNI_IFNAME in the container is an error, before any change
+        with entered(args.netns), iproute() as cipr:
+            if cipr.link_lookup(ifname=args.ifname):
+                raise CniError(errors.IFACE_EXISTS,
+                               f"interface {args.ifname!r} already exists in netns {args.netns!r}")
+        br = ensure_bridge(ipr, conf.bridge, conf.mtu, conf.promisc)
+        ipam = _ipam_add(conf, args, stack)
+        ips, gateways = plan_gateways(conf, ipam.ips)
+        routes = plan_routes(conf, ips, ipam.routes)
+        create_veth(ipr, host_name, peer_name, cfd, conf.mtu)
+        stack.callback(_quiet, delete_link, ipr, host_name)
+        host = attach_port(ipr, host_name, br["index"], conf.hairpin, isolated=not conf.icc)
+        with entered(args.netns), iproute() as cipr:
+            cont = configure_container_iface(
+                cipr, peer_name, args.ifname, conf.mac,
+                [(ip.address, ip.gateway) for ip in ips],
+                [(r.dst, route_gateway(r, ips)) for r in routes])
+        for gw in gateways:
+            ensure_gateway(ipr, conf.bridge, br["index"], gw.cidr, conf.force_address)
+        if gateways:
+            try:
+                if any(g.family == 4 for g in gateways):
+                    sysctl.write("net/ipv4/ip_forward", "1")
+                if any(g.family == 6 for g in gateways):
+                    sysctl.write("net/ipv6/conf/all/forwarding", "1")
+            except OSError as exc:
+                raise CniError(errors.IO_FAILURE, "failed to enable IP forwarding", str(exc)) from None
+        addrs = [ip.address for ip in ips]
+        subnets = _subnets(addrs)
+        record = {"containerID": args.container_id, "ifname": args.ifname, "netns": args.netns,
+                  "bridge": conf.bridge, "hostVeth": host_name, "ips": addrs}
+        att = Attachments(conf.state_dir, conf.name)
+        try:
+            with att.locked():
+                first = att.count() == 0
+                att.put(args.container_id, args.ifname, record)
+                stack.callback(_undo_record, conf, att, args)
+                if first and subnets:
+                    _setup_firewall(conf, subnets)
+        except OSError as exc:
+            raise CniError(errors.IO_FAILURE, f"failed to record the attachment in {conf.state_dir!r}",
+                           str(exc)) from None
+        if conf.embedded_dns is not None and gateways:
+            stack.callback(_quiet, _unregister_dns, conf, args)
+            _register_dns(conf, args, [g.ip for g in gateways], subnets, addrs)
+        result = plan_result(conf, br.get_attr("IFLA_ADDRESS"), host_name,
+                             host.get_attr("IFLA_ADDRESS"), args.ifname, cont.get_attr("IFLA_ADDRESS"),
+                             args.netns, ips, routes, ipam.dns, gateways,
+                             int(cont.get_attr("IFLA_MTU") or 0))
+        stack.pop_all()
+        os.close(cfd)
+        return result
+
+
+def _undo_record(conf: BridgeConf, att: Attachments, args: CmdArgs) -> None:
+    """Rollback of the record step: drop the record and, if it was the last, the rules."""
+    with att.locked():
+        att.remove(args.container_id, args.ifname)
+        if att.count() == 0:
+            _quiet(_teardown_firewall, conf)
+
+
+# --- DEL ----------------------------------------------------------------------------------
+
+def cmd_del(args: CmdArgs) -> None:
+    """Detach: container interface, host veth, IPAM lease, DNS names, record, and the
+    network's rules after its last attachment. Carries on past failures.
+
+    Raises:
+        CniError: listing every step that failed (after all were tried).
+    """
+    conf = parse_bridge_conf(args.stdin, args.args)
+    from ..nl.bridge import delete_link
+    from ..nl.links import iproute
+
+    errs = ErrorList()
+    if args.netns:
+        try:
+            with entered(args.netns), iproute() as cipr:
+                delete_link(cipr, args.ifname)
+        except NetnsGone:
+            pass  # the namespace is gone: so is the interface in it
+        except CniError as err:
+            if err.code != errors.INVALID_NETNS:
+                errs.collect(err)
+    try:
+        with iproute() as ipr:
+            delete_link(ipr, host_veth_name(args.container_id, args.ifname))
+    except Exception as exc:  # noqa: BLE001
+        errs.collect(exc)
+    if conf.ipam_type:
+        try:
+            delegate(conf.ipam_type, "DEL", args.stdin, args.env, args.path)
+        except CniError as err:
+            errs.collect(err)
+    if conf.embedded_dns is not None:
+        try:
+            _unregister_dns(conf, args)
+        except Exception as exc:  # noqa: BLE001
+            errs.collect(exc)
+    att = Attachments(conf.state_dir, conf.name)
+    try:
+        with att.locked():
+            att.remove(args.container_id, args.ifname)
+            if att.count() == 0:
+                _teardown_firewall(conf)
+                att.cleanup_dir()
+    except Exception as exc:  # noqa: BLE001
+        errs.collect(exc)
+    errs.raise_if_any()
+
+
+# --- CHECK --------------------------------------------------------------------------------
+
+def cmd_check(args: CmdArgs) -> None:
+    """Verify what ADD built: IPAM, links, addresses, routes, bridge port, forwarding, rules.
+
+    Raises:
+        CniError: naming the first thing that is not as ADD left it.
+    """
+    conf = parse_bridge_conf(args.stdin, args.args)
+    prev = conf.net.prev_result
+    if prev is None:
+        raise CniError(errors.INVALID_CONFIG, "CHECK needs prevResult")
+    if conf.ipam_type:
+        delegate(conf.ipam_type, "CHECK", args.stdin, args.env, args.path)
+    from .bridge_check import check_attachment
+
+    problems = check_attachment(conf, args, prev)
+    if conf.ip_masq or conf.isolate or conf.internal:
+        ips = [ip.address for ip in prev.ips]
+        from ..firewall.driver import get_driver
+        from ..firewall.errors import FirewallError
+
+        try:
+            problems += get_driver(conf.firewall_driver).check_network(_policy(conf, _subnets(ips)))
+        except FirewallError as exc:
+            problems.append(f"firewall rules cannot be read: {exc}")
+    if Attachments(conf.state_dir, conf.name).get(args.container_id, args.ifname) is None:
+        problems.append(f"no attachment record for {args.container_id}/{args.ifname}")
+    if problems:
+        raise CniError(errors.NETLINK_FAILURE, problems[0], "; ".join(problems[1:]))
+
+
+# --- STATUS / GC --------------------------------------------------------------------------
+
+def cmd_status(args: CmdArgs) -> None:
+    """Ready when IPAM is (spec: STATUS is forwarded to the delegated IPAM)."""
+    conf = parse_bridge_conf(args.stdin, args.args)
+    if conf.ipam_type:
+        delegate(conf.ipam_type, "STATUS", args.stdin, args.env, args.path)
+
+
+def cmd_gc(args: CmdArgs) -> None:
+    """Release what belongs to attachments the runtime no longer knows: IPAM leases (by
+    forwarding GC), host veths, DNS names, records, and the network's rules if none remain.
+
+    Raises:
+        CniError: listing what could not be collected (after trying everything).
+    """
+    from ..cni.gc import valid_attachments
+    from ..nl.bridge import delete_link
+    from ..nl.links import iproute
+
+    conf = parse_bridge_conf(args.stdin, args.args)
+    valid = valid_attachments(args.stdin)
+    errs = ErrorList()
+    if conf.ipam_type:
+        try:
+            delegate(conf.ipam_type, "GC", args.stdin, args.env, args.path)
+        except CniError as err:
+            errs.collect(err)
+    att = Attachments(conf.state_dir, conf.name)
+    stale = [r for r in att.all() if (r.get("containerID"), r.get("ifname")) not in valid]
+    for rec in stale:
+        cid, ifname = str(rec.get("containerID")), str(rec.get("ifname"))
+        try:
+            with iproute() as ipr:
+                delete_link(ipr, host_veth_name(cid, ifname))
+            if conf.embedded_dns is not None:
+                fake = CmdArgs(command="DEL", container_id=cid, ifname=ifname)
+                _unregister_dns(conf, fake)
+            with att.locked():
+                att.remove(cid, ifname)
+        except Exception as exc:  # noqa: BLE001
+            errs.collect(exc)
+    try:
+        with att.locked():
+            if att.count() == 0:
+                _teardown_firewall(conf)
+                att.cleanup_dir()
+    except Exception as exc:  # noqa: BLE001
+        errs.collect(exc)
+    errs.raise_if_any()
+
+
+FUNCS = PluginFuncs(add=cmd_add, delete=cmd_del, check=cmd_check, status=cmd_status, gc=cmd_gc,
+                    about="netctl bridge plugin", known_args=KNOWN_ARGS)
+
+
+def main() -> None:
+    skel_main(FUNCS)
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["FUNCS", "IPConfig", "cmd_add", "cmd_check", "cmd_del", "cmd_gc", "cmd_status", "main"]

@@ -1,0 +1,161 @@
+"""Configuration of the ``bridge`` plugin: the reference's keys plus our extensions (pure).
+
+Reference keys: bridge, isGateway, isDefaultGateway, forceAddress, ipMasq, mtu, hairpinMode,
+promiscMode, ipam, dns; MAC from runtimeConfig.mac > args.cni.mac > CNI_ARGS MAC.
+Extensions (README "bridge plugin"): isolate, internal, icc, firewallDriver, stateDir,
+embeddedDNS. Unknown keys are tolerated.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..cni.errors import CniError, config_error
+from ..cni.netconf import NetConf, load_netconf
+from ..cni.types import DNS
+
+DEFAULT_BRIDGE = "cni0"
+DEFAULT_STATE_DIR = "/run/netctl/bridge"
+MAC_RE = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
+MIN_MTU, MAX_MTU = 68, 65535
+
+
+@dataclass(frozen=True)
+class EmbeddedDNS:
+    """Where dnsd's configuration lives and which upstreams this network forwards to."""
+
+    dir: str
+    upstreams: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BridgeConf:
+    """A parsed, validated bridge plugin configuration."""
+
+    net: NetConf
+    bridge: str = DEFAULT_BRIDGE
+    is_gateway: bool = False
+    is_default_gateway: bool = False
+    force_address: bool = False
+    ip_masq: bool = False
+    mtu: int = 0
+    hairpin: bool = False
+    promisc: bool = False
+    ipam_type: str = ""
+    dns: DNS = field(default_factory=DNS)
+    mac: str = ""
+    # extensions
+    isolate: bool = True
+    internal: bool = False
+    icc: bool = True
+    firewall_driver: str | None = None
+    state_dir: str = DEFAULT_STATE_DIR
+    embedded_dns: EmbeddedDNS | None = None
+
+    @property
+    def name(self) -> str:
+        return self.net.name
+
+
+def _bool(raw: dict[str, Any], key: str, default: bool) -> bool:
+    value = raw.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise config_error(f"invalid config: {key} must be true or false", repr(value))
+    return value
+
+
+def _pick_mac(net: NetConf, cni_args: dict[str, str]) -> str:
+    """runtimeConfig.mac > args.cni.mac > CNI_ARGS MAC (the reference's precedence)."""
+    for value, where in ((net.runtime_config.get("mac"), "runtimeConfig.mac"),
+                         (net.cni_args().get("mac"), "args.cni.mac"),
+                         (cni_args.get("MAC"), "CNI_ARGS MAC")):
+        if value:
+            if not isinstance(value, str) or not MAC_RE.match(value):
+                raise config_error(f"invalid MAC address {value!r} in {where}")
+            if int(value.split(":")[0], 16) & 1:
+                raise config_error(f"invalid MAC address {value!r} in {where}: it is a multicast address")
+            return value.lower()
+    return ""
+
+
+def parse_bridge_conf(stdin: bytes, cni_args: dict[str, str] | None = None) -> BridgeConf:
+    """Parse and validate the plugin config.
+
+    Raises:
+        CniError: code 7 naming the offending key, 6 for undecodable input.
+    """
+    net = load_netconf(stdin)
+    raw = net.raw
+    bridge = raw.get("bridge", DEFAULT_BRIDGE) or DEFAULT_BRIDGE
+    if not isinstance(bridge, str) or len(bridge) > 15 or "/" in bridge or " " in bridge:
+        raise config_error(f"invalid config: bridge name {bridge!r} is not a valid interface name")
+    mtu = raw.get("mtu", 0) or 0
+    if not isinstance(mtu, int) or isinstance(mtu, bool) or (mtu and not MIN_MTU <= mtu <= MAX_MTU):
+        raise config_error(f"invalid config: mtu {mtu!r} is out of range",
+                           f"it must be between {MIN_MTU} and {MAX_MTU}")
+    hairpin = _bool(raw, "hairpinMode", False)
+    promisc = _bool(raw, "promiscMode", False)
+    if hairpin and promisc:
+        raise config_error("invalid config: cannot set hairpin mode and promiscuous mode at the same time")
+    is_default_gw = _bool(raw, "isDefaultGateway", False)
+    ipam = raw.get("ipam") or {}
+    if not isinstance(ipam, dict):
+        raise config_error("invalid config: ipam must be an object")
+    ipam_type = ipam.get("type", "") or ""
+    if not isinstance(ipam_type, str):
+        raise config_error("invalid config: ipam.type must be a string")
+    dns_raw = raw.get("dns")
+    if dns_raw is not None and not isinstance(dns_raw, dict):
+        raise config_error("invalid config: dns must be an object")
+    driver = raw.get("firewallDriver")
+    if driver not in (None, "", "nftables", "iptables", "none"):
+        raise config_error(f"invalid config: firewallDriver {driver!r}",
+                           "use nftables, iptables or none")
+    state_dir = raw.get("stateDir", DEFAULT_STATE_DIR) or DEFAULT_STATE_DIR
+    if not isinstance(state_dir, str) or not state_dir.startswith("/"):
+        raise config_error("invalid config: stateDir must be an absolute path")
+    edns = raw.get("embeddedDNS")
+    embedded = None
+    if edns is not None:
+        if not isinstance(edns, dict) or not isinstance(edns.get("dir"), str) or not edns["dir"].startswith("/"):
+            raise config_error("invalid config: embeddedDNS needs an absolute 'dir'")
+        ups = edns.get("upstreams") or []
+        if not isinstance(ups, list) or not all(isinstance(u, str) for u in ups):
+            raise config_error("invalid config: embeddedDNS.upstreams must be a list of addresses")
+        embedded = EmbeddedDNS(dir=edns["dir"], upstreams=tuple(ups))
+    internal = _bool(raw, "internal", False)
+    try:
+        dns = DNS.from_dict(dns_raw)
+    except (TypeError, AttributeError):
+        raise config_error("invalid config: dns has an invalid shape") from None
+    return BridgeConf(
+        net=net,
+        bridge=bridge,
+        is_gateway=_bool(raw, "isGateway", False) or is_default_gw,
+        is_default_gateway=is_default_gw,
+        force_address=_bool(raw, "forceAddress", False),
+        # an internal network never masquerades, whatever ipMasq says
+        ip_masq=_bool(raw, "ipMasq", False) and not internal,
+        mtu=mtu,
+        hairpin=hairpin,
+        promisc=promisc,
+        ipam_type=ipam_type,
+        dns=dns,
+        mac=_pick_mac(net, cni_args or {}),
+        isolate=_bool(raw, "isolate", True),
+        internal=internal,
+        icc=_bool(raw, "icc", True),
+        firewall_driver=driver or None,
+        state_dir=state_dir,
+        embedded_dns=embedded,
+    )
+
+
+def require(cond: bool, code: int, msg: str) -> None:
+    """Raises: CniError(code, msg) unless ``cond``."""
+    if not cond:
+        raise CniError(code, msg)

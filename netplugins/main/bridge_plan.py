@@ -1,0 +1,140 @@
+"""Pure planning for the bridge plugin: names, gateways, routes, the result, DNS names."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+
+from ..cni.types import DNS, Interface, IPConfig, Result, Route
+from .bridge_conf import BridgeConf
+
+
+def host_veth_name(container_id: str, ifname: str) -> str:
+    """``veth`` + 8 hex of a hash of (container ID, ifname): DEL finds it without the namespace.
+
+    15 characters fit IFNAMSIZ; 8 hex keep collisions negligible per host (like CNI's
+    uniqueID-derived names).
+    """
+    digest = hashlib.sha256(f"{container_id}\0{ifname}".encode()).hexdigest()
+    return f"veth{digest[:8]}"
+
+
+def temp_peer_name(container_id: str, ifname: str) -> str:
+    """Name of the container end while it is still in the host namespace (never CNI_IFNAME:
+    that could clash with a host interface such as eth0)."""
+    digest = hashlib.sha256(f"peer\0{container_id}\0{ifname}".encode()).hexdigest()
+    return f"tmp{digest[:8]}"
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """A gateway address to put on the bridge: ``cidr`` like "10.1.0.1/24"."""
+
+    cidr: str
+
+    @property
+    def ip(self) -> str:
+        return self.cidr.split("/", 1)[0]
+
+    @property
+    def family(self) -> int:
+        return 6 if ":" in self.cidr else 4
+
+
+def plan_gateways(conf: BridgeConf, ips: tuple[IPConfig, ...]) -> tuple[tuple[IPConfig, ...], tuple[Gateway, ...]]:
+    """Fill in each address's gateway (network + 1 when IPAM gave none and isGateway), and
+    the gateway addresses the bridge must carry (reference calcGateways)."""
+    out_ips = []
+    gateways: list[Gateway] = []
+    for ip in ips:
+        iface = ipaddress.ip_interface(ip.address)
+        gw = ip.gateway
+        if not gw and conf.is_gateway:
+            gw = str(iface.network.network_address + 1)
+        out_ips.append(IPConfig(address=ip.address, gateway=gw, interface=2))
+        if conf.is_gateway and gw:
+            cidr = f"{gw}/{iface.network.prefixlen}"
+            if all(g.cidr != cidr for g in gateways):
+                gateways.append(Gateway(cidr))
+    return tuple(out_ips), tuple(gateways)
+
+
+def plan_routes(conf: BridgeConf, ips: tuple[IPConfig, ...], routes: tuple[Route, ...]) -> tuple[Route, ...]:
+    """IPAM routes, plus a default route per family when isDefaultGateway and none has a gw."""
+    out = list(routes)
+    if conf.is_default_gateway:
+        for family, default in ((4, "0.0.0.0/0"), (6, "::/0")):
+            gw = next((ip.gateway for ip in ips if ip.family == family and ip.gateway), None)
+            if gw is None:
+                continue
+            if any(r.dst == default and r.gw for r in out):
+                continue
+            out = [r for r in out if r.dst != default]
+            out.append(Route(dst=default, gw=gw))
+    return tuple(out)
+
+
+def route_gateway(route: Route, ips: tuple[IPConfig, ...]) -> str | None:
+    """The next hop for ``route``: its own gw, else the same-family address gateway
+    (reference ConfigureIface)."""
+    if route.gw:
+        return route.gw
+    family = 6 if ":" in route.dst else 4
+    return next((ip.gateway for ip in ips if ip.family == family and ip.gateway), None)
+
+
+def dns_names(conf: BridgeConf, container_id: str, cni_args: dict[str, str]) -> tuple[str, ...]:
+    """Names the container answers to on this network, most specific first, deduplicated:
+    the pod/container name (K8S_POD_NAME, as podman and containerd send), the aliases for
+    this network (runtimeConfig.aliases keyed by network, or a plain list), the hostname,
+    and the 12-character short ID (Docker's DNSNames order)."""
+    names: list[str] = []
+    pod = cni_args.get("K8S_POD_NAME", "")
+    if pod:
+        names.append(pod)
+    aliases = conf.net.runtime_config.get("aliases")
+    if isinstance(aliases, dict):
+        aliases = aliases.get(conf.name)
+    for alias in aliases or ():
+        if isinstance(alias, str):
+            names.append(alias)
+    cni = conf.net.cni_args()
+    for alias in cni.get("aliases") or ():
+        if isinstance(alias, str):
+            names.append(alias)
+    hostname = cni.get("hostname")
+    if isinstance(hostname, str) and hostname:
+        names.append(hostname)
+    names.append(container_id[:12])
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        key = name.lower()
+        # a name with spaces or empty labels is not a DNS name (netavark 1.15 skips them too)
+        if not name or " " in name or ".." in name or key in seen:
+            continue
+        seen.add(key)
+        out.append(name)
+    return tuple(out)
+
+
+def plan_result(conf: BridgeConf, bridge_mac: str, host_veth: str, host_mac: str,
+                ifname: str, cont_mac: str, netns: str, ips: tuple[IPConfig, ...],
+                routes: tuple[Route, ...], ipam_dns: DNS, gateways: tuple[Gateway, ...],
+                mtu: int) -> Result:
+    """The ADD result: [bridge, host veth, container interface], addresses on index 2."""
+    dns = ipam_dns if conf.dns.is_empty() else conf.dns
+    if conf.embedded_dns is not None and gateways:
+        # the network's gateway answers for container names (dnsname's contract)
+        servers = tuple(g.ip for g in gateways) + tuple(
+            s for s in dns.nameservers if s not in {g.ip for g in gateways})
+        dns = DNS(nameservers=servers, domain=dns.domain, search=dns.search, options=dns.options)
+    return Result(
+        interfaces=(Interface(name=conf.bridge, mac=bridge_mac),
+                    Interface(name=host_veth, mac=host_mac),
+                    Interface(name=ifname, mac=cont_mac, sandbox=netns, mtu=mtu)),
+        ips=ips,
+        routes=routes,
+        dns=dns,
+    )
