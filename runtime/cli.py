@@ -1,17 +1,32 @@
-"""``netctl``: networks and containers like ``docker network``, driven through CNI."""
+"""``netctl``: networks and containers like ``docker network``, driven through CNI.
+
+Networks at the top level (create, connect, disconnect, inspect, ls, rm, prune), also as
+``netctl network VERB``; containers with run, exec, ps, stop, ``container rm``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from .commands import plugins
+from .commands import containers, networks, plugins
+from .errors import NetctlError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="netctl", description=__doc__)
-    sub = parser.add_subparsers(dest="cmd", required=True)
+    parser = argparse.ArgumentParser(prog="netctl", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    networks.add_parsers(sub)
+    net = sub.add_parser("network", help="network verbs (same as the top-level ones)")
+    networks.add_parsers(net.add_subparsers(dest="network_cmd", required=True))
+    containers.add_parsers(sub)
     plugins.add_parser(sub)
+    try:
+        from .commands import demo
+
+        demo.add_parser(sub)
+    except ImportError:
+        pass
     return parser
 
 
@@ -20,6 +35,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         code = args.func(args)
+    except NetctlError as exc:
+        print(f"Error: {exc.msg}", file=sys.stderr)
+        code = exc.code
     except KeyboardInterrupt:
         code = 130
     sys.exit(code)

@@ -1,0 +1,182 @@
+"""Network verbs at the top level (the user's card): create, connect, disconnect, inspect,
+ls, rm, prune; also reachable as ``netctl network VERB``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..context import Context
+from ..errors import NetctlError
+from ..format import render
+from ..inspect import container_json, network_json
+
+
+def _kv(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise NetctlError(f"invalid {what} {item!r}: use KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("create", help="create a network")
+    p.add_argument("-d", "--driver", default="bridge")
+    p.add_argument("--subnet", action="append", default=[])
+    p.add_argument("--gateway", action="append", default=[])
+    p.add_argument("--ip-range", default="")
+    p.add_argument("--ipv6", action="store_true")
+    p.add_argument("--internal", action="store_true")
+    p.add_argument("--disable-dns", action="store_true")
+    p.add_argument("-o", "--opt", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_create)
+
+    p = sub.add_parser("connect", help="connect a running container to a network")
+    p.add_argument("--ip", default="")
+    p.add_argument("--alias", action="append", default=[])
+    p.add_argument("network")
+    p.add_argument("container")
+    p.set_defaults(func=cmd_connect)
+
+    p = sub.add_parser("disconnect", help="disconnect a container from a network")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("network")
+    p.add_argument("container")
+    p.set_defaults(func=cmd_disconnect)
+
+    p = sub.add_parser("inspect", help="show networks or containers as JSON")
+    p.add_argument("-f", "--format", default="")
+    p.add_argument("names", nargs="+")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("ls", help="list networks")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--format", default="")
+    p.add_argument("--no-status", action="store_true", help="skip the CNI STATUS column")
+    p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("rm", help="remove networks")
+    p.add_argument("names", nargs="+")
+    p.set_defaults(func=cmd_rm)
+
+    p = sub.add_parser("prune", help="remove all unused networks")
+    p.add_argument("-f", "--force", action="store_true")
+    p.set_defaults(func=cmd_prune)
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    from ..networks import create_network, ensure_builtin
+
+    ctx = Context.create()
+    if args.driver != "bridge":
+        raise NetctlError(f"unsupported network driver {args.driver!r}: only bridge networks can be created")
+    with ctx.state.locked():
+        ensure_builtin(ctx)
+        net = create_network(ctx, args.name, subnets=args.subnet, gateways=args.gateway,
+                             ip_range=args.ip_range, ipv6=args.ipv6, internal=args.internal,
+                             disable_dns=args.disable_dns, options=_kv(args.opt, "option"),
+                             labels=_kv(args.label, "label"))
+    print(net.id)
+    return 0
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    from ..containers import connect
+
+    connect(Context.create(), args.network, args.container, args.ip, args.alias)
+    return 0
+
+
+def cmd_disconnect(args: argparse.Namespace) -> int:
+    from ..containers import disconnect
+
+    disconnect(Context.create(), args.network, args.container, args.force)
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from ..containers import alive
+    from ..networks import ensure_builtin
+
+    ctx = Context.create()
+    with ctx.state.locked():
+        ensure_builtin(ctx)
+    containers = ctx.state.containers()
+    nets = {n.name: n for n in ctx.state.networks()}
+    out = []
+    for name in args.names:
+        net = ctx.state.find_network(name)
+        if net is not None:
+            out.append(network_json(net, containers))
+            continue
+        c = ctx.state.find_container(name)
+        if c is not None:
+            out.append(container_json(c, nets, alive(c)))
+            continue
+        raise NetctlError(f"no such network or container: {name}")
+    if args.format:
+        for obj in out:
+            print(render(args.format, obj))
+    else:
+        print(json.dumps(out, indent=4))
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from ..networks import ensure_builtin, load_conflist
+
+    ctx = Context.create()
+    with ctx.state.locked():
+        ensure_builtin(ctx)
+    nets = ctx.state.networks()
+    if args.quiet:
+        for n in nets:
+            print(n.id[:12])
+        return 0
+    containers = ctx.state.containers()
+    if args.format:
+        for n in nets:
+            print(render(args.format, network_json(n, containers)))
+        return 0
+    rows = [("NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET", "STATUS")]
+    for n in nets:
+        status = "" if args.no_status or n.driver != "bridge" else ctx.cni.status(load_conflist(ctx, n))
+        rows.append((n.id[:12], n.name, {"null": "null"}.get(n.driver, n.driver), "local",
+                     ",".join(s.subnet for s in n.subnets), status))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("   ".join(col.ljust(w) for col, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    from ..networks import remove_network
+
+    ctx = Context.create()
+    failed = False
+    for name in args.names:
+        try:
+            with ctx.state.locked():
+                print(remove_network(ctx, name))
+        except NetctlError as exc:
+            print(f"Error: {exc.msg}", file=__import__("sys").stderr)
+            failed = True
+    return 1 if failed else 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from ..networks import prune_networks
+
+    ctx = Context.create()
+    with ctx.state.locked():
+        removed = prune_networks(ctx)
+    if removed:
+        print("Deleted Networks:")
+        for name in removed:
+            print(name)
+    return 0

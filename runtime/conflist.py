@@ -1,0 +1,76 @@
+"""Network → CNI conflist (pure). The conflist is what any CNI runtime can use."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from .models import Network
+from .paths import Paths
+
+CNI_VERSION = "1.1.0"
+LOOPBACK_NETWORK = "netctl-loopback"
+
+
+def _range(subnet: str, gateway: str, ip_range: str) -> dict[str, str]:
+    entry: dict[str, str] = {"subnet": subnet}
+    if gateway:
+        entry["gateway"] = gateway
+    if ip_range:
+        net = ipaddress.ip_network(subnet)
+        rng = ipaddress.ip_network(ip_range)
+        start = rng.network_address if rng.network_address != net.network_address else net.network_address + 1
+        end = rng.broadcast_address
+        if net.version == 4 and end == net.broadcast_address:
+            end -= 1
+        entry["rangeStart"] = str(start)
+        entry["rangeEnd"] = str(end)
+    return entry
+
+
+def render(net: Network, paths: Paths, portmap: bool = True) -> dict[str, Any]:
+    """The conflist for ``net`` (bridge → portmap → the user's extra plugins)."""
+    if net.driver == "host":
+        plugins: list[dict[str, Any]] = [{"type": "host"}]
+    elif net.driver == "null":
+        plugins = [{"type": "loopback"}]
+    else:
+        ipam: dict[str, Any] = {
+            "type": "host-local",
+            "ranges": [[_range(s.subnet, s.gateway, s.ip_range)] for s in net.subnets],
+            "dataDir": paths.ipam,
+        }
+        if not net.internal:
+            routes = []
+            for s in net.subnets:
+                routes.append({"dst": "::/0" if ":" in s.subnet else "0.0.0.0/0"})
+            ipam["routes"] = routes
+        bridge: dict[str, Any] = {
+            "type": "bridge",
+            "bridge": net.bridge,
+            "isGateway": True,
+            "isDefaultGateway": not net.internal,
+            "ipMasq": net.masquerade and not net.internal,
+            "hairpinMode": True,
+            "internal": net.internal,
+            "icc": net.icc,
+            "isolate": True,
+            "stateDir": paths.bridge_state,
+            "capabilities": {"ips": True, "mac": True, "aliases": True},
+            "ipam": ipam,
+        }
+        if net.mtu:
+            bridge["mtu"] = net.mtu
+        if net.dns:
+            bridge["embeddedDNS"] = {"dir": paths.dnsd}
+        plugins = [bridge]
+        if portmap:
+            plugins.append({"type": "portmap", "capabilities": {"portMappings": True},
+                            "stateDir": paths.bridge_state})
+    plugins.extend(net.extra_plugins)
+    return {"cniVersion": CNI_VERSION, "name": net.name, "plugins": plugins}
+
+
+def loopback() -> dict[str, Any]:
+    """Every container with a namespace of its own gets ``lo`` up (containerd's WithLoNetwork)."""
+    return {"cniVersion": CNI_VERSION, "name": LOOPBACK_NETWORK, "plugins": [{"type": "loopback"}]}

@@ -1,0 +1,486 @@
+"""Container verbs: run, exec, stop, rm, connect, disconnect; all networking through CNI."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from . import etcfiles, netns
+from .context import Context
+from .errors import Conflict, NetctlError
+from .models import Container, Endpoint, Network, PortMapping
+from .networks import (
+    attach,
+    detach,
+    ensure_builtin,
+    load_conflist,
+    next_ifname,
+    now,
+    runtime_conf,
+    validate_static_ip,
+)
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+LOOPBACK_IF = "lo"
+EPHEMERAL_PORTS = (49153, 60999)  # -P picks from here (Docker's range), skipping ones in use
+
+
+def parse_publish(spec: str) -> list[PortMapping]:
+    """``[IP:]HOST:CONTAINER[/proto]`` or ``CONTAINER[/proto]`` (host port 0 = pick one);
+    ranges ``8000-8010:80-90`` expand to one mapping per port.
+
+    Raises:
+        NetctlError: for a malformed spec.
+    """
+    proto = "tcp"
+    if "/" in spec:
+        spec, proto = spec.rsplit("/", 1)
+        proto = proto.lower()
+    if proto not in ("tcp", "udp", "sctp"):
+        raise NetctlError(f"invalid protocol {proto!r} in port spec: use tcp, udp or sctp")
+    host_ip = ""
+    parts = spec.rsplit(":", 2) if not spec.startswith("[") else None
+    if parts is None:  # [v6]:host:ctr
+        m = re.match(r"^\[([0-9a-fA-F:.]+)\]:(.*)$", spec)
+        if not m:
+            raise NetctlError(f"invalid port spec {spec!r}")
+        host_ip, rest = m.group(1), m.group(2)
+        parts = rest.split(":")
+        host_part, ctr_part = (parts + [""])[:2] if len(parts) == 2 else ("", parts[0])
+    elif len(parts) == 3:
+        host_ip, host_part, ctr_part = parts
+    elif len(parts) == 2:
+        host_part, ctr_part = parts
+    else:
+        host_part, ctr_part = "", parts[0]
+
+    def rng(text: str) -> list[int]:
+        try:
+            if "-" in text:
+                a, b = (int(x) for x in text.split("-", 1))
+            else:
+                a = b = int(text)
+        except ValueError:
+            raise NetctlError(f"invalid port {text!r}") from None
+        if not (0 < a <= b <= 65535):
+            raise NetctlError(f"invalid port range {text!r}")
+        return list(range(a, b + 1))
+
+    cports = rng(ctr_part)
+    hports = rng(host_part) if host_part else [0] * len(cports)
+    if len(hports) != len(cports):
+        raise NetctlError(f"port ranges in {spec!r} differ in length")
+    return [PortMapping(h, c, proto, host_ip) for h, c in zip(hports, cports, strict=True)]
+
+
+def _pick_free_ports(ctx: Context, c: Container) -> None:
+    """Give mappings with host port 0 a free port from the documented range."""
+    used = {(p.host_port, p.protocol) for other in ctx.state.containers() for p in other.ports}
+    port = EPHEMERAL_PORTS[0]
+    for p in c.ports:
+        if p.host_port:
+            continue
+        while (port, p.protocol) in used or _bound_on_host(port, p.protocol):
+            port += 1
+            if port > EPHEMERAL_PORTS[1]:
+                raise NetctlError("no free host port left in the range for -P")
+        p.host_port = port
+        used.add((port, p.protocol))
+
+
+def _bound_on_host(port: int, proto: str) -> bool:
+    import socket
+
+    kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+    s = socket.socket(socket.AF_INET, kind)
+    try:
+        s.bind(("0.0.0.0", port))
+        return False
+    except OSError:
+        return True
+    finally:
+        s.close()
+
+
+def alive(c: Container) -> bool:
+    if not c.pid:
+        return False
+    try:
+        with open(f"/proc/{c.pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _etc_dir(ctx: Context, c: Container) -> str:
+    return ctx.paths.container_dir(c.id)
+
+
+def _host_resolv() -> etcfiles.HostResolv:
+    try:
+        with open(os.environ.get("NETCTL_HOST_RESOLV_CONF", "/etc/resolv.conf")) as fh:
+            return etcfiles.parse_resolv_conf(fh.read())
+    except OSError:
+        return etcfiles.HostResolv()
+
+
+def refresh_etc(ctx: Context, c: Container) -> None:
+    """(Re)write hosts / resolv.conf / hostname in place (they are bind-mounted)."""
+    d = _etc_dir(ctx, c)
+    os.makedirs(d, exist_ok=True)
+    addrs: list[str] = []
+    dns: list[str] = []
+    for ep in c.endpoints:
+        for ip in (ep.result or {}).get("ips", []):
+            addrs.append(ip["address"].split("/")[0])
+        for server in ((ep.result or {}).get("dns") or {}).get("nameservers", []):
+            if server not in dns:
+                dns.append(server)
+    etcfiles.write_in_place(os.path.join(d, "hosts"), etcfiles.render_hosts(c.hostname, c.name, addrs))
+    etcfiles.write_in_place(os.path.join(d, "resolv.conf"), etcfiles.render_resolv_conf(dns, _host_resolv()))
+    etcfiles.write_in_place(os.path.join(d, "hostname"), c.hostname + "\n")
+
+
+def _resolve_mode(ctx: Context, network: str) -> tuple[str, Network | None, Container | None]:
+    if network.startswith("container:"):
+        owner = ctx.state.container(network.split(":", 1)[1])
+        if not alive(owner):
+            raise NetctlError(f"cannot join the network namespace of {owner.name}: it is not running")
+        if owner.network_mode.startswith("container:"):
+            raise NetctlError(f"{owner.name} itself shares another container's namespace: join that one")
+        return "container", None, owner
+    net = ctx.state.network(network)
+    return net.driver, net, None
+
+
+def run(ctx: Context, cmd: list[str], *, name: str = "", network: str = "bridge", ip: str = "",
+        aliases: list[str] | None = None, hostname: str = "", publish: list[str] | None = None,
+        publish_all: bool = False, detach_: bool = True, remove: bool = False) -> Container:
+    """Create and start a container; the process runs in its own net, UTS, mount, PID namespaces.
+
+    Raises:
+        NetctlError: any failure, after undoing what was done.
+    """
+    if not cmd:
+        raise NetctlError("no command given: netctl run [OPTIONS] -- COMMAND...")
+    if shutil.which(cmd[0]) is None:
+        raise NetctlError(f"exec: {cmd[0]!r}: executable file not found in $PATH")
+    with ctx.state.locked():
+        ensure_builtin(ctx)
+        cid = secrets.token_hex(32)
+        if name:
+            if not NAME_RE.match(name):
+                raise NetctlError(f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+            if ctx.state.find_container(name) is not None:
+                raise Conflict(f"the container name {name!r} is already in use")
+        else:
+            name = f"ctr-{cid[:8]}"
+        kind, net, owner = _resolve_mode(ctx, network)
+        ports = [m for spec in publish or [] for m in parse_publish(spec)]
+        if kind in ("container", "host", "null"):
+            if ip or aliases or ports or publish_all:
+                raise NetctlError(f"--ip, --alias and publishing ports do not apply to --network {network}")
+        if kind == "container" and hostname:
+            raise NetctlError("conflicting options: hostname and the network mode container:")
+        if net is not None and ip:
+            validate_static_ip(net, ip)
+        c = Container(id=cid, name=name, created=now(), command=list(cmd), hostname=hostname or cid[:12],
+                      network_mode=network if kind != "container" else f"container:{owner.id}",  # type: ignore[union-attr]
+                      ports=ports, publish_all=publish_all)
+        if publish_all and not ports:
+            raise NetctlError("-P needs the ports to publish: give them with -p CONTAINER_PORT")
+        _pick_free_ports(ctx, c)
+        os.makedirs(_etc_dir(ctx, c), exist_ok=True)
+        try:
+            _setup_networking(ctx, c, kind, net, owner, ip, aliases or [])
+            ctx.state.save_container(c)
+        except BaseException:
+            _teardown_networking(ctx, c, quiet=True)
+            ctx.state.delete_container(c.id)
+            raise
+    try:
+        _start(ctx, c, kind, detach_)
+    except BaseException:
+        with ctx.state.locked():
+            _teardown_networking(ctx, c, quiet=True)
+            ctx.state.delete_container(c.id)
+        raise
+    if not detach_:
+        with ctx.state.locked():
+            c = ctx.state.container(c.id)
+            c.state = "exited"
+            _teardown_networking(ctx, c, quiet=True)
+            if remove:
+                ctx.state.delete_container(c.id)
+            else:
+                ctx.state.save_container(c)
+    return c
+
+
+def _setup_networking(ctx: Context, c: Container, kind: str, net: Network | None,
+                      owner: Container | None, ip: str, aliases: list[str]) -> None:
+    if kind == "host":
+        c.netns = f"/proc/{os.getpid()}/ns/net"
+        conf = load_conflist(ctx, net)  # type: ignore[arg-type]
+        c.netns = "/proc/self/ns/net"
+        ep = Endpoint(network="host", ifname="host")
+        # the host plugin verifies CNI_NETNS is its own namespace: /proc/self is the plugin's
+        from .cnirun import RuntimeConf
+
+        ep.result = ctx.cni.add(conf, RuntimeConf(c.id, "/proc/self/ns/net", "host")) or {}
+        c.endpoints.append(ep)
+        refresh_etc(ctx, c)
+        return
+    if kind == "container":
+        assert owner is not None
+        c.netns = owner.netns
+        from .cnirun import RuntimeConf
+
+        conf = _joined_conflist(ctx, owner)
+        ep = Endpoint(network=f"container:{owner.name}", ifname="joined")
+        ep.result = ctx.cni.add(conf, RuntimeConf(c.id, owner.netns, "joined")) or {}
+        c.endpoints.append(ep)
+        return
+    c.netns = os.path.join(ctx.paths.netns, c.id)
+    netns.create(c.netns)
+    from . import conflist as cl
+    from .cnirun import RuntimeConf
+
+    lo = RuntimeConf(c.id, c.netns, LOOPBACK_IF)
+    ctx.cni.add(cl.loopback(), lo)
+    if kind == "null":
+        c.endpoints.append(Endpoint(network="none", ifname=LOOPBACK_IF))
+        refresh_etc(ctx, c)
+        return
+    assert net is not None
+    ep = Endpoint(network=net.name, ifname=next_ifname(c), aliases=list(aliases), ip=ip)
+    c.endpoints.append(ep)
+    attach(ctx, c, net, ep)
+    refresh_etc(ctx, c)
+
+
+def _joined_conflist(ctx: Context, owner: Container) -> dict[str, Any]:
+    return {"cniVersion": "1.1.0", "name": f"join-{owner.id[:12]}",
+            "plugins": [{"type": "container", "container": owner.id, "ownerNetns": owner.netns,
+                         "dataDir": ctx.paths.joins}]}
+
+
+def _teardown_networking(ctx: Context, c: Container, quiet: bool = False) -> list[str]:
+    """DEL every attachment (reverse order), then drop the namespace. Carries on."""
+    from . import conflist as cl
+    from .cnirun import RuntimeConf
+
+    failures: list[str] = []
+    for ep in reversed(c.endpoints):
+        try:
+            if ep.network == "host":
+                conf = load_conflist(ctx, ctx.state.network("host"))
+                ctx.cni.delete(conf, RuntimeConf(c.id, "/proc/self/ns/net", "host"))
+            elif ep.network.startswith("container:"):
+                owner_id = c.network_mode.split(":", 1)[1]
+                owner = ctx.state.find_container(owner_id)
+                conf = {"cniVersion": "1.1.0", "name": f"join-{owner_id[:12]}",
+                        "plugins": [{"type": "container", "container": owner_id,
+                                     "ownerNetns": owner.netns if owner else "/nonexistent",
+                                     "dataDir": ctx.paths.joins}]}
+                ctx.cni.delete(conf, RuntimeConf(c.id, c.netns, "joined"))
+            elif ep.network != "none":
+                detach(ctx, c, ctx.state.find_network(ep.network), ep)
+        except NetctlError as exc:
+            failures.append(exc.msg)
+    if c.netns.startswith(ctx.paths.netns):
+        try:
+            ctx.cni.delete(cl.loopback(), RuntimeConf(c.id, c.netns, LOOPBACK_IF))
+        except NetctlError as exc:
+            failures.append(exc.msg)
+        netns.remove(c.netns)
+    c.endpoints = [] if not failures else c.endpoints
+    if failures and not quiet:
+        raise NetctlError("; ".join(failures))
+    return failures
+
+
+def _start(ctx: Context, c: Container, kind: str, detach_: bool) -> None:
+    d = _etc_dir(ctx, c)
+    pidfile = os.path.join(d, "pid")
+    argv = [sys.executable, "-m", "runtime.launch", "--pidfile", pidfile, "--hostname", c.hostname]
+    if kind == "host":
+        argv += ["--share-uts", "--etc", ""]
+    elif kind == "container":
+        argv += ["--netns", c.netns, "--etc", ctx.paths.container_dir(c.network_mode.split(":", 1)[1])]
+    else:
+        argv += ["--netns", c.netns, "--etc", d]
+    argv += ["--", *c.command]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_pkg_root(), env.get("PYTHONPATH", "")]))
+    if detach_:
+        log = open(os.path.join(d, "log"), "ab")
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True, close_fds=True, env=env)
+        log.close()
+    else:
+        proc = subprocess.Popen(argv, env=env)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(pidfile):
+        if proc.poll() is not None:
+            raise NetctlError(f"container {c.name} failed to start (status {proc.returncode}): "
+                              + _tail(os.path.join(d, "log")))
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise NetctlError(f"container {c.name} did not start in time")
+        time.sleep(0.005)
+    with open(pidfile) as fh:
+        c.pid = int(fh.read().strip())
+    c.state = "running"
+    with ctx.state.locked():
+        ctx.state.save_container(c)
+    if not detach_:
+        proc.wait()
+
+
+def _pkg_root() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tail(path: str) -> str:
+    try:
+        with open(path, errors="replace") as fh:
+            return fh.read()[-400:].strip()
+    except OSError:
+        return ""
+
+
+def exec_in(ctx: Context, ref: str, cmd: list[str], interactive: bool = False) -> int:
+    """Run a command inside a running container's namespaces; its exit status.
+
+    Raises:
+        NetctlError: unknown or stopped container, or no command.
+    """
+    c = ctx.state.container(ref)
+    if not alive(c):
+        raise NetctlError(f"container {c.name} is not running")
+    if not cmd:
+        raise NetctlError("no command given: netctl exec CONTAINER -- COMMAND...")
+    argv = ["nsenter", f"--target={c.pid}", "--net", "--uts", "--mount", "--pid", "--", *cmd]
+    proc = subprocess.run(argv)
+    if proc.returncode == 127 or proc.returncode == 126:
+        sys.stderr.write(f"netctl: exec {cmd[0]!r} failed in container {c.name} (status {proc.returncode})\n")
+    return proc.returncode
+
+
+def stop(ctx: Context, ref: str, timeout: float = 10.0) -> Container:
+    """Stop the process (SIGTERM, then SIGKILL) and detach its networks, as Docker does."""
+    with ctx.state.locked():
+        c = ctx.state.container(ref)
+        joiners = [o for o in ctx.state.containers()
+                   if o.network_mode == f"container:{c.id}" and alive(o)]
+        if joiners:
+            raise NetctlError(f"cannot stop {c.name}: {', '.join(o.name for o in joiners)} share its network namespace")
+    if alive(c):
+        try:
+            os.kill(c.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout
+        while alive(c) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if alive(c):
+            try:
+                os.kill(c.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            while alive(c):
+                time.sleep(0.01)
+    with ctx.state.locked():
+        c = ctx.state.container(c.id)
+        c.state = "exited"
+        failures = _teardown_networking(ctx, c, quiet=True)
+        ctx.state.save_container(c)
+    if failures:
+        raise NetctlError(f"{c.name} stopped, but detaching reported: {'; '.join(failures)}")
+    return c
+
+
+def remove(ctx: Context, ref: str, force: bool = False) -> str:
+    c = ctx.state.container(ref)
+    if alive(c):
+        if not force:
+            raise Conflict(f"cannot remove container {c.name}: it is running (stop it first or use -f)")
+        stop(ctx, c.id, timeout=2)
+    with ctx.state.locked():
+        c = ctx.state.container(c.id)
+        _teardown_networking(ctx, c, quiet=True)
+        ctx.state.delete_container(c.id)
+    return c.name
+
+
+def connect(ctx: Context, net_ref: str, ctr_ref: str, ip: str = "", aliases: list[str] | None = None) -> None:
+    """Add an interface on ``net_ref`` to a running container.
+
+    Raises:
+        NetctlError: Docker's refusals (joined/host/none containers, already connected, ...).
+    """
+    with ctx.state.locked():
+        ensure_builtin(ctx)
+        net = ctx.state.network(net_ref)
+        c = ctx.state.container(ctr_ref)
+        if c.network_mode.startswith("container:"):
+            raise NetctlError("container sharing network namespace with another container or host "
+                              "cannot be connected to any other network")
+        if c.network_mode in ("host", "none") or net.driver != "bridge":
+            raise NetctlError("container cannot be disconnected from host network or connected to "
+                              "host network" if "host" in (c.network_mode, net.name)
+                              else f"cannot connect {c.name} ({c.network_mode}) to {net.name}")
+        if not alive(c):
+            raise NetctlError(f"container {c.name} is not running")
+        if c.endpoint(net.name) is not None:
+            raise Conflict(f"endpoint with name {c.name} already exists in network {net.name}")
+        if ip:
+            validate_static_ip(net, ip)
+        ep = Endpoint(network=net.name, ifname=next_ifname(c), aliases=list(aliases or []), ip=ip)
+        attach(ctx, c, net, ep)
+        c.endpoints.append(ep)
+        ctx.state.save_container(c)
+        refresh_etc(ctx, c)
+
+
+def disconnect(ctx: Context, net_ref: str, ctr_ref: str, force: bool = False) -> None:
+    with ctx.state.locked():
+        net = ctx.state.find_network(net_ref)
+        c = ctx.state.container(ctr_ref)
+        name = net.name if net else net_ref
+        ep = c.endpoint(name)
+        if ep is None:
+            raise NetctlError(f"container {c.name} is not connected to network {name}")
+        if ep.network in ("host", "none"):
+            raise NetctlError(f"container cannot be disconnected from the {ep.network} network")
+        try:
+            detach(ctx, c, net, ep)
+        except NetctlError:
+            if not force:
+                raise
+        c.endpoints.remove(ep)
+        ctx.state.save_container(c)
+        refresh_etc(ctx, c)
+
+
+def check(ctx: Context, ref: str) -> list[str]:
+    """CNI CHECK of every attachment; the problems found (empty = healthy)."""
+    c = ctx.state.container(ref)
+    problems = []
+    for ep in c.endpoints:
+        net = ctx.state.find_network(ep.network)
+        if net is None or net.driver != "bridge":
+            continue
+        try:
+            ctx.cni.check(load_conflist(ctx, net), runtime_conf(c, net, ep, ports=True))
+        except NetctlError as exc:
+            problems.append(f"{net.name}: {exc.msg}")
+    return problems

@@ -1,0 +1,97 @@
+"""What netctl stores about networks and containers (plain data, JSON on disk)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+BUILTIN = ("bridge", "host", "none")
+
+
+@dataclass
+class Subnet:
+    subnet: str
+    gateway: str = ""
+    ip_range: str = ""
+
+
+@dataclass
+class Network:
+    """A network: stored as JSON and rendered to a CNI conflist."""
+
+    id: str                       # 64 hex
+    name: str
+    driver: str                   # bridge | host | null
+    created: str                  # RFC 3339
+    bridge: str = ""              # Linux bridge name (bridge driver)
+    subnets: list[Subnet] = field(default_factory=list)
+    ipv6: bool = False
+    internal: bool = False
+    dns: bool = True              # embedded DNS (never on the default bridge)
+    icc: bool = True
+    masquerade: bool = True
+    mtu: int = 0
+    options: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    #: whether the user gave --subnet (Docker refuses --ip otherwise)
+    user_subnet: bool = False
+    builtin: bool = False
+    #: extra CNI plugins (type names on CNI_PATH) appended to the chain
+    extra_plugins: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Network:
+        d = dict(d)
+        d["subnets"] = [Subnet(**s) for s in d.get("subnets", [])]
+        return cls(**d)
+
+
+@dataclass
+class Endpoint:
+    """A container's attachment to one network."""
+
+    network: str
+    ifname: str
+    aliases: list[str] = field(default_factory=list)
+    ip: str = ""                  # requested static address, if any
+    result: dict[str, Any] = field(default_factory=dict)  # the final CNI result
+
+
+@dataclass
+class PortMapping:
+    host_port: int
+    container_port: int
+    protocol: str = "tcp"
+    host_ip: str = ""
+
+
+@dataclass
+class Container:
+    id: str
+    name: str
+    created: str
+    command: list[str]
+    hostname: str
+    network_mode: str             # network name, "host", "none" or "container:<id>"
+    netns: str = ""               # path of the namespace (ours, the owner's, or the host's)
+    pid: int = 0                  # the container's first process, as seen from the host
+    state: str = "created"        # created | running | exited
+    endpoints: list[Endpoint] = field(default_factory=list)
+    ports: list[PortMapping] = field(default_factory=list)
+    publish_all: bool = False
+
+    def endpoint(self, network: str) -> Endpoint | None:
+        return next((e for e in self.endpoints if e.network == network), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Container:
+        d = dict(d)
+        d["endpoints"] = [Endpoint(**e) for e in d.get("endpoints", [])]
+        d["ports"] = [PortMapping(**p) for p in d.get("ports", [])]
+        return cls(**d)

@@ -1,0 +1,313 @@
+"""Network verbs: create, rm, prune, connect, disconnect (the CNI side of them)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import re
+import secrets
+from typing import Any
+
+from . import conflist
+from .cnirun import RuntimeConf
+from .context import Context
+from .errors import Conflict, NetctlError, NotFound
+from .models import BUILTIN, Container, Endpoint, Network, Subnet
+from .state import write_json
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+DEFAULT_BRIDGE = "netctl0"
+OPT_BRIDGE_NAME = "com.docker.network.bridge.name"
+OPT_ICC = "com.docker.network.bridge.enable_icc"
+OPT_MASQ = "com.docker.network.bridge.enable_ip_masquerade"
+OPT_MTU = "com.docker.network.driver.mtu"
+KNOWN_OPTS = (OPT_BRIDGE_NAME, OPT_ICC, OPT_MASQ, OPT_MTU)
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _bool_opt(opts: dict[str, str], key: str, default: bool) -> bool:
+    if key not in opts:
+        return default
+    val = opts[key].lower()
+    if val in ("true", "1", "yes"):
+        return True
+    if val in ("false", "0", "no"):
+        return False
+    raise NetctlError(f"invalid value {opts[key]!r} for option {key}: use true or false")
+
+
+def write_conflist(ctx: Context, net: Network) -> dict[str, Any]:
+    has_portmap = os.path.exists(os.path.join(ctx.cni.plugin_path[0], "portmap"))
+    conf = conflist.render(net, ctx.paths, portmap=has_portmap)
+    write_json(os.path.join(ctx.paths.conf_dir, f"{net.name}.conflist"), conf)
+    return conf
+
+
+def load_conflist(ctx: Context, net: Network) -> dict[str, Any]:
+    path = os.path.join(ctx.paths.conf_dir, f"{net.name}.conflist")
+    try:
+        import json
+
+        with open(path) as fh:
+            data: dict[str, Any] = json.load(fh)
+            return data
+    except (OSError, ValueError):
+        return write_conflist(ctx, net)
+
+
+def _host_prefixes() -> list[Any]:
+    from ipam.pools import probe_host_prefixes
+
+    return list(probe_host_prefixes())
+
+
+def _existing(ctx: Context) -> dict[str, list[str]]:
+    return {n.name: [s.subnet for s in n.subnets] for n in ctx.state.networks()}
+
+
+def create_network(ctx: Context, name: str, *, driver: str = "bridge", subnets: list[str] | None = None,
+                   gateways: list[str] | None = None, ip_range: str = "", ipv6: bool = False,
+                   internal: bool = False, disable_dns: bool = False, options: dict[str, str] | None = None,
+                   labels: dict[str, str] | None = None, builtin: bool = False,
+                   extra_plugins: list[dict[str, Any]] | None = None) -> Network:
+    """Create a network (state + conflist). Call with the state lock held.
+
+    Raises:
+        NetctlError: invalid name/option/subnet, an overlap, a duplicate name.
+    """
+    from ipam.errors import IpamError
+
+    if not NAME_RE.match(name):
+        raise NetctlError(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    if ctx.state.find_network(name) is not None:
+        raise Conflict(f"network with name {name} already exists")
+    if driver not in ("bridge",) and not builtin:
+        raise NetctlError(f"unsupported network driver {driver!r}: only bridge networks can be created")
+    opts = dict(options or {})
+    for key in opts:
+        if key not in KNOWN_OPTS:
+            raise NetctlError(f"unknown option {key!r}: known options are {', '.join(KNOWN_OPTS)}")
+    net_id = secrets.token_hex(32)
+    net = Network(id=net_id, name=name, driver=driver, created=now(), internal=internal,
+                  dns=not disable_dns and not builtin, options=opts, labels=dict(labels or {}),
+                  builtin=builtin, extra_plugins=list(extra_plugins or []))
+    if driver != "bridge":
+        ctx.state.save_network(net)
+        write_conflist(ctx, net)
+        return net
+    net.bridge = opts.get(OPT_BRIDGE_NAME) or (DEFAULT_BRIDGE if name == "bridge" else f"br-{net_id[:12]}")
+    if len(net.bridge) > 15 or not NAME_RE.match(net.bridge):
+        raise NetctlError(f"invalid bridge name {net.bridge!r}")
+    if any(n.bridge == net.bridge for n in ctx.state.networks()):
+        raise Conflict(f"bridge name {net.bridge} is already used by another network")
+    net.icc = _bool_opt(opts, OPT_ICC, True)
+    net.masquerade = _bool_opt(opts, OPT_MASQ, True)
+    if OPT_MTU in opts:
+        try:
+            net.mtu = int(opts[OPT_MTU])
+        except ValueError:
+            raise NetctlError(f"invalid MTU {opts[OPT_MTU]!r}") from None
+        if net.mtu and not 68 <= net.mtu <= 65535:
+            raise NetctlError(f"invalid MTU {net.mtu}: it must be between 68 and 65535")
+    gateways = list(gateways or [])
+    subnets = list(subnets or [])
+    existing = _existing(ctx)
+    try:
+        host = _host_prefixes()
+        if subnets:
+            net.user_subnet = True
+            for s in subnets:
+                from ipam.pools import check_overlap
+
+                check_overlap(s, existing, host)
+        else:
+            from ipam.pools import pick_subnet
+
+            subnets = [pick_subnet(existing, host, 4)]
+            if ipv6:
+                subnets.append(pick_subnet(existing, host, 6))
+    except IpamError as exc:
+        raise NetctlError(str(exc)) from None
+    if len(gateways) > len(subnets):
+        raise NetctlError("cannot have more gateways than subnets")
+    if ipv6 and not any(":" in s for s in subnets):
+        raise NetctlError("--ipv6 needs an IPv6 subnet (or no --subnet at all)")
+    net.ipv6 = any(":" in s for s in subnets)
+    for i, s in enumerate(subnets):
+        try:
+            sn = ipaddress.ip_network(s, strict=True)
+        except ValueError as exc:
+            raise NetctlError(f"invalid subnet {s}: {exc}") from None
+        gw = gateways[i] if i < len(gateways) else ""
+        if gw:
+            try:
+                gip = ipaddress.ip_address(gw)
+            except ValueError:
+                raise NetctlError(f"invalid gateway {gw}") from None
+            if gip not in sn or gip in (sn.network_address, sn.broadcast_address):
+                raise NetctlError(f"no matching subnet for gateway {gw}")
+        else:
+            gw = str(sn.network_address + 1)
+        rng = ""
+        if ip_range and i == 0:
+            try:
+                rn = ipaddress.ip_network(ip_range, strict=True)
+            except ValueError as exc:
+                raise NetctlError(f"invalid ip range {ip_range}: {exc}") from None
+            if rn.version != sn.version or not rn.subnet_of(sn):  # type: ignore[arg-type]
+                raise NetctlError(f"ip range {ip_range} is not inside subnet {s}")
+            rng = ip_range
+        net.subnets.append(Subnet(subnet=str(sn), gateway=gw, ip_range=rng))
+    ctx.state.save_network(net)
+    write_conflist(ctx, net)
+    return net
+
+
+def ensure_builtin(ctx: Context) -> None:
+    """The default networks exist from the first use: bridge (netctl0, no DNS), host, none."""
+    names = {n.name for n in ctx.state.networks()}
+    if "host" not in names:
+        create_network(ctx, "host", driver="host", builtin=True)
+    if "none" not in names:
+        create_network(ctx, "none", driver="null", builtin=True)
+    if "bridge" not in names:
+        create_network(ctx, "bridge", driver="bridge", builtin=True, disable_dns=True)
+
+
+def attached(ctx: Context, net: Network) -> list[Container]:
+    return [c for c in ctx.state.containers() if c.endpoint(net.name) is not None]
+
+
+def remove_network(ctx: Context, ref: str) -> str:
+    """Remove a network nobody uses: GC its plugins (leases, rules, DNS), delete its bridge.
+
+    Raises:
+        NotFound / NetctlError: unknown, built-in, or still with active endpoints.
+    """
+    net = ctx.state.network(ref)
+    if net.builtin:
+        raise NetctlError(f"{net.name} is a pre-defined network and cannot be removed")
+    users = attached(ctx, net)
+    if users:
+        raise Conflict(f"error while removing network: network {net.name} id {net.id} has active endpoints "
+                       f"({', '.join(c.name for c in users)})")
+    conf = load_conflist(ctx, net)
+    failures = ctx.cni.gc(conf, set())
+    if net.bridge:
+        from netplugins.nl.bridge import delete_link
+        from netplugins.nl.links import iproute
+
+        with iproute() as ipr:
+            delete_link(ipr, net.bridge)
+    if net.dns:
+        try:
+            from dnsd import config as dnsconf
+            from dnsd import control
+
+            dnsconf.remove_network(ctx.paths.dnsd, net.name)
+            control.reload(ctx.paths.dnsd)
+        except (OSError, ValueError):
+            pass
+    try:
+        os.unlink(os.path.join(ctx.paths.conf_dir, f"{net.name}.conflist"))
+    except FileNotFoundError:
+        pass
+    ctx.state.delete_network(net.name)
+    if failures:
+        raise NetctlError(f"network {net.name} removed, but cleanup reported: {'; '.join(failures)}")
+    return net.name
+
+
+def next_ifname(c: Container) -> str:
+    used = {e.ifname for e in c.endpoints}
+    i = 0
+    while f"eth{i}" in used:
+        i += 1
+    return f"eth{i}"
+
+
+def runtime_conf(c: Container, net: Network, ep: Endpoint, ports: bool) -> RuntimeConf:
+    caps: dict[str, Any] = {}
+    if ep.ip:
+        caps["ips"] = [ep.ip]
+    if ep.aliases:
+        caps["aliases"] = {net.name: list(ep.aliases)}
+    if ports and c.ports:
+        caps["portMappings"] = [{"hostPort": p.host_port, "containerPort": p.container_port,
+                                 "protocol": p.protocol, **({"hostIP": p.host_ip} if p.host_ip else {})}
+                                for p in c.ports]
+    return RuntimeConf(container_id=c.id, netns=c.netns, ifname=ep.ifname,
+                       args=(("IgnoreUnknown", "1"), ("K8S_POD_NAME", c.name)),
+                       capability_args=caps, cni_args_json={"hostname": c.hostname})
+
+
+def validate_static_ip(net: Network, ip: str) -> None:
+    """Docker's rules for --ip: user-defined network, created with --subnet, inside it.
+
+    Raises:
+        NetctlError: with Docker's wording.
+    """
+    if net.builtin:
+        raise NetctlError("user specified IP address is supported on user defined networks only")
+    if not net.user_subnet:
+        raise NetctlError("user specified IP address is supported only when connecting to networks "
+                          "with user configured subnets")
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        raise NetctlError(f"invalid IP address {ip!r}") from None
+    if not any(addr in ipaddress.ip_network(s.subnet) for s in net.subnets):
+        raise NetctlError(f"invalid address {ip}: it does not belong to any of this network's subnets")
+
+
+def attach(ctx: Context, c: Container, net: Network, ep: Endpoint) -> None:
+    """ADD the network's chain for the container; on failure DEL what the chain did.
+
+    Raises:
+        NetctlError: the plugin error, after the rollback.
+    """
+    conf = load_conflist(ctx, net)
+    rt = runtime_conf(c, net, ep, ports=True)
+    try:
+        ep.result = ctx.cni.add(conf, rt) or {}
+    except NetctlError:
+        try:
+            ctx.cni.delete(conf, rt)
+        except NetctlError:
+            pass
+        raise
+
+
+def detach(ctx: Context, c: Container, net: Network | None, ep: Endpoint) -> None:
+    """DEL the chain (cached prevResult, capability args).
+
+    Raises:
+        NetctlError: listing the plugins whose DEL failed.
+    """
+    if net is None:
+        return
+    conf = load_conflist(ctx, net)
+    ctx.cni.delete(conf, runtime_conf(c, net, ep, ports=True))
+
+
+def prune_networks(ctx: Context) -> list[str]:
+    removed = []
+    for net in ctx.state.networks():
+        if net.builtin or attached(ctx, net):
+            continue
+        removed.append(remove_network(ctx, net.name))
+    return removed
+
+
+def lookup(ctx: Context, ref: str) -> Network:
+    net = ctx.state.find_network(ref)
+    if net is None:
+        raise NotFound(f"network {ref} not found")
+    return net
+
+
+__all__ = ["BUILTIN", "create_network", "remove_network", "attach", "detach"]

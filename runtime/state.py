@@ -1,0 +1,134 @@
+"""netctl's state on disk: one JSON file per network and per container, under a lock.
+
+Every command that changes state holds an exclusive flock on ``<lib>/netctl.lock`` for
+its whole read-modify-write, so two netctl commands at once cannot corrupt it. Files are
+written to a temporary name and renamed: a killed netctl leaves either the old or the new
+file, never half of one; what it left in the kernel is found by ``netctl gc``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from .errors import NotFound
+from .models import Container, Network
+from .paths import Paths
+
+
+def write_json(path: str, obj: object) -> None:
+    """Atomically replace ``path`` with ``obj`` as JSON."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as fh:
+        json.dump(obj, fh, indent=2)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.rename(tmp, path)
+
+
+def read_json(path: str) -> object:
+    with open(path) as fh:
+        return json.load(fh)
+
+
+class State:
+    """Networks and containers, read and written under the global lock."""
+
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+
+    @contextmanager
+    def locked(self) -> Iterator[State]:
+        """Hold the global lock for the block."""
+        self.paths.ensure()
+        fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield self
+        finally:
+            os.close(fd)
+
+    # networks
+    def _net_path(self, name: str) -> str:
+        return os.path.join(self.paths.networks, f"{name}.json")
+
+    def networks(self) -> list[Network]:
+        out = []
+        try:
+            names = sorted(os.listdir(self.paths.networks))
+        except FileNotFoundError:
+            return []
+        for fname in names:
+            if fname.endswith(".json"):
+                try:
+                    out.append(Network.from_dict(read_json(os.path.join(self.paths.networks, fname))))  # type: ignore[arg-type]
+                except (OSError, ValueError, TypeError):
+                    continue
+        return out
+
+    def find_network(self, ref: str) -> Network | None:
+        """By name, full ID or unique ID prefix."""
+        nets = self.networks()
+        for net in nets:
+            if net.name == ref or net.id == ref:
+                return net
+        matches = [n for n in nets if len(ref) >= 3 and n.id.startswith(ref)]
+        return matches[0] if len(matches) == 1 else None
+
+    def network(self, ref: str) -> Network:
+        net = self.find_network(ref)
+        if net is None:
+            raise NotFound(f"network {ref} not found")
+        return net
+
+    def save_network(self, net: Network) -> None:
+        write_json(self._net_path(net.name), net.to_dict())
+
+    def delete_network(self, name: str) -> None:
+        try:
+            os.unlink(self._net_path(name))
+        except FileNotFoundError:
+            pass
+
+    # containers
+    def _ctr_path(self, cid: str) -> str:
+        return os.path.join(self.paths.container_dir(cid), "config.json")
+
+    def containers(self) -> list[Container]:
+        out = []
+        try:
+            ids = sorted(os.listdir(self.paths.containers))
+        except FileNotFoundError:
+            return []
+        for cid in ids:
+            try:
+                out.append(Container.from_dict(read_json(self._ctr_path(cid))))  # type: ignore[arg-type]
+            except (OSError, ValueError, TypeError):
+                continue
+        return sorted(out, key=lambda c: c.created)
+
+    def find_container(self, ref: str) -> Container | None:
+        ctrs = self.containers()
+        for c in ctrs:
+            if c.name == ref or c.id == ref:
+                return c
+        matches = [c for c in ctrs if len(ref) >= 3 and c.id.startswith(ref)]
+        return matches[0] if len(matches) == 1 else None
+
+    def container(self, ref: str) -> Container:
+        c = self.find_container(ref)
+        if c is None:
+            raise NotFound(f"no such container: {ref}")
+        return c
+
+    def save_container(self, c: Container) -> None:
+        write_json(self._ctr_path(c.id), c.to_dict())
+
+    def delete_container(self, cid: str) -> None:
+        import shutil
+
+        shutil.rmtree(self.paths.container_dir(cid), ignore_errors=True)
