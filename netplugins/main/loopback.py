@@ -24,6 +24,12 @@ def _is_loopback(cidr: str) -> bool:
     return ip == "::1" or ip.startswith("127.")
 
 
+def _lo_addresses() -> list[str]:
+    from ..nl.ioctl import ipv4_addresses, ipv6_addresses
+
+    return ipv4_addresses("lo") + ipv6_addresses("lo")
+
+
 def cmd_add(args: CmdArgs) -> Result:
     """Set ``lo`` up; return it with its addresses (or prevResult unchanged).
 
@@ -31,27 +37,26 @@ def cmd_add(args: CmdArgs) -> Result:
         CniError: 104 for a bad namespace, 101 when ``lo`` carries a non-loopback address.
     """
     conf = load_netconf(args.stdin)
+    from ..nl.ioctl import set_up
+
     try:
         with entered(args.netns):
-            from ..nl.links import iproute, list_links
-
-            with iproute() as ipr:
-                lo = next((link for link in list_links(ipr) if link.name == "lo"), None)
-                if lo is None:
-                    raise CniError(errors.NETLINK_FAILURE, "no loopback interface in the namespace")
-                bad = [a for a in lo.addresses if not _is_loopback(a)]
-                if bad:
-                    raise CniError(errors.NETLINK_FAILURE,
-                                   f"loopback interface found with non-loopback address {bad[0]!r}")
-                ipr.link("set", index=lo.index, state="up")
-                # the kernel adds 127.0.0.1/8 and ::1 when lo comes up: read them after
-                lo = next(link for link in list_links(ipr) if link.index == lo.index)
+            bad = [a for a in _lo_addresses() if not _is_loopback(a)]
+            if bad:
+                raise CniError(errors.NETLINK_FAILURE,
+                               f"loopback interface found with non-loopback address {bad[0]!r}")
+            try:
+                set_up("lo")
+            except OSError as exc:
+                raise CniError(errors.NETLINK_FAILURE, "failed to set lo up", str(exc)) from None
+            # the kernel adds 127.0.0.1/8 and ::1 when lo comes up: read them after
+            addresses = _lo_addresses()
     except NetnsGone:
         raise CniError(errors.INVALID_NETNS, f"failed to open netns {args.netns!r}: no such file") from None
     if conf.prev_result is not None:
         return conf.prev_result
-    v4 = [a for a in lo.addresses if "." in a][:1]
-    v6 = [a for a in lo.addresses if ":" in a][:1]
+    v4 = [a for a in addresses if "." in a][:1]
+    v6 = [a for a in addresses if ":" in a][:1]
     return Result(
         interfaces=(Interface(name="lo", mac=LOOPBACK_MAC, sandbox=args.netns),),
         ips=tuple(IPConfig(address=a, interface=0) for a in v4 + v6),
@@ -63,14 +68,14 @@ def cmd_del(args: CmdArgs) -> None:
     load_netconf(args.stdin)
     if not args.netns:
         return
+    from ..nl.ioctl import set_up
+
     try:
         with entered(args.netns):
-            from ..nl.links import iproute
-
-            with iproute() as ipr:
-                idx = ipr.link_lookup(ifname="lo")
-                if idx:
-                    ipr.link("set", index=idx[0], state="down")
+            try:
+                set_up("lo", False)
+            except OSError as exc:
+                raise CniError(errors.NETLINK_FAILURE, "failed to set lo down", str(exc)) from None
     except NetnsGone:
         return
     except CniError as err:
@@ -86,14 +91,14 @@ def cmd_check(args: CmdArgs) -> None:
         CniError: 104 for a bad namespace, 101 when ``lo`` is down.
     """
     load_netconf(args.stdin)
+    from ..nl.ioctl import IFF_UP, get_flags
+
     try:
         with entered(args.netns):
-            from ..nl.links import find_link
-
-            lo = find_link("lo")
+            up = bool(get_flags("lo") & IFF_UP)
     except NetnsGone:
         raise CniError(errors.INVALID_NETNS, f"failed to open netns {args.netns!r}: no such file") from None
-    if lo is None or not lo.up:
+    if not up:
         raise CniError(errors.NETLINK_FAILURE, "loopback interface is down")
 
 
