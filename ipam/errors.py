@@ -107,3 +107,9 @@ class PoolExhausted(IpamError):
     """Every subnet of the default pools is taken or overlaps something (code 110)."""
 
     code = RANGE_EXHAUSTED
+
+
+class ReadError(IpamError):
+    """A file the config points at (resolvConf) cannot be read (code 5)."""
+
+    code = IO_FAILURE

@@ -27,6 +27,10 @@ DELEGATE_FAILURE = 103  #: a delegated plugin (IPAM) could not be run
 INVALID_NETNS = 104     #: CNI_NETNS is not a network namespace, or not the expected one
 ADDRESS_CONFLICT = 105  #: an address or port is already in use
 IFACE_EXISTS = 106      #: CNI_IFNAME already exists in the container
+PORT_CONFLICT = 107     #: a host port is already published or bound
+RANGE_EXHAUSTED = 110   #: IPAM: no free address left in a range set
+DUPLICATE_ALLOCATION = 111  #: IPAM: the attachment already holds a lease
+LEASE_MISMATCH = 112    #: IPAM CHECK: the lease differs from prevResult
 
 
 class CniError(Exception):
