@@ -39,11 +39,19 @@ def preload() -> list[str]:
             loaded.append(ptype)
         except Exception as exc:  # noqa: BLE001 - a broken optional plugin must not stop the rest
             log.warning("cannot preload plugin %s: %s", ptype, exc)
-    for module in ("pyroute2", "netaddr", "sqlite3", "netplugins.nl.links"):
+    for module in ("pyroute2", "netaddr", "sqlite3", "netplugins.nl.links",
+                   "netplugins.firewall.nftables", "netplugins.firewall.iptables"):
         try:
             __import__(module)
         except ImportError:
             pass
+    try:
+        # python-iptables costs ~110 ms to import; importing is fork-safe (building rules is not)
+        from .firewall.iptc_table import preload as preload_iptc
+
+        preload_iptc()
+    except Exception as exc:  # noqa: BLE001 - legacy iptables is optional on nft hosts
+        log.info("python-iptables not preloaded: %s", exc)
     return loaded
 
 

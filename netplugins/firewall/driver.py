@@ -60,24 +60,28 @@ class FirewallDriver(Protocol):
         ...
 
 
-def _which(cmd: str) -> str | None:
+def _which(cmd: str, search_path: str | None) -> str | None:
+    if search_path is not None:
+        return shutil.which(cmd, path=search_path)
     return shutil.which(cmd) or shutil.which(cmd, path=_FALLBACK_PATH)
 
 
-def detect_driver_name() -> str:
+def detect_driver_name(search_path: str | None = None) -> str:
     """The driver that suits this host: ``nftables`` or ``iptables``.
+
+    ``search_path`` replaces ``$PATH`` plus the sbin directories (tests use it).
 
     Raises:
         FirewallError: neither iptables nor nft is installed.
     """
-    ipt = _which("iptables")
+    ipt = _which("iptables", search_path)
     if ipt is not None:
         real = os.path.basename(os.path.realpath(ipt))
         if "nft" in real:
             return "nftables"
         if "legacy" in real or real in ("xtables-multi", "iptables", "iptables-multi"):
             return "iptables"
-    if _which("nft") is not None:
+    if _which("nft", search_path) is not None:
         return "nftables"
     if ipt is not None:
         return "iptables"

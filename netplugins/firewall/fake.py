@@ -57,7 +57,11 @@ class FakeDriver:
         have = self.networks.get(policy.name)
         if have is None:
             return [f"network {policy.name!r} has no rules"]
-        return [] if have == policy else [f"network {policy.name!r} has rules for {have}, expected {policy}"]
+        return (
+            []
+            if have == policy
+            else [f"network {policy.name!r} has rules for {have}, expected {policy}"]
+        )
 
     def list_networks(self) -> set[str]:
         """Names of the recorded networks."""
@@ -68,6 +72,9 @@ class FakeDriver:
         lines = []
         for name in sorted(self.networks):
             p = self.networks[name]
-            flags = " ".join(f"{k}={'yes' if getattr(p, k) else 'no'}" for k in ("masquerade", "internal", "isolate"))
+            flags = " ".join(
+                f"{k}={'yes' if getattr(p, k) else 'no'}"
+                for k in ("masquerade", "internal", "isolate")
+            )
             lines.append(f"{name} bridge={p.bridge} subnets={','.join(p.subnets) or '-'} {flags}")
         return "\n".join(lines)

@@ -85,7 +85,13 @@ class IptRule:
     def save_line(self) -> str:
         """``-A CHAIN ...`` exactly as iptables-legacy-save prints it."""
         words = [f"-A {self.chain}"]
-        for flag, val in (("-s", self.src), ("-d", self.dst), ("-i", self.in_if), ("-o", self.out_if), ("-p", self.proto)):
+        for flag, val in (
+            ("-s", self.src),
+            ("-d", self.dst),
+            ("-i", self.in_if),
+            ("-o", self.out_if),
+            ("-p", self.proto),
+        ):
             if val:
                 words.append(f"! {flag} {val[1:]}" if val.startswith("!") else f"{flag} {val}")
         for name, opts in self.matches:
@@ -147,7 +153,9 @@ def convert_rule(rule: Rule, family: int, table: str, chain: str) -> IptRule:
         else:
             raise FirewallError(f"iptables: unsupported match {m}")
     matches.append(("comment", (("comment", rule.comment),)))
-    return IptRule(family, table, chain, matches=tuple(matches), target=_VERDICTS[rule.verdict], **fields)
+    return IptRule(
+        family, table, chain, matches=tuple(matches), target=_VERDICTS[rule.verdict], **fields
+    )
 
 
 def render_iptables(rs: Ruleset) -> IptablesPlan:
@@ -165,7 +173,14 @@ def render_iptables(rs: Ruleset) -> IptablesPlan:
             rules += [convert_rule(r, fam, "filter", name) for r in body]
             side = {"out_if": rs.bridge} if ch.role == "in" else {"in_if": rs.bridge}
             rules.append(
-                IptRule(fam, "filter", FORWARD_CHAIN, matches=(("comment", (("comment", rs.tag),)),), target=name, **side)
+                IptRule(
+                    fam,
+                    "filter",
+                    FORWARD_CHAIN,
+                    matches=(("comment", (("comment", rs.tag),)),),
+                    target=name,
+                    **side,
+                )
             )
     return IptablesPlan(tuple(chains), tuple(rules), rs.families)
 
@@ -186,7 +201,11 @@ def render_save(plan: IptablesPlan) -> str:
     lines: list[str] = []
     for fam in plan.families:
         for table in ("filter", "nat"):
-            rules = [r for r in skeleton_rules(plan) + list(plan.rules) if r.family == fam and r.table == table]
+            rules = [
+                r
+                for r in skeleton_rules(plan) + list(plan.rules)
+                if r.family == fam and r.table == table
+            ]
             if not rules:
                 continue
             lines.append(f"*ipv{fam} {table}")
@@ -195,7 +214,12 @@ def render_save(plan: IptablesPlan) -> str:
             lines += [f":{c}" for c in skel + names]
             # grouped by chain like iptables-save: built-in jumps, dispatch, per-network
             order = {c: i for i, c in enumerate(["FORWARD", "POSTROUTING", *skel, *names])}
-            rules.sort(key=lambda r: (order.get(r.chain, len(order)), dispatch_group(r.target) if r.chain == FORWARD_CHAIN else 0))
+            rules.sort(
+                key=lambda r: (
+                    order.get(r.chain, len(order)),
+                    dispatch_group(r.target) if r.chain == FORWARD_CHAIN else 0,
+                )
+            )
             lines += [r.save_line() for r in rules]
     return "\n".join(lines) + "\n"
 
@@ -214,12 +238,13 @@ class IptablesDriver:
         Raises:
             FirewallError: python-iptables is unusable or libiptc refused a commit.
         """
-        from . import iptc_table  # lazy: imports python-iptables (~150 ms and more)
+        from . import iptc_table  # lazy: python-iptables costs ~110 ms to import (iptc_table._iptc)
 
         plan = render_iptables(plan_network(policy))
         with file_lock(self.lock_path):
+            # families the network left (dual-stack -> IPv4 only) are cleaned up too
             for fam in sorted(set(plan.families) | iptc_table.loaded_families()):
-                iptc_table.sync_family(fam, policy.name, plan if fam in plan.families else None)
+                _sync(fam, policy.name, plan if fam in plan.families else None)
 
     def teardown_network(self, network: str) -> None:
         """Remove every rule and chain tagged for ``network``; absent is success.
@@ -235,7 +260,7 @@ class IptablesDriver:
             return  # no legacy table in this namespace: nothing of ours, and iptc stays unloaded
         with file_lock(self.lock_path):
             for fam in sorted(families):
-                iptc_table.sync_family(fam, network, None)
+                _sync(fam, network, None)
 
     def check_network(self, policy: NetworkPolicy) -> list[str]:
         """What differs from the policy's rules (``[]`` = in sync).
@@ -245,7 +270,11 @@ class IptablesDriver:
         """
         from . import iptc_table
 
-        return iptc_table.check(render_iptables(plan_network(policy)), policy.name)
+        plan = render_iptables(plan_network(policy))
+        problems: list[str] = []
+        for fam in sorted(set(plan.families) | iptc_table.loaded_families()):
+            problems += iptc_table.run_forked(iptc_table.check_family, plan, policy.name, fam)
+        return problems
 
     def list_networks(self) -> set[str]:
         """Names of networks with tagged rules in filter/nat (for GC).
@@ -255,4 +284,27 @@ class IptablesDriver:
         """
         from . import iptc_table
 
-        return iptc_table.list_networks()
+        names: set[str] = set()
+        for fam in sorted(iptc_table.loaded_families()):
+            names |= iptc_table.run_forked(iptc_table.list_family, fam)
+        return names
+
+
+def _sync(fam: int, network: str, plan: IptablesPlan | None, attempts: int = 3) -> None:
+    """``iptc_table.sync_family`` in a child, retried when the table changed under us.
+
+    libiptc commits a whole table and the kernel refuses it (EAGAIN) if another
+    writer that does not take the xtables lock committed since we read it.
+
+    Raises:
+        FirewallError: the last attempt failed.
+    """
+    from . import iptc_table
+
+    for attempt in range(attempts):
+        try:
+            iptc_table.run_forked(iptc_table.sync_family, fam, network, plan)
+            return
+        except FirewallError as exc:
+            if "temporarily unavailable" not in exc.details or attempt == attempts - 1:
+                raise

@@ -3,13 +3,19 @@
 Only ``iptables.IptablesDriver`` imports this module, and only inside its methods;
 python-iptables itself is imported inside the functions here because it costs
 ~150-350 ms, and teardown on a host without legacy tables must not pay that.
-Callers hold the xtables lock around every function that commits.
+The driver runs every per-family function through ``run_forked`` (see why there) and
+holds the xtables lock around those that commit.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+import os
+import pickle
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 from .errors import FirewallError
 from .iptables import (
@@ -24,6 +30,7 @@ from .iptables import (
 from .plan import network_hash, parse_owner
 
 TABLES = ("filter", "nat")
+T = TypeVar("T")
 
 
 def loaded_families() -> set[int]:
@@ -41,11 +48,37 @@ def loaded_families() -> set[int]:
 
 
 def _iptc() -> Any:
+    if "iptc" in sys.modules:
+        return sys.modules["iptc"]
+    # python-iptables imports distutils.sysconfig for a fallback path. Through setuptools'
+    # distutils shim (a sys.meta_path finder installed at startup) that alone costs ~160 ms
+    # of every plugin call; the standard library's copy costs ~10 ms. So the shim is
+    # stepped around for this one import (Python 3.12+ has no stdlib distutils: the
+    # binding then catches ModuleNotFoundError and uses sysconfig).
+    shims = [f for f in sys.meta_path if type(f).__module__ == "_distutils_hack"]
+    for finder in shims:
+        sys.meta_path.remove(finder)
     try:
-        import iptc  # type: ignore[import-untyped]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import iptc  # type: ignore[import-untyped]
     except Exception as exc:  # the binding raises plain Exceptions when libxtables is missing
         raise FirewallError("iptables driver: python-iptables cannot be loaded", str(exc)) from None
+    finally:
+        sys.meta_path[0:0] = shims
     return iptc
+
+
+def preload() -> None:
+    """Import python-iptables now (e.g. in the warm plugin daemon before it forks workers).
+
+    Only the import: no table is opened and no extension loaded, so forked children keep
+    loading extensions for one family each (see ``run_forked``).
+
+    Raises:
+        FirewallError: python-iptables cannot be loaded.
+    """
+    _iptc()
 
 
 def _table(fam: int, name: str) -> Any:
@@ -87,7 +120,8 @@ def from_iptc(rule: Any, fam: int, table: str, chain: str) -> IptRule:
         dst=_norm_addr(rule.dst, fam),
         in_if=rule.in_interface or None,
         out_if=rule.out_interface or None,
-        proto=rule.protocol or None,
+        # python-iptables reports "any protocol" as "ip"
+        proto=None if (rule.protocol or "ip") in ("ip", "all", "0") else rule.protocol,
         matches=tuple(matches),
         target=rule.target.name if rule.target else "",
     )
@@ -116,12 +150,14 @@ def to_iptc(r: IptRule) -> Any:
 def _live(table: Any, fam: int) -> dict[str, list[tuple[IptRule, Any]]]:
     """Chain name -> [(normalised rule, libiptc rule)] for every chain of ``table``."""
     return {
-        ch.name: [(from_iptc(r, fam, table.name, ch.name), r) for r in ch.rules] for ch in table.chains
+        ch.name: [(from_iptc(r, fam, table.name, ch.name), r) for r in ch.rules]
+        for ch in table.chains
     }
 
 
 def _remove_owned(table: Any, live: dict[str, list[tuple[IptRule, Any]]], network: str) -> bool:
     """Delete the network's tagged rules and chains from ``table`` (uncommitted)."""
+
     def mine(r: IptRule) -> bool:
         owner = parse_owner(r.comment)
         return owner is not None and owner.network == network
@@ -130,7 +166,12 @@ def _remove_owned(table: Any, live: dict[str, list[tuple[IptRule, Any]]], networ
     doomed = {f"NETCTL-{g}-{h}" for g in GROUPS} & set(live)
     for name, rules in live.items():
         # a chain holding only the network's rules is its own, whatever naming made it
-        if name not in SKELETON and not table.builtin_chain(name) and rules and all(mine(r) for r, _ in rules):
+        if (
+            name not in SKELETON
+            and not table.builtin_chain(name)
+            and rules
+            and all(mine(r) for r, _ in rules)
+        ):
             doomed.add(name)
     iptc = _iptc()
     changed = False
@@ -221,56 +262,108 @@ def sync_family(fam: int, network: str, plan: IptablesPlan | None) -> None:
             if changed:
                 table.commit()
         except iptc.IPTCError as exc:
-            raise FirewallError(f"iptables: cannot update the IPv{fam} {tname} table for network {network!r}", str(exc)) from None
+            raise FirewallError(
+                f"iptables: cannot update the IPv{fam} {tname} table for network {network!r}",
+                str(exc),
+            ) from None
         finally:
             table.refresh()  # drop anything uncommitted from the cached handle
 
 
-def check(plan: IptablesPlan, network: str) -> list[str]:
-    """Differences between the live tables and ``plan`` for ``network`` (``[]`` = in sync)."""
+def check_family(plan: IptablesPlan, network: str, fam: int) -> list[str]:
+    """Differences between one family's live tables and ``plan`` (``[]`` = in sync)."""
     problems: list[str] = []
     want_chains = {(f, t, c) for f, t, c in plan.chains}
-    for fam in sorted(set(plan.families) | loaded_families()):
-        for tname in TABLES:
-            live = _live(_table(fam, tname), fam)
-            where = f"IPv{fam} {tname}"
-            want = [r for r in skeleton_rules(plan) + list(plan.rules) if r.family == fam and r.table == tname]
-            for f, t, name in sorted(want_chains):
-                if f == fam and t == tname and name not in live:
-                    problems.append(f"{where}: chain {name} is missing")
-            by_chain: dict[str, list[str]] = {}
-            for r in want:
-                by_chain.setdefault(r.chain, []).append(r.save_line())
-            for chain, lines in by_chain.items():
-                got = [n.save_line() for n, _ in live.get(chain, [])]
-                problems += [f"{where}: rule missing: {line}" for line in lines if line not in got]
-                owned_chain = (fam, tname, chain) in want_chains
-                if owned_chain and [g for g in got if g in lines] != lines:
+    for tname in TABLES:
+        live = _live(_table(fam, tname), fam)
+        where = f"IPv{fam} {tname}"
+        want = [
+            r
+            for r in skeleton_rules(plan) + list(plan.rules)
+            if r.family == fam and r.table == tname
+        ]
+        problems += [
+            f"{where}: chain {c} is missing"
+            for f, t, c in sorted(want_chains)
+            if (f, t) == (fam, tname) and c not in live
+        ]
+        by_chain: dict[str, list[str]] = {}
+        for r in want:
+            by_chain.setdefault(r.chain, []).append(r.save_line())
+        for chain, lines in by_chain.items():
+            got = [n.save_line() for n, _ in live.get(chain, [])]
+            problems += [f"{where}: rule missing: {line}" for line in lines if line not in got]
+            if (fam, tname, chain) in want_chains:
+                # a per-network chain must hold exactly its rules, in order
+                problems += [f"{where}: unexpected rule: {g}" for g in got if g not in lines]
+                if sorted(got) == sorted(lines) and got != lines:
                     problems.append(f"{where}: rules of chain {chain} are out of order")
-                if owned_chain:
-                    problems += [f"{where}: unexpected rule: {g}" for g in got if g not in lines]
-            groups = [dispatch_group(n.target) for n, _ in live.get(FORWARD_CHAIN, [])]
-            if groups != sorted(groups):
-                problems.append(f"{where}: jumps in {FORWARD_CHAIN} are not in guard/in/out order")
-            for chain, rules in live.items():
-                for norm, _ in rules:
-                    owner = parse_owner(norm.comment)
-                    if owner and owner.network == network and norm.save_line() not in by_chain.get(chain, []):
-                        if (fam, tname, chain) not in want_chains:
-                            problems.append(f"{where}: stale rule: {norm.save_line()}")
+        groups = [dispatch_group(n.target) for n, _ in live.get(FORWARD_CHAIN, [])]
+        if groups != sorted(groups):
+            problems.append(f"{where}: jumps in {FORWARD_CHAIN} are not in guard/in/out order")
+        for chain, rules in live.items():
+            if (fam, tname, chain) in want_chains:
+                continue
+            for norm, _ in rules:
+                owner = parse_owner(norm.comment)
+                if (
+                    owner
+                    and owner.network == network
+                    and norm.save_line() not in by_chain.get(chain, [])
+                ):
+                    problems.append(f"{where}: stale rule: {norm.save_line()}")
     return problems
 
 
-def list_networks() -> set[str]:
-    """Network names in the owner tags of every rule of the loaded filter/nat tables."""
+def list_family(fam: int) -> set[str]:
+    """Network names in the owner tags of one family's filter/nat rules."""
     names: set[str] = set()
-    loaded = loaded_families()
-    for fam in sorted(loaded):
-        for tname in TABLES:
-            for rules in _live(_table(fam, tname), fam).values():
-                for norm, _ in rules:
-                    owner = parse_owner(norm.comment)
-                    if owner is not None:
-                        names.add(owner.network)
+    for tname in TABLES:
+        for rules in _live(_table(fam, tname), fam).values():
+            for norm, _ in rules:
+                owner = parse_owner(norm.comment)
+                if owner is not None:
+                    names.add(owner.network)
     return names
 
+
+def run_forked(fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)`` in a forked child and return its result (or raise its error).
+
+    Why: libxtables registers an extension only for the IP family that is current when
+    the extension's library is loaded, so a process that used MASQUERADE for IPv4 can
+    never build an IPv6 MASQUERADE rule ("can't find target MASQUERADE"), and libxtables
+    calls exit() on some errors. Each family therefore gets its own short-lived child
+    (~5 ms): python-iptables is imported once in the parent, extensions load in children.
+    The caller must be single-threaded (plugin processes are).
+
+    Raises:
+        FirewallError: the child raised it, failed otherwise, or died.
+    """
+    _iptc()  # import once here (the expensive part) so that every child inherits it
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(rfd)
+        os.dup2(2, 1)  # libxtables may print; a plugin's stdout carries its result JSON
+        try:
+            result: tuple[Any, ...] = ("ok", fn(*args))
+        except FirewallError as exc:
+            result = ("err", exc.msg, exc.details)
+        except BaseException as exc:  # report everything: the parent must not hang or guess
+            result = ("err", f"iptables worker failed: {type(exc).__name__}", str(exc))
+        try:
+            with os.fdopen(wfd, "wb") as out:
+                pickle.dump(result, out)
+        finally:
+            os._exit(0)  # no atexit handlers, no second flush of the parent's buffers
+    os.close(wfd)
+    with os.fdopen(rfd, "rb") as inp:
+        data = inp.read()
+    _, status = os.waitpid(pid, 0)
+    if not data:
+        raise FirewallError("iptables worker died", f"wait status {status}")
+    result = pickle.loads(data)
+    if result[0] == "err":
+        raise FirewallError(result[1], result[2])
+    return cast(T, result[1])

@@ -43,7 +43,9 @@ def file_lock(path: str, timeout: float = DEFAULT_TIMEOUT) -> Iterator[None]:
             except BlockingIOError:
                 # polling keeps the wait bounded without signals (plugins may run threads)
                 if time.monotonic() > deadline:
-                    raise FirewallError(f"timed out after {timeout:.0f}s waiting for lock {path!r}") from None
+                    raise FirewallError(
+                        f"timed out after {timeout:.0f}s waiting for lock {path!r}"
+                    ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.02)
         yield

@@ -104,7 +104,14 @@ def parse_table(text: str) -> LiveTable:
             for pair in obj.get("elem", []):
                 elements.append(_element(obj["name"], pair))
         elif kind == "rule":
-            rules.append(LiveRule(obj["chain"], int(obj["handle"]), decompile(obj.get("expr", [])), obj.get("comment")))
+            rules.append(
+                LiveRule(
+                    obj["chain"],
+                    int(obj["handle"]),
+                    decompile(obj.get("expr", [])),
+                    obj.get("comment"),
+                )
+            )
         else:
             foreign += 1
     return LiveTable(exists, chains, frozenset(maps), tuple(rules), tuple(elements), foreign)
@@ -146,7 +153,11 @@ def _expr(expr: dict[str, Any]) -> str:
 def _operand(val: Any) -> str:
     if isinstance(val, dict):
         if "meta" in val:
-            return f"meta {val['meta']['key']}" if val["meta"]["key"] == "nfproto" else val["meta"]["key"]
+            return (
+                f"meta {val['meta']['key']}"
+                if val["meta"]["key"] == "nfproto"
+                else val["meta"]["key"]
+            )
         if "payload" in val:
             return f"{val['payload']['protocol']} {val['payload']['field']}"
         if "ct" in val:

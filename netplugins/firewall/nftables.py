@@ -88,7 +88,9 @@ def render_rule(rule: Rule) -> str:
 
 def render_chains(rs: Ruleset) -> dict[str, tuple[str, ...]]:
     """Per-network chain name -> rule texts, in order."""
-    return {chain_name(ch.role, rs.hash): tuple(render_rule(r) for r in ch.rules) for ch in rs.chains}
+    return {
+        chain_name(ch.role, rs.hash): tuple(render_rule(r) for r in ch.rules) for ch in rs.chains
+    }
 
 
 def expected_elements(rs: Ruleset) -> list[LiveElement]:
@@ -114,6 +116,7 @@ class Owned:
 
 def find_owned(live: LiveTable, network: str) -> Owned:
     """Objects of ``network``: tagged elements, our chain names, chains of only its rules."""
+
     def mine(comment: str | None) -> bool:
         owner = parse_owner(comment)
         return owner is not None and owner.network == network
@@ -121,9 +124,9 @@ def find_owned(live: LiveTable, network: str) -> Owned:
     h = network_hash(network)
     chains = {chain_name(role, h) for role in ROLES} & set(live.chains)
     for name in live.chains:
-        rules = live.chain_rules(name)
+        body = live.chain_rules(name)
         # a chain whose rules all carry the tag is ours even under an older naming scheme
-        if name not in BASE_CHAINS and rules and all(mine(r.comment) for r in rules):
+        if name not in BASE_CHAINS and body and all(mine(r.comment) for r in body):
             chains.add(name)
     rules = tuple(r for r in live.rules if r.chain not in chains and mine(r.comment))
     elements = tuple(e for e in live.elements if mine(e.comment))
@@ -140,13 +143,17 @@ def _skeleton_lines() -> list[str]:
 
 
 def _base_ok(live: LiveTable, name: str) -> bool:
-    return name in live.chains and [r.text for r in live.chain_rules(name)] == list(BASE_CHAINS[name][1])
+    return name in live.chains and [r.text for r in live.chain_rules(name)] == list(
+        BASE_CHAINS[name][1]
+    )
 
 
 def _delete_lines(live: LiveTable, owned: Owned, skip_chains: set[str]) -> list[str]:
     lines = [f'delete element {TABLE} {e.map} {{ "{e.key}" }}' for e in owned.elements]
     lines += [
-        f"delete rule {TABLE} {r.chain} handle {r.handle}" for r in owned.rules if r.chain not in skip_chains
+        f"delete rule {TABLE} {r.chain} handle {r.handle}"
+        for r in owned.rules
+        if r.chain not in skip_chains
     ]
     for name in owned.chains:
         if name in skip_chains:
@@ -187,7 +194,9 @@ def render_setup(rs: Ruleset, live: LiveTable = ABSENT) -> str:
         lines.append(f"flush chain {TABLE} {name}")
         lines += [f"add rule {TABLE} {name} {text}" for text in rules]
     for elem in expected_elements(rs):
-        lines.append(f'add element {TABLE} {elem.map} {{ "{elem.key}" comment "{elem.comment}" : {elem.verdict} }}')
+        lines.append(
+            f'add element {TABLE} {elem.map} {{ "{elem.key}" comment "{elem.comment}" : {elem.verdict} }}'
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -246,9 +255,15 @@ def check_ruleset(rs: Ruleset, live: LiveTable) -> list[str]:
     want = expected_elements(rs)
     for elem in want:
         if elem not in live.elements:
-            problems.append(f"map {elem.map}: element {elem.key!r} : {elem.verdict} of network {rs.network!r} is missing")
+            problems.append(
+                f"map {elem.map}: element {elem.key!r} : {elem.verdict} of network {rs.network!r} is missing"
+            )
     owned = find_owned(live, rs.network)
-    problems += [f"map {e.map}: stale element {e.key!r} : {e.verdict}" for e in owned.elements if e not in want]
+    problems += [
+        f"map {e.map}: stale element {e.key!r} : {e.verdict}"
+        for e in owned.elements
+        if e not in want
+    ]
     problems += [f"stale chain {c}" for c in owned.chains if c not in planned]
     return problems
 
@@ -270,7 +285,9 @@ class NftablesDriver:
         """
         rs = plan_network(policy)
         with file_lock(self.lock_path):
-            self._apply(render_setup(rs, self.read()), f"set up firewall for network {policy.name!r}")
+            self._apply(
+                render_setup(rs, self.read()), f"set up firewall for network {policy.name!r}"
+            )
 
     def teardown_network(self, network: str) -> None:
         """Remove every object tagged for ``network``; absent is success.
@@ -324,7 +341,9 @@ class NftablesDriver:
 
     def _binary(self, required: bool = True) -> str | None:
         if self._nft is None:
-            self._nft = shutil.which("nft") or shutil.which("nft", path="/usr/sbin:/sbin:/usr/bin:/bin")
+            self._nft = shutil.which("nft") or shutil.which(
+                "nft", path="/usr/sbin:/sbin:/usr/bin:/bin"
+            )
         if self._nft is None and required:
             raise FirewallError("nftables driver: the 'nft' command is not installed")
         return self._nft
@@ -333,6 +352,8 @@ class NftablesDriver:
         nft = self._binary()
         assert nft is not None
         try:
-            return subprocess.run([nft, *args], input=stdin, capture_output=True, text=True, timeout=60)
+            return subprocess.run(
+                [nft, *args], input=stdin, capture_output=True, text=True, timeout=60
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise FirewallError(f"cannot run {nft}", str(exc)) from None

@@ -129,7 +129,9 @@ class NetworkPolicy:
             try:
                 net = str(ipaddress.ip_network(str(raw), strict=False))
             except ValueError as exc:
-                raise FirewallError(f"invalid subnet {raw!r} for network {self.name!r}", str(exc)) from None
+                raise FirewallError(
+                    f"invalid subnet {raw!r} for network {self.name!r}", str(exc)
+                ) from None
             if net not in nets:
                 nets.append(net)
         # frozen dataclass: normalise in place once, at construction
@@ -233,7 +235,9 @@ def plan_network(policy: NetworkPolicy) -> Ruleset:
         # internal implies isolation: nothing from outside the bridge may enter, and
         # nothing legitimate can be established/DNAT'ed from outside (egress is guarded)
         chains.append(Chain("in", (rule(Match("iif", br), verdict="accept"), rule(verdict="drop"))))
-        return Ruleset(policy.name, br, tag, network_hash(policy.name), policy.families, tuple(chains))
+        return Ruleset(
+            policy.name, br, tag, network_hash(policy.name), policy.families, tuple(chains)
+        )
 
     ingress = [
         rule(Match("ct_state", "established,related"), verdict="accept"),

@@ -1,0 +1,76 @@
+"""Golden tests: both renderings of the standard scenarios (pure, no kernel).
+
+The expected texts live in tests/golden/firewall/. Rewrite them only on purpose:
+``UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/unit/firewall`` (then review the diff).
+The nft files are also validated by ``nft --check`` in tests/integration/test_firewall_topology.py,
+and the iptables lines are compared with iptables-legacy-save in test_firewall_iptables.py.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from netplugins.firewall.iptables import render_iptables, render_save
+from netplugins.firewall.nftables import render_setup
+from netplugins.firewall.plan import NetworkPolicy, plan_network
+
+GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "firewall"
+
+#: scenario name -> policy; file names are <scenario>.nft and <scenario>.iptables
+SCENARIOS: dict[str, NetworkPolicy] = {
+    "default-masquerade": NetworkPolicy("web", "br-web", ("10.88.1.0/24",)),
+    "masquerade-off": NetworkPolicy("web", "br-web", ("10.88.1.0/24",), masquerade=False),
+    "internal": NetworkPolicy("db", "br-db", ("10.88.2.0/24",), internal=True),
+    "isolate-off": NetworkPolicy("shared", "br-shared", ("10.88.3.0/24",), isolate=False),
+    "dual-stack": NetworkPolicy("v6net", "br-v6", ("10.88.4.0/24", "fd88:4::/64")),
+}
+
+
+def assert_golden(name: str, text: str) -> None:
+    """Compare ``text`` with the golden file; ``UPDATE_GOLDEN=1`` rewrites it instead."""
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return
+    if not path.exists():
+        pytest.fail(f"golden file {path} is missing; create it with UPDATE_GOLDEN=1 and review it")
+    assert text == path.read_text(), (
+        f"{name} differs from the golden file (UPDATE_GOLDEN=1 rewrites it)"
+    )
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_nft_rendering(scenario: str) -> None:
+    assert_golden(f"{scenario}.nft", render_setup(plan_network(SCENARIOS[scenario])))
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_iptables_rendering(scenario: str) -> None:
+    assert_golden(
+        f"{scenario}.iptables", render_save(render_iptables(plan_network(SCENARIOS[scenario])))
+    )
+
+
+def test_every_golden_file_has_a_scenario() -> None:
+    # a renamed scenario must not leave a stale golden file behind
+    expected = {f"{s}.{ext}" for s in SCENARIOS for ext in ("nft", "iptables")}
+    present = {p.name for p in GOLDEN.glob("*") if p.suffix in (".nft", ".iptables")}
+    assert present == expected
+
+
+def test_internal_network_renders_no_masquerade() -> None:
+    text = render_setup(plan_network(SCENARIOS["internal"]))
+    ipt = render_save(render_iptables(plan_network(SCENARIOS["internal"])))
+    assert "masquerade" not in text and "MASQUERADE" not in ipt
+    assert "*ipv4 nat" not in ipt
+
+
+def test_ipv4_only_network_renders_no_ip6tables() -> None:
+    assert "*ipv6" not in render_save(
+        render_iptables(plan_network(SCENARIOS["default-masquerade"]))
+    )
+    assert "*ipv6 nat" in render_save(render_iptables(plan_network(SCENARIOS["dual-stack"])))
