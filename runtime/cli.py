@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import containers, networks, plugins
+from .commands import containers, debug, demo, networks, plugins
 from .errors import NetctlError
 
 
@@ -21,12 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     networks.add_parsers(net.add_subparsers(dest="network_cmd", required=True))
     containers.add_parsers(sub)
     plugins.add_parser(sub)
-    try:
-        from .commands import demo
-
-        demo.add_parser(sub)
-    except ImportError:
-        pass
+    demo.add_parser(sub)
+    debug.add_parsers(sub)
     return parser
 
 

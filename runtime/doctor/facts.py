@@ -1,0 +1,296 @@
+"""What doctor read from netctl state and the kernel, as frozen dataclasses (pure data).
+
+The gathering layer fills these in; the diagnosis layer only reads them, so a unit test
+can describe any broken setup by hand.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .netfilter import Ruleset
+
+ProbeOutcome = Literal["ok", "refused", "timeout", "unreachable", "error"]
+DnsOutcome = Literal["answer", "nxdomain", "empty", "timeout", "error"]
+TargetKind = Literal["container", "name", "address", "hostport"]
+
+
+@dataclass(frozen=True)
+class Link:
+    """One network interface as ``ip -d addr`` shows it."""
+
+    name: str
+    index: int = 0
+    #: administratively up (the UP flag)
+    up: bool = True
+    #: carrier (LOWER_UP): a veth has it only while its peer is up too
+    lower_up: bool = True
+    #: "veth", "bridge", "" for others
+    kind: str = ""
+    #: the bridge this link is a port of
+    master: str | None = None
+    #: bridge port isolation flag (what icc=false sets); None when not a bridge port
+    isolated: bool | None = None
+    #: bridge port STP state ("forwarding", "disabled", ...); None when not a bridge port
+    port_state: str | None = None
+    #: addresses with prefix length, e.g. "172.22.16.2/24"
+    addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Route:
+    """A route: ``dst`` is "default" or a CIDR."""
+
+    dst: str
+    dev: str | None = None
+    gateway: str | None = None
+
+    def text(self) -> str:
+        """The route as ``ip route`` prints it."""
+        words = [self.dst]
+        if self.gateway:
+            words += ["via", self.gateway]
+        if self.dev:
+            words += ["dev", self.dev]
+        return " ".join(words)
+
+
+@dataclass(frozen=True)
+class RouteLookup:
+    """``ip route get DST``: where the kernel sends a packet, or why it cannot."""
+
+    dst: str
+    dev: str | None = None
+    gateway: str | None = None
+    src: str | None = None
+    #: "unicast", "local", "unreachable", "prohibit", "blackhole"
+    kind: str = "unicast"
+    #: the kernel's error, e.g. "Network is unreachable"
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.kind in ("unicast", "local")
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """An ARP/NDP entry: ``state`` like REACHABLE, STALE, FAILED, INCOMPLETE."""
+
+    address: str
+    dev: str
+    state: str
+    lladdr: str | None = None
+
+
+@dataclass(frozen=True)
+class NsView:
+    """What one network namespace shows."""
+
+    links: tuple[Link, ...] = ()
+    routes: tuple[Route, ...] = ()
+    neighbours: tuple[Neighbour, ...] = ()
+    #: ``ip route get`` for the addresses on the path
+    lookups: tuple[RouteLookup, ...] = ()
+    #: net.ipv4.ip_forward; None when it could not be read
+    ip_forward: bool | None = None
+
+    def link(self, name: str) -> Link | None:
+        return next((lk for lk in self.links if lk.name == name), None)
+
+    def lookup(self, dst: str) -> RouteLookup | None:
+        return next((lk for lk in self.lookups if lk.dst == dst), None)
+
+    def neighbour(self, address: str) -> Neighbour | None:
+        return next((n for n in self.neighbours if n.address == address), None)
+
+    def addresses(self) -> tuple[str, ...]:
+        """Every address of every link, without prefix length."""
+        return tuple(a.split("/")[0] for lk in self.links for a in lk.addresses)
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    """A netctl network, from state."""
+
+    name: str
+    bridge: str = ""
+    subnets: tuple[str, ...] = ()
+    gateways: tuple[str, ...] = ()
+    driver: str = "bridge"
+    internal: bool = False
+    icc: bool = True
+    #: embedded DNS enabled (never on the default bridge)
+    dns: bool = True
+    #: the predefined networks (bridge, host, none)
+    builtin: bool = False
+    masquerade: bool = True
+
+    @property
+    def default_bridge(self) -> bool:
+        return self.builtin and self.driver == "bridge"
+
+    def contains(self, address: str) -> bool:
+        """True if ``address`` lies in one of the subnets."""
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in ipaddress.ip_network(s, strict=False) for s in self.subnets)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A container's interface on one network (from its CNI result)."""
+
+    network: str
+    ifname: str
+    #: CIDRs, e.g. "172.22.16.2/24"
+    addresses: tuple[str, ...] = ()
+    gateway: str | None = None
+    #: the routes the CNI result asked for
+    routes: tuple[Route, ...] = ()
+    #: the host end of the veth pair (derived from container ID + ifname)
+    host_veth: str = ""
+    aliases: tuple[str, ...] = ()
+    nameservers: tuple[str, ...] = ()
+
+    def ips(self, family: int | None = None) -> tuple[str, ...]:
+        """Plain addresses, optionally of one family (4 or 6)."""
+        out = tuple(a.split("/")[0] for a in self.addresses)
+        if family is None:
+            return out
+        return tuple(a for a in out if ipaddress.ip_address(a).version == family)
+
+
+@dataclass(frozen=True)
+class PortInfo:
+    """A published port: host ``host_ip:host_port`` -> container ``container_port``."""
+
+    host_port: int
+    container_port: int
+    protocol: str = "tcp"
+    #: "" = every host address
+    host_ip: str = ""
+
+    def text(self) -> str:
+        return f"{self.host_ip or '0.0.0.0'}:{self.host_port}->{self.container_port}/{self.protocol}"
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    """A container from state, with the kernel view of its namespace."""
+
+    name: str
+    id: str
+    running: bool = True
+    #: network_mode: a network name, "host", "none" or "container:<id>"
+    mode: str = "bridge"
+    netns: str = ""
+    #: for a container sharing another's namespace: the owner's name
+    joined_to: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    ports: tuple[PortInfo, ...] = ()
+    #: None when the namespace could not be read (stopped container)
+    view: NsView | None = None
+
+    def attachment(self, network: str) -> Attachment | None:
+        return next((a for a in self.attachments if a.network == network), None)
+
+    @property
+    def networks(self) -> tuple[str, ...]:
+        return tuple(a.network for a in self.attachments)
+
+
+@dataclass(frozen=True)
+class TargetFacts:
+    """The TARGET argument, resolved."""
+
+    kind: TargetKind
+    #: as the user wrote it
+    text: str
+    #: the container behind it, when one is known (by name, alias, address or published port)
+    container: ContainerInfo | None = None
+    #: the address traffic is sent to (None when it could not be found)
+    address: str | None = None
+    port: int | None = None
+    #: for ``host:PORT``: the mapping from state
+    mapping: PortInfo | None = None
+
+
+@dataclass(frozen=True)
+class DnsAnswer:
+    """A query for ``name`` sent to ``server`` from inside the source namespace."""
+
+    name: str
+    server: str
+    outcome: DnsOutcome
+    addresses: tuple[str, ...] = ()
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class DnsdInfo:
+    """dnsd's configuration and process."""
+
+    running: bool = False
+    pid: int | None = None
+    #: network name -> addresses dnsd listens on for it
+    listen: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def listens_for(self, network: str) -> tuple[str, ...]:
+        return next((addrs for name, addrs in self.listen if name == network), ())
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """Traffic actually sent from the source namespace."""
+
+    proto: str
+    address: str
+    port: int | None
+    outcome: ProbeOutcome
+    detail: str = ""
+    rtt_ms: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+    def what(self) -> str:
+        """"ping 10.0.0.2", "tcp 10.0.0.2:80"."""
+        if self.proto == "icmp":
+            return f"ping {self.address}"
+        return f"{self.proto} {self.address}:{self.port}"
+
+
+@dataclass(frozen=True)
+class HostView:
+    """The host namespace (where netctl runs)."""
+
+    view: NsView = field(default_factory=NsView)
+    #: net.bridge.bridge-nf-call-iptables: bridged frames go through the IP firewall
+    bridge_nf_call: bool | None = None
+    firewall: Ruleset = field(default_factory=Ruleset)
+    #: what could not be read (nft missing, ...)
+    errors: tuple[str, ...] = ()
+    dnsd: DnsdInfo = field(default_factory=DnsdInfo)
+
+
+@dataclass(frozen=True)
+class DoctorFacts:
+    """Everything the diagnosis needs."""
+
+    source: ContainerInfo
+    target: TargetFacts
+    networks: tuple[NetworkInfo, ...]
+    host: HostView
+    #: "icmp", "tcp" or "udp"
+    proto: str = "icmp"
+    dns: DnsAnswer | None = None
+    probe: ProbeResult | None = None
+
+    def network(self, name: str) -> NetworkInfo | None:
+        return next((n for n in self.networks if n.name == name), None)

@@ -1,0 +1,240 @@
+"""The gathering layer: read netctl state, the kernel, dnsd, and send the probes.
+
+Every namespace is read with ``nsenter --net=PATH ip -j ...`` (one process per
+question, nothing entered in this process); the host namespace is the one netctl
+runs in. Nothing here changes anything: doctor only reads and sends probe packets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from ..errors import NetctlError
+from ..paths import Paths
+from ..state import State
+from . import iptparse, kernel, nfparse
+from .facts import (
+    ContainerInfo,
+    DnsAnswer,
+    DnsdInfo,
+    DoctorFacts,
+    HostView,
+    NetworkInfo,
+    NsView,
+    ProbeResult,
+    TargetFacts,
+)
+from .netfilter import Ruleset
+from .path import PathPlan, plan_path
+from .probe import parse_ping
+from .state_facts import container_info, find_source, network_info, resolve_target
+from .target import choose_proto, parse_target
+
+#: seconds each probe (ping, connect, DNS query) may take
+PROBE_TIMEOUT = 1.0
+SBIN = "/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"
+
+
+def run_in(argv: list[str], netns: str | None = None, timeout: float = 10) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` (in ``netns`` when given); a missing tool becomes return code 127."""
+    full = ["nsenter", f"--net={netns}", "--", *argv] if netns else argv
+    env = dict(os.environ, PATH=os.environ.get("PATH", "") + ":" + SBIN)
+    try:
+        return subprocess.run(full, capture_output=True, text=True, timeout=timeout, env=env)
+    except FileNotFoundError as exc:
+        return subprocess.CompletedProcess(full, 127, "", str(exc))
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(full, 124, "", f"{argv[0]} timed out")
+
+
+def read_view(netns: str | None, lookups: tuple[str, ...] = ()) -> NsView:
+    """Links, routes, neighbours, route lookups and ip_forward of one namespace.
+
+    Raises:
+        NetctlError: ``ip`` failed (the namespace is gone, iproute2 is missing).
+    """
+    res = run_in(["ip", "-j", "-d", "addr", "show"], netns)
+    if res.returncode != 0:
+        raise NetctlError(f"cannot read the links of {netns or 'the host'}: {res.stderr.strip()}")
+    try:
+        links = kernel.parse_links(res.stdout)
+        routes = kernel.parse_routes(run_in(["ip", "-j", "route", "show"], netns).stdout)
+        neigh = kernel.parse_neighbours(run_in(["ip", "-j", "neigh", "show"], netns).stdout)
+        found = []
+        for dst in lookups:
+            r = run_in(["ip", "-j", "route", "get", dst], netns)
+            found.append(kernel.parse_route_get(dst, r.stdout, r.stderr, r.returncode))
+    except ValueError as exc:
+        raise NetctlError(f"unexpected output from ip in {netns or 'the host'}: {exc}") from None
+    fwd = run_in(["cat", "/proc/sys/net/ipv4/ip_forward"], netns)
+    return NsView(links, routes, neigh, tuple(found), kernel.parse_sysctl(fwd.stdout))
+
+
+def read_firewall() -> tuple[Ruleset, tuple[str, ...]]:
+    """nftables (every table) and the iptables-legacy tables of the host namespace."""
+    parts: list[Ruleset] = []
+    errors: list[str] = []
+    reads = (("nft", ["nft", "-j", "list", "ruleset"], nfparse.parse_nft_ruleset),
+             ("iptables-legacy-save", ["iptables-legacy-save"], iptparse.parse_iptables_save),
+             ("ip6tables-legacy-save", ["ip6tables-legacy-save"],
+              lambda text: iptparse.parse_iptables_save(text, "ip6")))
+    for tool, argv, parse in reads:
+        if shutil.which(tool, path=os.environ.get("PATH", "") + ":" + SBIN) is None:
+            continue
+        res = run_in(argv)
+        if res.returncode != 0:
+            errors.append(f"{tool}: {res.stderr.strip() or 'status ' + str(res.returncode)}")
+            continue
+        try:
+            parts.append(parse(res.stdout))
+        except nfparse.ParseError as exc:
+            errors.append(f"{tool}: {exc}")
+    return nfparse.merge(*parts), tuple(errors)
+
+
+def read_dnsd(paths: Paths) -> DnsdInfo:
+    """dnsd's networks (listen addresses) and whether it runs."""
+    from dnsd import config as dnsconf
+    from dnsd import control
+
+    try:
+        nets, _entries = dnsconf.read_config(paths.dnsd)
+    except OSError:
+        nets = {}
+    pid = control.find_running(paths.dnsd)
+    listen = tuple((name, tuple(str(a) for a in data.get("listen") or [])) for name, data in sorted(nets.items()))
+    return DnsdInfo(running=pid is not None, pid=pid, listen=listen)
+
+
+def _nsenter_failed(res: subprocess.CompletedProcess[str]) -> str | None:
+    """nsenter's own error (the namespace cannot be entered), else None."""
+    err = res.stderr.strip()
+    return err if res.returncode != 0 and err.startswith("nsenter:") else None
+
+
+def _probe(netns: str, proto: str, address: str, port: int | None) -> ProbeResult:
+    if proto == "icmp":
+        res = run_in(["ping", "-n", "-c", "1", "-W", f"{PROBE_TIMEOUT:g}", address], netns, timeout=5)
+        err = _nsenter_failed(res)
+        if err is not None:
+            return ProbeResult(proto, address, port, "error", err)
+        return parse_ping(address, res.stdout, res.stderr, res.returncode, PROBE_TIMEOUT)
+    res = run_in([sys.executable, "-m", "runtime.doctor.probe", proto, address, str(port), f"{PROBE_TIMEOUT:g}"],
+               netns, timeout=10)
+    try:
+        out = json.loads(res.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return ProbeResult(proto, address, port, "error", res.stderr.strip()[-200:] or "the probe failed")
+    return ProbeResult(proto, address, port, out["outcome"], out.get("detail", ""), out.get("rtt_ms"))
+
+
+def _ask_dnsd(src: ContainerInfo, name: str, nets: dict[str, bool], dnsd: DnsdInfo) -> DnsAnswer | None:
+    """Ask dnsd for ``name`` from inside SOURCE; only dnsd's own addresses are asked."""
+    if not dnsd.running:
+        return None
+    for att in src.attachments:
+        if not nets.get(att.network):
+            continue
+        listen = dnsd.listens_for(att.network)
+        server = next((s for s in att.nameservers if s in listen), listen[0] if listen else None)
+        if server is None:
+            continue
+        res = run_in([sys.executable, "-m", "runtime.doctor.probe", "dns", name, server, f"{PROBE_TIMEOUT:g}"],
+                     src.netns, timeout=10)
+        try:
+            out = json.loads(res.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return DnsAnswer(name, server, "error", detail=res.stderr.strip()[-200:])
+        return DnsAnswer(name, server, out["outcome"], tuple(out.get("addresses") or ()), out.get("detail", ""))
+    return None
+
+
+def _worth_asking(src: ContainerInfo, tgt: TargetFacts, nets: tuple[NetworkInfo, ...]) -> bool:
+    """Ask dnsd only where it can answer from its own records: for a container, only when
+    both share a DNS network (anything else dnsd would forward upstream, proving nothing)."""
+    if tgt.kind == "name":
+        return True
+    if tgt.kind != "container" or tgt.container is None:
+        return False
+    dns = {n.name for n in nets if n.dns}
+    return bool(dns & set(src.networks) & set(tgt.container.networks))
+
+
+def _views(src: ContainerInfo, tgt: TargetFacts, plan: PathPlan) -> tuple[ContainerInfo, TargetFacts]:
+    """Both ends with the kernel view of their namespaces (None when it cannot be read)."""
+    def view(c: ContainerInfo, lookups: tuple[str, ...]) -> NsView | None:
+        try:
+            return read_view(c.netns, lookups)
+        except NetctlError:
+            return None  # the hops then say the namespace could not be read
+
+    if src.running:
+        src = dataclasses.replace(src, view=view(src, (plan.address,) if plan.address else ()))
+    if tgt.container is not None and tgt.container.running:
+        back = plan.src.ips() if plan.src is not None else ()
+        tgt = dataclasses.replace(tgt, container=dataclasses.replace(tgt.container, view=view(tgt.container, back)))
+    return src, tgt
+
+
+def _host(plan: PathPlan, dnsd: DnsdInfo) -> HostView:
+    """The host namespace: links, routes to an external target, forwarding, the firewall.
+
+    Raises:
+        NetctlError: ``ip`` cannot read the host namespace.
+    """
+    lookups = (plan.address,) if plan.kind in ("external", "hostport") and plan.address else ()
+    firewall, errors = read_firewall()
+    bnf = run_in(["cat", "/proc/sys/net/bridge/bridge-nf-call-iptables"])
+    return HostView(read_view(None, lookups), kernel.parse_sysctl(bnf.stdout), firewall, errors, dnsd)
+
+
+def gather(paths: Paths, source: str, target: str, *, proto: str | None, port: int | None) -> DoctorFacts:
+    """Everything ``diagnose`` needs, read now (the probe is sent before the kernel is
+    read, so neighbour entries show what the probe left).
+
+    Raises:
+        NetctlError: unknown source, a source in the host's namespace, a bad target or
+            options, or the host namespace cannot be read.
+    """
+    from ..containers import alive
+
+    spec = parse_target(target)
+    state = State(paths)
+    nets = tuple(network_info(n) for n in state.networks())
+    stored = state.containers()
+    by_id = {c.id: c for c in stored}
+    ctrs = [container_info(c, by_id, alive(c)) for c in stored]
+    src = find_source(source, ctrs)
+    if src is None:
+        raise NetctlError(f"no such container: {source}")
+    if src.mode == "host":
+        raise NetctlError(f"{src.name} uses the host's network namespace: give a container with its own")
+    tgt = resolve_target(spec, ctrs, proto, target)
+    if tgt.kind == "hostport":
+        if proto == "icmp" or port is not None:
+            raise NetctlError("host:PORT names the port already: drop --port, and use --proto tcp or udp")
+        probe_proto, port = proto or (tgt.mapping.protocol if tgt.mapping else "tcp"), spec.port
+    else:
+        probe_proto, port = choose_proto(spec, proto, port)
+    dnsd = read_dnsd(paths)
+    answer = None
+    if src.running and _worth_asking(src, tgt, nets):
+        name = tgt.container.name if tgt.kind == "container" and tgt.container else spec.value
+        answer = _ask_dnsd(src, name, {n.name: n.dns for n in nets}, dnsd)
+        if tgt.kind == "name" and tgt.container is None and answer is not None and answer.addresses:
+            addr = answer.addresses[0]
+            holder = next((c for c in ctrs for a in c.attachments if addr in a.ips()), None)
+            tgt = TargetFacts("name", target, container=holder, address=addr)
+    tgt = dataclasses.replace(tgt, port=port)
+    plan = plan_path(src, tgt, nets)
+    probe = None
+    if src.running and plan.address is not None and (probe_proto == "icmp" or port is not None):
+        probe = _probe(src.netns, probe_proto, plan.address, port)
+    src, tgt = _views(src, tgt, plan)
+    return DoctorFacts(source=src, target=tgt, networks=nets, host=_host(plan, dnsd), proto=probe_proto,
+                       dns=answer, probe=probe)

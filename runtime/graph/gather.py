@@ -1,0 +1,35 @@
+"""Read what the graph shows: netctl state, the host's links, dnsd (no changes made)."""
+
+from __future__ import annotations
+
+from ..paths import Paths
+from ..state import State
+from .model import GraphModel, build_model
+
+
+def host_links() -> dict[str, bool]:
+    """Link name -> administratively up, in the namespace netctl runs in ({} if unreadable)."""
+    from ..doctor.gather import run_in
+    from ..doctor.kernel import parse_links
+
+    res = run_in(["ip", "-j", "-d", "addr", "show"])
+    if res.returncode != 0:
+        return {}
+    try:
+        return {lk.name: lk.up for lk in parse_links(res.stdout)}
+    except ValueError:
+        return {}
+
+
+def gather_model(paths: Paths) -> GraphModel:
+    """The graph of everything netctl knows, with link states from the kernel."""
+    from ..containers import alive
+    from ..doctor.gather import read_dnsd
+    from ..doctor.state_facts import container_info, network_info
+
+    state = State(paths)
+    nets = tuple(network_info(n) for n in state.networks())
+    stored = state.containers()
+    by_id = {c.id: c for c in stored}
+    ctrs = tuple(container_info(c, by_id, alive(c)) for c in stored)
+    return build_model(nets, ctrs, host_links(), read_dnsd(paths))

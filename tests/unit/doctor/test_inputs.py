@@ -1,0 +1,144 @@
+"""Parsing of what doctor reads and is given: ip -j output, TARGET, ping output, CNI results."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+from doctor_builders import WEB1, ctr
+
+from runtime.doctor import kernel
+from runtime.doctor.facts import Route
+from runtime.doctor.probe import main as probe_main
+from runtime.doctor.probe import parse_ping
+from runtime.doctor.state_facts import attachment, find_source, resolve_target
+from runtime.doctor.target import TargetSpec, choose_proto, parse_target
+from runtime.errors import NetctlError
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_parse_links_of_a_container_and_the_host() -> None:
+    links = {lk.name: lk for lk in kernel.parse_links((DATA / "ip-addr-container.json").read_text())}
+    eth0 = links["eth0"]
+    assert eth0.up and eth0.lower_up and eth0.kind == "veth"
+    assert eth0.addresses == ("172.22.16.4/24",)  # link-local IPv6 left out
+    assert eth0.master is None and eth0.isolated is None
+    host = {lk.name: lk for lk in kernel.parse_links((DATA / "ip-addr-host.json").read_text())}
+    assert host["br-6069690eae69"].kind == "bridge"
+    assert host["br-6069690eae69"].addresses == ("172.22.16.1/24",)
+    port = host["veth16511c09"]
+    assert port.master == "br-6069690eae69" and port.isolated is False and port.port_state == "forwarding"
+    assert host["vethbd6e7d97"].isolated is True  # a port of the icc=false network
+
+
+def test_parse_routes_neighbours_lookups() -> None:
+    routes = kernel.parse_routes(
+        '[{"dst":"default","gateway":"172.22.16.1","dev":"eth0","protocol":"static","flags":[]},'
+        '{"dst":"172.22.16.0/24","dev":"eth0","protocol":"kernel","scope":"link","prefsrc":"172.22.16.4"}]')
+    assert routes == (Route("default", "eth0", "172.22.16.1"), Route("172.22.16.0/24", "eth0", None))
+    neigh = kernel.parse_neighbours('[{"dst":"172.22.16.1","dev":"eth0","lladdr":"8a:24:a5:ab:ae:00",'
+                                    '"state":["STALE"]}]')
+    assert neigh[0].state == "STALE" and neigh[0].lladdr == "8a:24:a5:ab:ae:00"
+    ok = kernel.parse_route_get("10.99.0.2", '[{"dst":"10.99.0.2","gateway":"172.22.16.1","dev":"eth0",'
+                                            '"prefsrc":"172.22.16.2","flags":[],"uid":0,"cache":[]}]')
+    assert ok.ok and ok.gateway == "172.22.16.1" and ok.dev == "eth0"
+    bad = kernel.parse_route_get("10.99.0.2", "", "RTNETLINK answers: Network is unreachable\n", 2)
+    assert not bad.ok and bad.error == "Network is unreachable"
+    assert kernel.parse_sysctl("1\n") is True and kernel.parse_sysctl("") is None
+    with pytest.raises(ValueError):
+        kernel.parse_links("{}")
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("web2", TargetSpec("ref", "web2")),
+    ("db.my_net2", TargetSpec("ref", "db.my_net2")),
+    ("10.99.0.2", TargetSpec("address", "10.99.0.2")),
+    ("10.99.0.2:80", TargetSpec("address", "10.99.0.2", 80)),
+    ("fd00::2", TargetSpec("address", "fd00::2")),
+    ("[fd00::2]:53", TargetSpec("address", "fd00::2", 53)),
+    ("host:8080", TargetSpec("hostport", "host", 8080)),
+    ("HOST:1", TargetSpec("hostport", "host", 1)),
+])
+def test_parse_target(text: str, expected: TargetSpec) -> None:
+    assert parse_target(text) == expected
+
+
+@pytest.mark.parametrize("text,msg", [
+    ("", "empty target"), ("host:", "is not a port"), ("host:70000", "out of range"),
+    ("web:80", "is not an IP address"), ("[fd00::2]", "use [IPv6]:PORT"),
+])
+def test_parse_target_errors(text: str, msg: str) -> None:
+    with pytest.raises(NetctlError, match=msg.replace("[", r"\[").replace("]", r"\]")):
+        parse_target(text)
+
+
+def test_choose_proto() -> None:
+    ref = TargetSpec("ref", "web2")
+    assert choose_proto(ref, None, None) == ("icmp", None)
+    assert choose_proto(ref, None, 80) == ("tcp", 80)
+    assert choose_proto(ref, "udp", 53) == ("udp", 53)
+    assert choose_proto(TargetSpec("address", "10.0.0.1", 443), None, None) == ("tcp", 443)
+    with pytest.raises(NetctlError, match="needs a port"):
+        choose_proto(ref, "tcp", None)
+    with pytest.raises(NetctlError, match="icmp has no ports"):
+        choose_proto(ref, "icmp", 80)
+
+
+def test_parse_ping() -> None:
+    ok = parse_ping("10.0.0.2", "64 bytes from 10.0.0.2: icmp_seq=1 ttl=64 time=0.104 ms\n", "", 0, 1)
+    assert ok.ok and ok.rtt_ms == 0.104 and ok.detail == "reply in 0.104 ms"
+    lost = parse_ping("10.0.0.2", "1 packets transmitted, 0 received, 100% packet loss\n", "", 1, 1)
+    assert lost.outcome == "timeout" and lost.detail == "no reply within 1 s"
+    unreach = parse_ping("10.0.0.2", "", "ping: connect: Network is unreachable\n", 2, 1)
+    assert unreach.outcome == "unreachable" and unreach.detail == "Network is unreachable"
+    host = parse_ping("10.0.0.2", "From 10.0.0.1 icmp_seq=1 Destination Host Unreachable\n", "", 1, 1)
+    assert host.outcome == "unreachable"
+
+
+def test_tcp_probe_on_loopback(capsys: pytest.CaptureFixture[str]) -> None:
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    t = threading.Thread(target=lambda: srv.accept()[0].close(), daemon=True)
+    t.start()
+    assert probe_main(["tcp", "127.0.0.1", str(port), "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["outcome"] == "ok"
+    t.join(2)
+    srv.close()
+    assert probe_main(["tcp", "127.0.0.1", str(port), "1"]) == 0  # nobody listens any more
+    assert json.loads(capsys.readouterr().out)["outcome"] == "refused"
+    assert probe_main(["bogus"]) == 2
+
+
+def test_attachment_from_a_cni_result() -> None:
+    result = {"interfaces": [{"name": "br0"}, {"name": "veth1"}, {"name": "eth0", "sandbox": "/run/x"}],
+              "ips": [{"interface": 2, "address": "172.22.16.2/24", "gateway": "172.22.16.1"},
+                      {"interface": 0, "address": "172.22.16.1/24"}],
+              "routes": [{"dst": "0.0.0.0/0", "gw": "172.22.16.1"}],
+              "dns": {"nameservers": ["172.22.16.1"]}}
+    a = attachment("my_net2", "eth0", result, ["db"], "veth1")
+    assert a.addresses == ("172.22.16.2/24",)
+    assert a.gateway == "172.22.16.1"
+    assert a.routes == (Route("0.0.0.0/0", "eth0", "172.22.16.1"),)
+    assert a.nameservers == ("172.22.16.1",) and a.aliases == ("db",)
+
+
+def test_resolve_target_and_source() -> None:
+    web1 = ctr("web1", WEB1)
+    aliased = ctr("web2", WEB1.__class__(**{**WEB1.__dict__, "addresses": ("172.22.16.3/24",),
+                                           "aliases": ("db",)}))
+    ctrs = [web1, aliased]
+    assert resolve_target(TargetSpec("ref", "web2"), ctrs, None, "web2").container is aliased
+    by_alias = resolve_target(TargetSpec("ref", "db"), ctrs, None, "db")
+    assert by_alias.kind == "name" and by_alias.container is aliased
+    by_addr = resolve_target(TargetSpec("address", "172.22.16.3"), ctrs, None, "172.22.16.3")
+    assert by_addr.container is aliased and by_addr.address == "172.22.16.3"
+    unknown = resolve_target(TargetSpec("ref", "example.org"), ctrs, None, "example.org")
+    assert unknown.kind == "name" and unknown.container is None
+    assert find_source(web1.id[:8], ctrs) is web1
+    assert find_source("nope", ctrs) is None
