@@ -115,6 +115,45 @@ def _peer_allowed(conn: socket.socket) -> bool:
     return uid in (0, os.getuid())
 
 
+def code_stamp() -> float:
+    """Newest modification time of the Python files of our packages that are loaded.
+
+    A daemon serving old code after an upgrade (or an edit) would give answers the
+    executables no longer mean; it compares this stamp every few seconds and exits on change.
+    """
+    newest = 0.0
+    for name, module in list(sys.modules.items()):
+        if name.split(".", 1)[0] not in ("netplugins", "ipam", "dnsd"):
+            continue
+        path = getattr(module, "__file__", None)
+        if path:
+            try:
+                newest = max(newest, os.stat(path).st_mtime)
+            except OSError:
+                newest = max(newest, time.time())  # removed: treat as changed
+    return newest
+
+
+def _single_instance(path: str) -> int:
+    """Hold an exclusive flock on ``<socket>.lock`` for the daemon's lifetime.
+
+    Two netctl commands may each start a daemon at the same moment; the second one must
+    not unlink the first one's socket and leave it serving nobody.
+
+    Raises:
+        OSError: when another daemon holds the lock.
+    """
+    import fcntl
+
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise OSError(f"a plugin daemon already serves {path}") from None
+    return fd
+
+
 def _worker(srv: socket.socket) -> None:
     """A pre-forked worker: wait for one connection, serve it, exit."""
     code = 0
@@ -144,15 +183,11 @@ def serve(path: str, idle_timeout: float = 0.0, spare: int = 4) -> None:
     Raises:
         OSError: when the socket cannot be bound (e.g. another daemon is live there).
     """
-    preload()
     os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
-    try:
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        probe.connect(path)
-        probe.close()
-        raise OSError(f"a plugin daemon already listens on {path}")
-    except (FileNotFoundError, ConnectionRefusedError):
-        pass
+    lock_fd = _single_instance(path)
+    preload()
+    stamp = code_stamp()
+    next_stamp_check = time.monotonic() + 2.0
     try:
         os.unlink(path)
     except FileNotFoundError:
@@ -195,6 +230,11 @@ def serve(path: str, idle_timeout: float = 0.0, spare: int = 4) -> None:
                 continue
             if idle_timeout and time.monotonic() - last > idle_timeout:
                 break
+            if time.monotonic() > next_stamp_check:
+                next_stamp_check = time.monotonic() + 2.0
+                if code_stamp() != stamp:
+                    log.info("our code changed on disk: exiting so that a fresh daemon serves it")
+                    break
             time.sleep(0.002 if len(workers) < spare else 0.05)
     finally:
         srv.close()
@@ -212,6 +252,7 @@ def serve(path: str, idle_timeout: float = 0.0, spare: int = 4) -> None:
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
+        os.close(lock_fd)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -43,6 +43,25 @@ def root_netns_guard() -> Iterator[None]:
         pytest.fail("tests changed the machine's own network namespace:\n" + "\n".join(lines))
 
 
+@pytest.fixture(autouse=True)
+def dev_null_guard() -> Iterator[None]:
+    """Fail the test after which /dev/null is no longer the character device.
+
+    Once during development something mounted a network namespace over /dev/null (a
+    namespace path that fell back to a stdio default); every process on the machine then
+    broke. This catches the test that does it and puts the device back.
+    """
+    import stat
+
+    yield
+    st = os.stat("/dev/null")
+    if not stat.S_ISCHR(st.st_mode):
+        import subprocess
+
+        subprocess.run(["umount", "-l", "/dev/null"], check=False)
+        pytest.fail("/dev/null was replaced by a mount during this test (unmounted again)")
+
+
 @pytest.fixture
 def host_ns() -> Iterator[Netns]:
     """A throwaway namespace that plays the host (plugins run inside it)."""
