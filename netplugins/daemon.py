@@ -39,8 +39,13 @@ def preload() -> list[str]:
             loaded.append(ptype)
         except Exception as exc:  # noqa: BLE001 - a broken optional plugin must not stop the rest
             log.warning("cannot preload plugin %s: %s", ptype, exc)
-    for module in ("pyroute2", "netaddr", "sqlite3", "netplugins.nl.links",
-                   "netplugins.firewall.nftables", "netplugins.firewall.iptables"):
+    for module in ("pyroute2", "netaddr", "sqlite3", "hashlib", "netplugins.nl.links",
+                   "netplugins.nl.bridge", "netplugins.nl.ioctl",
+                   "netplugins.firewall.nftables", "netplugins.firewall.iptables",
+                   "netplugins.firewall.ports", "netplugins.firewall.ports_nft",
+                   "netplugins.firewall.ports_ipt", "netplugins.firewall.ports_iptc",
+                   "netplugins.meta.hostsockets", "netplugins.meta.localnet",
+                   "netplugins.meta.conntrack", "dnsd.config", "dnsd.control"):
         try:
             __import__(module)
         except ImportError:

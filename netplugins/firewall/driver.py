@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Protocol, runtime_checkable
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from .errors import FirewallError
 from .plan import NetworkPolicy, validate_network_name
+
+if TYPE_CHECKING:
+    from .ports import PortsPlan, Published
 
 ENV_DRIVER = "NETCTL_FIREWALL_DRIVER"
 DRIVER_NAMES = ("nftables", "iptables", "none")
@@ -53,6 +57,54 @@ class FirewallDriver(Protocol):
 
     def list_networks(self) -> set[str]:
         """Names of networks that have rules (for GC).
+
+        Raises:
+            FirewallError: the live rules cannot be read.
+        """
+        ...
+
+
+@runtime_checkable
+class PortDriver(Protocol):
+    """Published ports of attachments (portmap). Every method acts on the current namespace."""
+
+    name: str
+
+    def setup_ports(self, plan: PortsPlan) -> None:
+        """Publish the plan's ports, replacing the attachment's earlier entries, atomically.
+
+        Raises:
+            PortConflict: another owner publishes one of the host ports (nothing changed).
+            FirewallError: the backend refused the change.
+        """
+        ...
+
+    def teardown_ports(self, tags: Collection[str]) -> int:
+        """Remove every entry carrying one of ``tags``; how many were removed (absent is 0).
+
+        Raises:
+            FirewallError: the backend refused the removal.
+        """
+        ...
+
+    def gc_ports(self, network: str, keep: Collection[str]) -> int:
+        """Remove the entries of ``network`` whose tag is not in ``keep``; how many.
+
+        Raises:
+            FirewallError: the backend refused the removal.
+        """
+        ...
+
+    def check_ports(self, plan: PortsPlan) -> list[str]:
+        """Human-readable differences from the plan; ``[]`` means in sync.
+
+        Raises:
+            FirewallError: the live rules cannot be read.
+        """
+        ...
+
+    def published(self) -> list[Published]:
+        """Every published port in this backend, of every owner.
 
         Raises:
             FirewallError: the live rules cannot be read.
@@ -114,6 +166,38 @@ def get_driver(name: str | None = None, *, lock_path: str | None = None) -> Fire
 
         return NullDriver()
     raise FirewallError(f"unknown firewall driver {chosen!r}: use one of {', '.join(DRIVER_NAMES)}")
+
+
+def get_port_driver(name: str | None = None, *, lock_path: str | None = None) -> PortDriver:
+    """The published-ports driver called ``name`` (same choice as :func:`get_driver`).
+
+    Raises:
+        FirewallError: unknown name, nothing to detect, or ``none`` (ports need DNAT rules).
+    """
+    chosen = (name or os.environ.get(ENV_DRIVER, "").strip() or detect_driver_name()).lower()
+    if chosen == "nftables":
+        from .ports_nft import NftPortsDriver
+
+        return NftPortsDriver(lock_path) if lock_path else NftPortsDriver()
+    if chosen == "iptables":
+        from .ports_ipt import IptablesPortsDriver
+
+        return IptablesPortsDriver(lock_path) if lock_path else IptablesPortsDriver()
+    if chosen == "none":
+        raise FirewallError("the 'none' firewall driver cannot publish ports (they need DNAT rules)")
+    raise FirewallError(f"unknown firewall driver {chosen!r}: use one of {', '.join(DRIVER_NAMES)}")
+
+
+def all_port_drivers() -> list[PortDriver]:
+    """Both real port drivers, for teardown and GC (an earlier run may have used either).
+
+    Cheap where a backend is absent: without nft the nftables driver removes nothing,
+    without legacy tables the iptables driver never imports python-iptables.
+    """
+    from .ports_ipt import IptablesPortsDriver
+    from .ports_nft import NftPortsDriver
+
+    return [NftPortsDriver(), IptablesPortsDriver()]
 
 
 def teardown_network_everywhere(

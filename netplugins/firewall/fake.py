@@ -1,11 +1,13 @@
-"""A recording driver for unit tests of callers (the bridge plugin), no kernel involved."""
+"""Recording drivers for unit tests of callers (bridge, portmap), no kernel involved."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from .errors import FirewallError
+from .errors import FirewallError, PortConflict
 from .plan import NetworkPolicy, validate_network_name
+from .ports import PortsPlan, Published, find_conflicts, tag_in_network
 
 
 @dataclass
@@ -78,3 +80,72 @@ class FakeDriver:
             )
             lines.append(f"{name} bridge={p.bridge} subnets={','.join(p.subnets) or '-'} {flags}")
         return "\n".join(lines)
+
+
+@dataclass
+class FakePortDriver:
+    """Keeps published ports in memory, with the real conflict rules; logs every call.
+
+    ``fail_on`` holds method names that raise ``FirewallError`` instead.
+    """
+
+    name: str = "fake"
+    #: owner tag -> the plan last published under it
+    plans: dict[str, PortsPlan] = field(default_factory=dict)
+    #: entries someone else published (untagged or foreign), to provoke conflicts
+    foreign: list[Published] = field(default_factory=list)
+    #: (method, argument summary) in call order
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    fail_on: set[str] = field(default_factory=set)
+
+    def _call(self, method: str, what: str) -> None:
+        self.calls.append((method, what))
+        if method in self.fail_on:
+            raise FirewallError(f"fake failure in {method} for {what}")
+
+    def published(self) -> list[Published]:
+        """Every recorded forward, plus the foreign entries."""
+        out = list(self.foreign)
+        for tag, plan in self.plans.items():
+            out += [Published(f.family, f.protocol, f.host_ip, f.host_port, f.host_port, tag,
+                              f"{f.container_ip}:{f.container_port}") for f in plan.forwards]
+        return out
+
+    def setup_ports(self, plan: PortsPlan) -> None:
+        """Record ``plan`` under its tag (replacing the earlier one).
+
+        Raises:
+            PortConflict: as the real drivers, from the recorded entries.
+            FirewallError: when ``"setup_ports"`` is in ``fail_on``.
+        """
+        self._call("setup_ports", plan.tag)
+        conflicts = find_conflicts(plan, self.published())
+        if conflicts:
+            raise PortConflict(conflicts)
+        self.plans[plan.tag] = plan
+
+    def teardown_ports(self, tags: Collection[str]) -> int:
+        """Forget the plans of ``tags``; how many forwards went.
+
+        Raises:
+            FirewallError: when ``"teardown_ports"`` is in ``fail_on``.
+        """
+        self._call("teardown_ports", ",".join(sorted(tags)))
+        gone = [t for t in self.plans if t in tags]
+        return sum(len(self.plans.pop(t).forwards) for t in gone)
+
+    def gc_ports(self, network: str, keep: Collection[str]) -> int:
+        """Forget the plans of ``network`` not in ``keep``.
+
+        Raises:
+            FirewallError: when ``"gc_ports"`` is in ``fail_on``.
+        """
+        self._call("gc_ports", network)
+        gone = [t for t in self.plans if tag_in_network(t, network) and t not in keep]
+        return sum(len(self.plans.pop(t).forwards) for t in gone)
+
+    def check_ports(self, plan: PortsPlan) -> list[str]:
+        """``[]`` when exactly ``plan`` is recorded under its tag."""
+        self._call("check_ports", plan.tag)
+        have = self.plans.get(plan.tag)
+        return [] if have == plan else [f"ports of {plan.tag!r} are {have}, expected {plan}"]

@@ -73,6 +73,8 @@ class IptRule:
     #: (module, ((option, value), ...)) in order, e.g. ("conntrack", (("ctstate", "DNAT"),))
     matches: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     target: str = ""
+    #: the target's options in order, e.g. (("to-destination", "10.0.0.2:80"),)
+    target_opts: tuple[tuple[str, str], ...] = ()
 
     @property
     def comment(self) -> str | None:
@@ -99,6 +101,7 @@ class IptRule:
             for key, val in opts:
                 words.append(f"--{key} {save_string(val) if name == 'comment' else val}")
         words.append(f"-j {self.target}")
+        words += [f"--{key} {val}" for key, val in self.target_opts]
         return " ".join(words)
 
 
@@ -154,7 +157,15 @@ def convert_rule(rule: Rule, family: int, table: str, chain: str) -> IptRule:
             raise FirewallError(f"iptables: unsupported match {m}")
     matches.append(("comment", (("comment", rule.comment),)))
     return IptRule(
-        family, table, chain, matches=tuple(matches), target=_VERDICTS[rule.verdict], **fields
+        family,
+        table,
+        chain,
+        src=fields.get("src"),
+        dst=fields.get("dst"),
+        in_if=fields.get("in_if"),
+        out_if=fields.get("out_if"),
+        matches=tuple(matches),
+        target=_VERDICTS[rule.verdict],
     )
 
 
@@ -171,15 +182,15 @@ def render_iptables(rs: Ruleset) -> IptablesPlan:
             name = ipt_chain(ch.role, rs.hash)
             chains.append((fam, "filter", name))
             rules += [convert_rule(r, fam, "filter", name) for r in body]
-            side = {"out_if": rs.bridge} if ch.role == "in" else {"in_if": rs.bridge}
             rules.append(
                 IptRule(
                     fam,
                     "filter",
                     FORWARD_CHAIN,
+                    in_if=None if ch.role == "in" else rs.bridge,
+                    out_if=rs.bridge if ch.role == "in" else None,
                     matches=(("comment", (("comment", rs.tag),)),),
                     target=name,
-                    **side,
                 )
             )
     return IptablesPlan(tuple(chains), tuple(rules), rs.families)

@@ -27,7 +27,7 @@ from .iptables import (
     dispatch_group,
     skeleton_rules,
 )
-from .plan import network_hash, parse_owner
+from .plan import network_hash, network_owner
 
 TABLES = ("filter", "nat")
 T = TypeVar("T")
@@ -124,7 +124,19 @@ def from_iptc(rule: Any, fam: int, table: str, chain: str) -> IptRule:
         proto=None if (rule.protocol or "ip") in ("ip", "all", "0") else rule.protocol,
         matches=tuple(matches),
         target=rule.target.name if rule.target else "",
+        target_opts=_target_opts(rule),
     )
+
+
+def _target_opts(rule: Any) -> tuple[tuple[str, str], ...]:
+    """A rule's target options (``DNAT --to-destination``); none for jumps and verdicts."""
+    if not rule.target:
+        return ()
+    try:
+        params = rule.target.get_all_parameters()
+    except Exception:  # the binding cannot describe standard targets on every version
+        return ()
+    return tuple((k, " ".join(v)) for k, v in params.items())
 
 
 def to_iptc(r: IptRule) -> Any:
@@ -139,11 +151,15 @@ def to_iptc(r: IptRule) -> Any:
         rule.in_interface = r.in_if
     if r.out_if:
         rule.out_interface = r.out_if
+    if r.proto:
+        rule.protocol = r.proto
     for name, opts in r.matches:
         m = rule.create_match(name)
         for key, val in opts:
             setattr(m, key.replace("-", "_"), val)
-    rule.create_target(r.target)
+    target = rule.create_target(r.target)
+    for key, val in r.target_opts:
+        setattr(target, key.replace("-", "_"), val)
     return rule
 
 
@@ -159,8 +175,7 @@ def _remove_owned(table: Any, live: dict[str, list[tuple[IptRule, Any]]], networ
     """Delete the network's tagged rules and chains from ``table`` (uncommitted)."""
 
     def mine(r: IptRule) -> bool:
-        owner = parse_owner(r.comment)
-        return owner is not None and owner.network == network
+        return network_owner(r.comment) == network
 
     h = network_hash(network)
     doomed = {f"NETCTL-{g}-{h}" for g in GROUPS} & set(live)
@@ -305,12 +320,9 @@ def check_family(plan: IptablesPlan, network: str, fam: int) -> list[str]:
             if (fam, tname, chain) in want_chains:
                 continue
             for norm, _ in rules:
-                owner = parse_owner(norm.comment)
-                if (
-                    owner
-                    and owner.network == network
-                    and norm.save_line() not in by_chain.get(chain, [])
-                ):
+                if network_owner(
+                    norm.comment
+                ) == network and norm.save_line() not in by_chain.get(chain, []):
                     problems.append(f"{where}: stale rule: {norm.save_line()}")
     return problems
 
@@ -321,9 +333,9 @@ def list_family(fam: int) -> set[str]:
     for tname in TABLES:
         for rules in _live(_table(fam, tname), fam).values():
             for norm, _ in rules:
-                owner = parse_owner(norm.comment)
-                if owner is not None:
-                    names.add(owner.network)
+                net = network_owner(norm.comment)
+                if net is not None:
+                    names.add(net)
     return names
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import FirewallError
-from .plan import parse_owner
+from .plan import network_owner
 
 TABLE_FAMILY = "inet"
 TABLE_NAME = "netctl"
@@ -65,9 +65,9 @@ class LiveTable:
         """Network names found in owner tags of rules and elements."""
         names = set()
         for comment in [r.comment for r in self.rules] + [e.comment for e in self.elements]:
-            owner = parse_owner(comment)
-            if owner is not None:
-                names.add(owner.network)
+            net = network_owner(comment)
+            if net is not None:
+                names.add(net)
         return names
 
 

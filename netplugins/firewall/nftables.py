@@ -18,13 +18,13 @@ nft 1.0.6 has no ``destroy``, so deleting something absent would fail the batch.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from dataclasses import dataclass
 
 from .errors import FirewallError
 from .lock import DEFAULT_NFT_LOCK, file_lock
 from .nft_state import ABSENT, LiveElement, LiveRule, LiveTable, parse_table
+from .nftcli import find_nft, run_nft
 from .plan import (
     ChainRole,
     Match,
@@ -32,6 +32,7 @@ from .plan import (
     Rule,
     Ruleset,
     network_hash,
+    network_owner,
     parse_owner,
     plan_network,
     validate_network_name,
@@ -118,8 +119,7 @@ def find_owned(live: LiveTable, network: str) -> Owned:
     """Objects of ``network``: tagged elements, our chain names, chains of only its rules."""
 
     def mine(comment: str | None) -> bool:
-        owner = parse_owner(comment)
-        return owner is not None and owner.network == network
+        return network_owner(comment) == network
 
     h = network_hash(network)
     chains = {chain_name(role, h) for role in ROLES} & set(live.chains)
@@ -341,9 +341,7 @@ class NftablesDriver:
 
     def _binary(self, required: bool = True) -> str | None:
         if self._nft is None:
-            self._nft = shutil.which("nft") or shutil.which(
-                "nft", path="/usr/sbin:/sbin:/usr/bin:/bin"
-            )
+            self._nft = find_nft()
         if self._nft is None and required:
             raise FirewallError("nftables driver: the 'nft' command is not installed")
         return self._nft
@@ -351,9 +349,4 @@ class NftablesDriver:
     def _run(self, args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         nft = self._binary()
         assert nft is not None
-        try:
-            return subprocess.run(
-                [nft, *args], input=stdin, capture_output=True, text=True, timeout=60
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise FirewallError(f"cannot run {nft}", str(exc)) from None
+        return run_nft(nft, args, stdin)

@@ -25,7 +25,6 @@ change. The renderers (``nftables.py``, ``iptables.py``) name and wire the chain
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -34,7 +33,8 @@ from typing import Literal
 from .errors import FirewallError
 
 #: CNI network names: alphanumerics, ``-``, ``_``, ``.``; 100 chars keeps our owner tag
-#: (and portmap's longer per-container tag) inside nft's 128-byte comment limit.
+#: inside nft's 128-byte comment limit (portmap's per-attachment tag abbreviates long
+#: names and IDs to fit, see ports.attachment_tag).
 NETWORK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 #: Interface names: IFNAMSIZ leaves 15 chars; no quotes or blanks (they end up in nft strings).
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:@+-]{1,15}$")
@@ -51,6 +51,8 @@ ROLE_ORDER: tuple[ChainRole, ...] = ("guard", "in", "out", "nat")
 
 def network_hash(network: str) -> str:
     """8 hex chars naming a network's chains (iptables chain names are limited to 28 chars)."""
+    import hashlib  # lazy: hashlib loads OpenSSL (5-60 ms), paid only by callers that hash
+
     return hashlib.sha256(network.encode()).hexdigest()[:8]
 
 
@@ -85,6 +87,13 @@ def parse_owner(comment: str | None) -> Owner | None:
     if not net:
         return None
     return Owner(net, fields.get("cid"), fields.get("if"))
+
+
+def network_owner(comment: str | None) -> str | None:
+    """The network a NETWORK-level object belongs to; ``None`` for foreign objects and for
+    per-attachment ones (published ports: tag with ``cid=``), which only portmap manages."""
+    owner = parse_owner(comment)
+    return owner.network if owner is not None and owner.cid is None else None
 
 
 def validate_network_name(name: object) -> str:

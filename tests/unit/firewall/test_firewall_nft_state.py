@@ -117,10 +117,25 @@ def test_teardown_finds_tagged_chain_of_an_older_naming(live: LiveTable) -> None
 
 
 def test_teardown_deletes_tagged_rule_in_a_shared_chain_by_handle(live: LiveTable) -> None:
-    stray = LiveRule("forward", 4242, "counter", "netctl net=net-b cid=abc if=eth0")
+    stray = LiveRule("forward", 4242, "counter", "netctl net=net-b")
     grown = dataclasses.replace(live, rules=live.rules + (stray,))
     script = render_teardown("net-b", grown)
     assert script is not None and "delete rule inet netctl forward handle 4242" in script
+
+
+def test_attachment_tagged_objects_are_left_to_portmap(live: LiveTable) -> None:
+    # published ports carry cid=/if= and belong to portmap: network-level teardown, setup
+    # and CHECK neither remove nor report them
+    port = LiveRule("ports-b", 4343, "counter", "netctl net=net-b cid=abc if=eth0")
+    grown = dataclasses.replace(
+        live, chains={**live.chains, "ports-b": ""}, rules=live.rules + (port,)
+    )
+    owned = find_owned(grown, "net-b")
+    assert port not in owned.rules and "ports-b" not in owned.chains
+    script = render_teardown("net-b", grown)
+    assert script is not None and "ports-b" not in script
+    assert "ports-b" not in render_setup(plan_network(NET_B), grown)
+    assert not any("ports-b" in p for p in check_ruleset(plan_network(NET_B), grown))
 
 
 def test_setup_again_replaces_in_one_transaction(live: LiveTable) -> None:
