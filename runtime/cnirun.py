@@ -52,11 +52,15 @@ def _version_tuple(v: str) -> tuple[int, ...]:
 class CNI:
     """Invoke plugins found on ``plugin_path``; cache results under ``cache_dir``."""
 
-    def __init__(self, plugin_path: Sequence[str], cache_dir: str, env: Mapping[str, str]) -> None:
+    def __init__(self, plugin_path: Sequence[str], cache_dir: str, env: Mapping[str, str],
+                 versions_file: str = "") -> None:
         self.plugin_path = list(plugin_path)
         self.cache_dir = cache_dir
         self.env = dict(env)
         self._versions: dict[str, list[str]] = {}
+        #: VERSION answers kept across netctl runs, keyed by executable identity (see
+        #: :meth:`supported_versions`); empty: ask every plugin once per process
+        self.versions_file = versions_file
 
     # ---- low level
     def find(self, ptype: str) -> str:
@@ -96,11 +100,44 @@ class CNI:
         return json.loads(out) if out else None
 
     def supported_versions(self, ptype: str) -> list[str]:
-        """The plugin's VERSION answer (cached per run)."""
-        if ptype not in self._versions:
-            res = self.exec(ptype, "VERSION", {"cniVersion": "1.1.0"}, None)
-            self._versions[ptype] = list((res or {}).get("supportedVersions", []))
+        """The plugin's VERSION answer.
+
+        Each answer costs a process (~20-40 ms), and ``run`` needs two or three; an
+        executable answers the same as long as it is the same file, so answers are kept in
+        ``versions_file`` under the executable's path, inode, size and mtime: replacing a
+        plugin (a new file, renamed into place) asks again.
+        """
+        if ptype in self._versions:
+            return self._versions[ptype]
+        exe = self.find(ptype)
+        st = os.stat(exe)
+        key = f"{exe}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+        known = self._load_versions()
+        if isinstance(known.get(key), list):
+            self._versions[ptype] = [str(v) for v in known[key]]
+            return self._versions[ptype]
+        res = self.exec(ptype, "VERSION", {"cniVersion": "1.1.0"}, None)
+        self._versions[ptype] = list((res or {}).get("supportedVersions", []))
+        if self.versions_file and self._versions[ptype]:
+            # read again: another netctl may have added answers meanwhile (last writer wins)
+            known = self._load_versions()
+            known = {k: v for k, v in known.items() if not k.startswith(f"{exe}:")}
+            known[key] = self._versions[ptype]
+            try:
+                write_json(self.versions_file, known, durable=False)
+            except OSError:
+                pass  # only a cache
         return self._versions[ptype]
+
+    def _load_versions(self) -> dict[str, Any]:
+        if not self.versions_file:
+            return {}
+        try:
+            with open(self.versions_file) as fh:
+                data = json.load(fh)
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
 
     def negotiate(self, conflist: dict[str, Any]) -> str:
         """The highest version the conflist allows that every plugin of its chain supports.
@@ -139,12 +176,13 @@ class CNI:
         return os.path.join(self.cache_dir, "results", f"{network}-{rt.container_id}-{rt.ifname}")
 
     def _cache(self, conflist: dict[str, Any], rt: RuntimeConf, result: Any) -> None:
+        # atomic but not synced, as libcni writes it: what it describes dies with a reboot
         write_json(self.cache_path(conflist["name"], rt), {
             "kind": "cniCacheV1", "containerId": rt.container_id,
             "config": base64.b64encode(json.dumps(conflist).encode()).decode(),
             "ifName": rt.ifname, "networkName": conflist["name"], "netns": rt.netns,
             "cniArgs": [list(p) for p in rt.args], "capabilityArgs": dict(rt.capability_args),
-            "result": result})
+            "result": result}, durable=False)
 
     def cached(self, network: str, container_id: str, ifname: str) -> dict[str, Any] | None:
         path = self.cache_path(network, RuntimeConf(container_id, "", ifname))

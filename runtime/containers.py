@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
-import shutil
-import signal
 import subprocess
-import sys
-import time
 from typing import Any
 
-from . import etcfiles, netns
+from . import etcfiles, netns, process
 from .context import Context
 from .errors import Conflict, NetctlError
 from .models import Container, Endpoint, Network, PortMapping
@@ -26,6 +23,7 @@ from .networks import (
     runtime_conf,
     validate_static_ip,
 )
+from .process import alive
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 LOOPBACK_IF = "lo"
@@ -60,6 +58,11 @@ def parse_publish(spec: str) -> list[PortMapping]:
         host_part, ctr_part = parts
     else:
         host_part, ctr_part = "", parts[0]
+    if host_ip:
+        try:
+            ipaddress.ip_address(host_ip)
+        except ValueError:
+            raise NetctlError(f"invalid IP address {host_ip!r} in port spec") from None
 
     def rng(text: str) -> list[int]:
         try:
@@ -81,42 +84,60 @@ def parse_publish(spec: str) -> list[PortMapping]:
 
 
 def _pick_free_ports(ctx: Context, c: Container) -> None:
-    """Give mappings with host port 0 a free port from the documented range."""
+    """Give mappings with host port 0 a free port from EPHEMERAL_PORTS (Docker's -P range).
+
+    Free means: no container of netctl has it (explicit ports of this container included),
+    no live published-port rule holds it (another runtime, a container whose DEL never
+    ran), and no socket of the host takes it (the portmap plugin's own rules, so a picked
+    port is never refused by the plugin).
+
+    Raises:
+        NetctlError: the range is exhausted.
+    """
+    wanted = [p for p in c.ports if not p.host_port]
+    if not wanted:
+        return
     used = {(p.host_port, p.protocol) for other in ctx.state.containers() for p in other.ports}
+    used |= {(p.host_port, p.protocol) for p in c.ports if p.host_port}
+    used |= _published_on_host()
+    bound = _host_sockets({p.protocol for p in wanted})
     port = EPHEMERAL_PORTS[0]
-    for p in c.ports:
-        if p.host_port:
-            continue
-        while (port, p.protocol) in used or _bound_on_host(port, p.protocol):
+    for p in wanted:
+        while (port, p.protocol) in used or _bound_on_host(port, p.protocol, bound):
             port += 1
             if port > EPHEMERAL_PORTS[1]:
-                raise NetctlError("no free host port left in the range for -P")
+                raise NetctlError(f"no free host port left in {EPHEMERAL_PORTS[0]}-"
+                                  f"{EPHEMERAL_PORTS[1]} for {p.container_port}/{p.protocol}")
         p.host_port = port
         used.add((port, p.protocol))
 
 
-def _bound_on_host(port: int, proto: str) -> bool:
-    import socket
+def _published_on_host() -> set[tuple[int, str]]:
+    """(port, protocol) of every live published-port rule; empty when they cannot be read."""
+    from netplugins.firewall.driver import get_port_driver
+    from netplugins.firewall.errors import FirewallError
 
-    kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
-    s = socket.socket(socket.AF_INET, kind)
     try:
-        s.bind(("0.0.0.0", port))
-        return False
-    except OSError:
-        return True
-    finally:
-        s.close()
+        published = get_port_driver().published()
+    except FirewallError:
+        return set()
+    return {(port, p.protocol) for p in published for port in range(p.port_lo, p.port_hi + 1)}
 
 
-def alive(c: Container) -> bool:
-    if not c.pid:
-        return False
-    try:
-        with open(f"/proc/{c.pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
+def _host_sockets(protocols: set[str]) -> set[tuple[int, str]]:
+    """(port, protocol) taken by a socket in this namespace (the one the plugins run in)."""
+    from netplugins.meta.hostsockets import read_sockets
+
+    return {(s.port, s.protocol) for s in read_sockets(protocols)}
+
+
+def _bound_on_host(port: int, proto: str, bound: set[tuple[int, str]]) -> bool:
+    """Whether a host socket takes ``port``/``proto`` on any address (see ``_host_sockets``).
+
+    Read from /proc/net like the plugin's own check, instead of a test bind(): that missed
+    IPv6-only and SCTP listeners and took ports in TIME_WAIT for busy.
+    """
+    return (port, proto) in bound
 
 
 def _etc_dir(ctx: Context, c: Container) -> str:
@@ -170,8 +191,7 @@ def run(ctx: Context, cmd: list[str], *, name: str = "", network: str = "bridge"
     """
     if not cmd:
         raise NetctlError("no command given: netctl run [OPTIONS] -- COMMAND...")
-    if shutil.which(cmd[0]) is None:
-        raise NetctlError(f"exec: {cmd[0]!r}: executable file not found in $PATH")
+    process.check_command(cmd[0])
     with ctx.state.locked():
         ensure_builtin(ctx)
         cid = secrets.token_hex(32)
@@ -198,24 +218,30 @@ def run(ctx: Context, cmd: list[str], *, name: str = "", network: str = "bridge"
             raise NetctlError("-P needs the ports to publish: give them with -p CONTAINER_PORT")
         _pick_free_ports(ctx, c)
         os.makedirs(_etc_dir(ctx, c), exist_ok=True)
+        starting = process.hold_start_lock(_etc_dir(ctx, c))
         try:
             _setup_networking(ctx, c, kind, net, owner, ip, aliases or [])
             ctx.state.save_container(c)
         except BaseException:
             _teardown_networking(ctx, c, quiet=True)
             ctx.state.delete_container(c.id)
+            process.release_start_lock(starting)
             raise
     try:
-        _start(ctx, c, kind, detach_)
+        proc = _start(ctx, c, kind, detach_, starting)
     except BaseException:
         with ctx.state.locked():
             _teardown_networking(ctx, c, quiet=True)
             ctx.state.delete_container(c.id)
         raise
+    finally:
+        process.release_start_lock(starting)
     if not detach_:
+        code = process.wait_foreground(proc)
         with ctx.state.locked():
             c = ctx.state.container(c.id)
             c.state = "exited"
+            c.exit_code = code
             _teardown_networking(ctx, c, quiet=True)
             if remove:
                 ctx.state.delete_container(c.id)
@@ -301,60 +327,31 @@ def _teardown_networking(ctx: Context, c: Container, quiet: bool = False) -> lis
         except NetctlError as exc:
             failures.append(exc.msg)
         netns.remove(c.netns)
+        if not failures:
+            c.netns = ""  # gone: a second teardown (rm after stop) has nothing to DEL
     c.endpoints = [] if not failures else c.endpoints
     if failures and not quiet:
         raise NetctlError("; ".join(failures))
     return failures
 
 
-def _start(ctx: Context, c: Container, kind: str, detach_: bool) -> None:
+def _start(ctx: Context, c: Container, kind: str, detach_: bool,
+           lock_fd: int) -> subprocess.Popen[bytes]:
+    """Launch the container's process and record it as running; the launcher process.
+
+    Raises:
+        NetctlError: the command could not be started.
+    """
     d = _etc_dir(ctx, c)
-    pidfile = os.path.join(d, "pid")
-    argv = [sys.executable, "-m", "runtime.launch", "--pidfile", pidfile, "--hostname", c.hostname]
-    if kind == "host":
-        argv += ["--share-uts", "--etc", ""]
-    elif kind == "container":
-        argv += ["--netns", c.netns, "--etc", ctx.paths.container_dir(c.network_mode.split(":", 1)[1])]
-    else:
-        argv += ["--netns", c.netns, "--etc", d]
-    argv += ["--", *c.command]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_pkg_root(), env.get("PYTHONPATH", "")]))
-    if detach_:
-        log = open(os.path.join(d, "log"), "ab")
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True, close_fds=True, env=env)
-        log.close()
-    else:
-        proc = subprocess.Popen(argv, env=env)
-    deadline = time.monotonic() + 10
-    while not os.path.exists(pidfile):
-        if proc.poll() is not None:
-            raise NetctlError(f"container {c.name} failed to start (status {proc.returncode}): "
-                              + _tail(os.path.join(d, "log")))
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise NetctlError(f"container {c.name} did not start in time")
-        time.sleep(0.005)
-    with open(pidfile) as fh:
-        c.pid = int(fh.read().strip())
+    etc = ctx.paths.container_dir(c.network_mode.split(":", 1)[1]) if kind == "container" else d
+    proc, c.pid = process.launch(process.launch_argv(c, kind, d, etc, lock_fd), d, detach_, lock_fd)
+    c.pid_start = process.start_time(c.pid)
     c.state = "running"
     with ctx.state.locked():
-        ctx.state.save_container(c)
-    if not detach_:
-        proc.wait()
-
-
-def _pkg_root() -> str:
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _tail(path: str) -> str:
-    try:
-        with open(path, errors="replace") as fh:
-            return fh.read()[-400:].strip()
-    except OSError:
-        return ""
+        # no fsync: a PID means nothing after a reboot, and gc settles a record that
+        # still says "created" (see gc._settle)
+        ctx.state.save_container(c, durable=False)
+    return proc
 
 
 def exec_in(ctx: Context, ref: str, cmd: list[str], interactive: bool = False) -> int:
@@ -368,11 +365,10 @@ def exec_in(ctx: Context, ref: str, cmd: list[str], interactive: bool = False) -
         raise NetctlError(f"container {c.name} is not running")
     if not cmd:
         raise NetctlError("no command given: netctl exec CONTAINER -- COMMAND...")
+    # a clear error instead of nsenter's
+    process.check_command(cmd[0])
     argv = ["nsenter", f"--target={c.pid}", "--net", "--uts", "--mount", "--pid", "--", *cmd]
-    proc = subprocess.run(argv)
-    if proc.returncode == 127 or proc.returncode == 126:
-        sys.stderr.write(f"netctl: exec {cmd[0]!r} failed in container {c.name} (status {proc.returncode})\n")
-    return proc.returncode
+    return subprocess.run(argv).returncode
 
 
 def stop(ctx: Context, ref: str, timeout: float = 10.0) -> Container:
@@ -383,21 +379,8 @@ def stop(ctx: Context, ref: str, timeout: float = 10.0) -> Container:
                    if o.network_mode == f"container:{c.id}" and alive(o)]
         if joiners:
             raise NetctlError(f"cannot stop {c.name}: {', '.join(o.name for o in joiners)} share its network namespace")
-    if alive(c):
-        try:
-            os.kill(c.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + timeout
-        while alive(c) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if alive(c):
-            try:
-                os.kill(c.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            while alive(c):
-                time.sleep(0.01)
+    process.adopt(c, _etc_dir(ctx, c))
+    process.terminate(c, timeout)
     with ctx.state.locked():
         c = ctx.state.container(c.id)
         c.state = "exited"
@@ -409,11 +392,17 @@ def stop(ctx: Context, ref: str, timeout: float = 10.0) -> Container:
 
 
 def remove(ctx: Context, ref: str, force: bool = False) -> str:
+    """Remove a container (its networks are detached first).
+
+    Raises:
+        NotFound: unknown container; Conflict: it runs and ``force`` is not set.
+    """
     c = ctx.state.container(ref)
-    if alive(c):
+    if process.adopt(c, _etc_dir(ctx, c)):
         if not force:
             raise Conflict(f"cannot remove container {c.name}: it is running (stop it first or use -f)")
-        stop(ctx, c.id, timeout=2)
+        # docker rm -f: SIGKILL straight away, no grace period
+        stop(ctx, c.id, timeout=0)
     with ctx.state.locked():
         c = ctx.state.container(c.id)
         _teardown_networking(ctx, c, quiet=True)

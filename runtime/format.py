@@ -3,6 +3,10 @@
 Supported: ``{{.Name}}``, ``{{.IPAM.Config}}``, ``{{json .Containers}}``,
 ``{{index .Options "key"}}``, ``{{range .IPAM.Config}}{{.Subnet}} {{end}}``, and a bare
 path such as ``.IPAM.Config[0].Subnet`` or ``json .Labels``.
+
+Values print as Docker's Go templates print them: ``json`` is compact and unescaped (the
+CLI's ``json`` function), maps print and range in key order (Go sorts map keys), null is
+``<nil>``, ``index`` of a missing key is empty (a Go map's zero value).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ def _path(obj: Any, path: str) -> Any:
     if path in (".", ""):
         return obj
     if not path.startswith("."):
-        raise NetctlError(f"invalid format path {path!r}: it must start with '.'")
+        raise NetctlError(f"template: {path!r}: unsupported action or a path that does not start with '.'")
     cur = obj
     for part in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path):
         key, idx = part
@@ -39,20 +43,28 @@ def _show(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict):
-        return "map[" + " ".join(f"{k}:{_show(v)}" for k, v in value.items()) + "]"
+        return "map[" + " ".join(f"{k}:{_show(value[k])}" for k in sorted(value)) + "]"
     if isinstance(value, list):
         return "[" + " ".join(_show(v) for v in value) + "]"
     if value is None:
-        return "<no value>"
+        return "<nil>"
     return str(value)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _eval(expr: str, obj: Any) -> str:
     if expr.startswith("json "):
-        return json.dumps(_path(obj, expr[5:]))
+        return _json(_path(obj, expr[5:]))
     m = re.match(r'^index\s+(\S+)\s+"([^"]*)"$', expr)
     if m:
-        return _show(_path(obj, m.group(1)).get(m.group(2)))
+        container = _path(obj, m.group(1))
+        if not isinstance(container, dict):
+            raise NetctlError(f"template: index of {m.group(1)}: not a map")
+        value = container.get(m.group(2))
+        return "" if value is None else _show(value)
     return _show(_path(obj, expr))
 
 
@@ -83,7 +95,7 @@ def render(template: str, obj: Any) -> str:
                 raise NetctlError("template: range without end")
             body = template[tok.end():tokens[j - 1].start()]
             items = _path(obj, expr[6:])
-            seq = items.values() if isinstance(items, dict) else items or []
+            seq = [items[k] for k in sorted(items)] if isinstance(items, dict) else items or []
             out.extend(render(body, item) for item in seq)
             pos = tokens[j - 1].end()
             i = j

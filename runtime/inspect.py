@@ -64,6 +64,8 @@ def _endpoint_id(c: Container, net: Network) -> str:
 def container_json(c: Container, networks: dict[str, Network], running: bool) -> dict[str, Any]:
     nets: dict[str, Any] = {}
     for ep in c.endpoints:
+        if ep.network.startswith("container:"):
+            continue  # Docker: a joined namespace is the owner's; the joiner has no networks
         net = networks.get(ep.network)
         v4, v6, mac, gw = _result_iface(ep.result or {})
         prefix = ipaddress.ip_interface(v4).network.prefixlen if v4 else 0
@@ -84,7 +86,8 @@ def container_json(c: Container, networks: dict[str, Network], running: bool) ->
             {"HostIp": p.host_ip or "0.0.0.0", "HostPort": str(p.host_port)})
     return {
         "Id": c.id, "Name": c.name, "Created": c.created, "Path": c.command[0], "Args": c.command[1:],
-        "State": {"Status": "running" if running else c.state, "Running": running, "Pid": c.pid if running else 0},
+        "State": {"Status": "running" if running else c.state, "Running": running,
+                  "Pid": c.pid if running else 0, "ExitCode": c.exit_code},
         "Config": {"Hostname": c.hostname, "Cmd": c.command},
         "HostConfig": {"NetworkMode": c.network_mode},
         "NetworkSettings": {"SandboxKey": c.netns, "Ports": ports, "Networks": nets},

@@ -78,7 +78,10 @@ class Container:
     network_mode: str             # network name, "host", "none" or "container:<id>"
     netns: str = ""               # path of the namespace (ours, the owner's, or the host's)
     pid: int = 0                  # the container's first process, as seen from the host
+    #: that process's start time (clock ticks after boot): tells it from a reused PID
+    pid_start: int = 0
     state: str = "created"        # created | running | exited
+    exit_code: int = 0            # of a foreground run (a detached one's is not known)
     endpoints: list[Endpoint] = field(default_factory=list)
     ports: list[PortMapping] = field(default_factory=list)
     publish_all: bool = False

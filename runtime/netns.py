@@ -26,11 +26,21 @@ def create(path: str) -> None:
         raise NetctlError(f"failed to create a network namespace: {proc.stderr.strip()}")
 
 
+MNT_DETACH = 2
+
+
 def remove(path: str) -> None:
-    """Unmount and delete a namespace file; absence is success."""
+    """Lazily unmount and delete a namespace file; absence is success.
+
+    umount2(2) through libc rather than ``umount -l``: one process less on every
+    container removal. EINVAL (not a mount point) is expected after a crash half-way.
+    """
     if not os.path.exists(path):
         return
-    subprocess.run(["umount", "-l", path], capture_output=True)
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.umount2(os.fsencode(path), MNT_DETACH)
     try:
         os.unlink(path)
     except OSError:

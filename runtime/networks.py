@@ -26,7 +26,9 @@ KNOWN_OPTS = (OPT_BRIDGE_NAME, OPT_ICC, OPT_MASQ, OPT_MTU)
 
 
 def now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    """RFC 3339 UTC with microseconds, as Docker's Created (RFC3339Nano): records made in
+    the same second still sort in the order they were made (``ps`` lists by it)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _bool_opt(opts: dict[str, str], key: str, default: bool) -> bool:

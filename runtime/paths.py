@@ -71,6 +71,11 @@ class Paths:
         return os.path.join(self.run, "joins")
 
     @property
+    def cni_versions(self) -> str:
+        """Plugins' VERSION answers, per executable (a cache, see cnirun.CNI)."""
+        return os.path.join(self.run, "cni-versions.json")
+
+    @property
     def plugind_socket(self) -> str:
         return os.path.join(self.run, "plugind.sock")
 

@@ -74,7 +74,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             publish_all=args.publish_all, detach_=args.detach, remove=args.rm)
     if args.detach:
         print(c.id)
-    return 0
+        return 0
+    return c.exit_code
 
 
 def cmd_exec(args: argparse.Namespace) -> int:

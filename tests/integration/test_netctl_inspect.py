@@ -1,0 +1,173 @@
+"""End-to-end: ``netctl inspect`` / ``--format`` / ``ls`` / ``rm`` / ``prune``, the default
+networks and the conflists on disk, against the real kernel state of the containers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+from netctlutil import Netctl, netctl_fixture  # noqa: F401 - the netctl fixture
+from nsutil import Netns
+
+pytestmark = pytest.mark.netns
+
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def kernel_mac(n: Netctl, ctr: str, ifname: str) -> str:
+    mac: str = json.loads(n.exec(ctr, "ip", "-j", "link", "show", ifname).stdout)[0]["address"]
+    return mac
+
+
+def test_network_inspect_has_dockers_shape(netctl: Netctl) -> None:
+    net_id = netctl("create", "--subnet", "172.22.16.0/24", "--gateway", "172.22.16.1",
+                    "--label", "team=net", "-o", "com.docker.network.bridge.name=br-seed",
+                    "my_net2").stdout.strip()
+    c1 = netctl.run_d("c1", "--network", "my_net2")
+    c2 = netctl.run_d("c2", "--network", "my_net2")
+    obj = netctl.inspect("my_net2")
+    assert obj["Name"] == "my_net2"
+    assert obj["Id"] == net_id and re.fullmatch(r"[0-9a-f]{64}", net_id)
+    assert RFC3339.match(obj["Created"]), obj["Created"]
+    assert obj["Driver"] == "bridge" and obj["Scope"] == "local"
+    assert obj["IPAM"]["Config"] == [{"Subnet": "172.22.16.0/24", "Gateway": "172.22.16.1"}]
+    assert obj["Internal"] is False
+    assert obj["Options"]["com.docker.network.bridge.name"] == "br-seed"
+    assert obj["Labels"] == {"team": "net"}
+    assert set(obj["Containers"]) == {c1, c2}
+    for cid, name in ((c1, "c1"), (c2, "c2")):
+        entry = obj["Containers"][cid]
+        assert entry["Name"] == name
+        assert entry["IPv4Address"] == f"{netctl.ip(name, 'my_net2')}/24"
+        assert entry["MacAddress"] == kernel_mac(netctl, name, "eth0")
+    # the same object by ID prefix, and an internal network says so
+    assert netctl.inspect(net_id[:12])["Name"] == "my_net2"
+    netctl("create", "--internal", "inner")
+    assert netctl.inspect("inner")["Internal"] is True
+
+
+def test_container_inspect_lists_every_network(netctl: Netctl) -> None:
+    netctl("create", "--subnet", "172.22.16.0/24", "my_net2")
+    netctl.run_d("multi")
+    netctl("connect", "--alias", "svc", "--alias", "api", "my_net2", "multi")
+    info = netctl.inspect("multi")
+    nets = info["NetworkSettings"]["Networks"]
+    assert set(nets) == {"bridge", "my_net2"}
+    for name, ifname, gw in (("bridge", "eth0", "172.17.0.1"), ("my_net2", "eth1", "172.22.16.1")):
+        ep = nets[name]
+        addrs = json.loads(netctl.exec("multi", "ip", "-j", "addr", "show", ifname).stdout)[0]
+        v4 = [a for a in addrs["addr_info"] if a["family"] == "inet"]
+        assert ep["IPAddress"] == v4[0]["local"] and ep["IPPrefixLen"] == v4[0]["prefixlen"]
+        assert ep["MacAddress"] == addrs["address"]
+        assert ep["Gateway"] == gw
+        assert ep["NetworkID"] == netctl.inspect(name)["Id"]
+    assert nets["my_net2"]["Aliases"] == ["svc", "api"]
+    assert nets["bridge"]["Aliases"] == []
+    assert info["State"]["Running"] is True and info["State"]["Pid"] > 0
+    assert info["Name"] == "multi"
+
+
+def test_format_templates(netctl: Netctl) -> None:
+    netctl("create", "--subnet", "172.22.16.0/24", "--gateway", "172.22.16.1", "my_net2")
+    netctl.run_d("web1", "--network", "my_net2")
+    netctl.run_d("web2", "--network", "my_net2")
+    assert netctl("inspect", "--format", "{{.Name}}", "my_net2").stdout == "my_net2\n"
+    cfg = json.loads(netctl("inspect", "-f", "{{json .IPAM.Config}}", "my_net2").stdout)
+    assert cfg == [{"Subnet": "172.22.16.0/24", "Gateway": "172.22.16.1"}]
+    names = netctl("inspect", "-f", "{{range .Containers}}{{.Name}} {{end}}", "my_net2").stdout
+    assert sorted(names.split()) == ["web1", "web2"]
+    ip = netctl("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "web1").stdout
+    assert ip.strip() == netctl.ip("web1", "my_net2")
+    bad = netctl("inspect", "-f", "{{.NoSuchField}}", "my_net2", check=False)
+    assert bad.returncode != 0 and bad.stderr.startswith("Error: ") and "Traceback" not in bad.stderr
+
+
+def test_default_networks_exist_and_stay(netctl: Netctl) -> None:
+    # the very first command already sees them
+    out = netctl("ls", "--format", "{{.Name}} {{.Driver}}").stdout.split("\n")
+    assert {"bridge bridge", "host host", "none null"} <= set(out)
+    assert netctl.inspect("bridge")["Options"]["com.docker.network.bridge.name"] == "netctl0"
+    assert netctl.inspect("bridge")["IPAM"]["Config"][0]["Subnet"] == "172.17.0.0/16"
+    for name in ("bridge", "host", "none"):
+        proc = netctl("rm", name, check=False)
+        assert proc.returncode != 0
+        assert proc.stderr.strip() == f"Error: {name} is a pre-defined network and cannot be removed"
+    assert netctl("prune", "-f").stdout.strip() == ""
+    listed = netctl("ls", "-q").stdout.split()
+    assert len(listed) == 3
+    assert all(re.fullmatch(r"[0-9a-f]{12}", i) for i in listed)
+    table = [row.split() for row in netctl("ls").stdout.splitlines()]
+    assert table[0] == ["NETWORK", "ID", "NAME", "DRIVER", "SCOPE", "SUBNET", "STATUS"]
+    rows = {r[1]: r for r in table[1:]}
+    assert set(rows) == {"bridge", "host", "none"}
+    assert rows["bridge"][2:] == ["bridge", "local", "172.17.0.0/16", "ready"]
+    assert rows["bridge"][0] in listed
+
+
+def test_rm_refused_while_in_use_then_removed(netctl: Netctl, host_ns: Netns) -> None:
+    netctl("create", "--subnet", "172.22.16.0/24", "my_net2")
+    netctl.run_d("user1", "--network", "my_net2")
+    bridge = netctl.inspect("my_net2")["Options"]["com.docker.network.bridge.name"]
+    proc = netctl("rm", "my_net2", check=False)
+    assert proc.returncode != 0
+    assert proc.stderr.startswith("Error: ") and "has active endpoints" in proc.stderr
+    assert netctl.inspect("my_net2")["Name"] == "my_net2"
+    conflist = netctl.path("lib", "net.d", "my_net2.conflist")
+    assert os.path.exists(conflist)
+    netctl("container", "rm", "-f", "user1")
+    assert netctl("rm", "my_net2").stdout.strip() == "my_net2"
+    assert not os.path.exists(conflist)
+    links = {i["ifname"] for i in json.loads(host_ns.run(["ip", "-j", "link", "show"]).stdout)}
+    assert bridge not in links
+    gone = netctl("inspect", "my_net2", check=False)
+    assert gone.returncode != 0 and gone.stderr.strip() == "Error: no such network or container: my_net2"
+
+
+def test_prune_removes_only_unused_networks(netctl: Netctl) -> None:
+    netctl("create", "unused1")
+    netctl("create", "unused2")
+    netctl("create", "busy")
+    netctl.run_d("worker", "--network", "busy")
+    out = netctl("prune", "-f").stdout.split("\n")
+    assert out[0] == "Deleted Networks:"
+    assert sorted(x for x in out[1:] if x) == ["unused1", "unused2"]
+    names = set(netctl("ls", "--format", "{{.Name}}").stdout.split())
+    assert names == {"bridge", "host", "none", "busy"}
+
+
+def test_each_network_is_a_cni_conflist(netctl: Netctl) -> None:
+    netctl("create", "--subnet", "172.22.16.0/24", "--gateway", "172.22.16.1", "my_net2")
+    netctl("create", "--internal", "--subnet", "172.22.17.0/24", "inner")
+    confdir = netctl.path("lib", "net.d")
+    assert sorted(os.listdir(confdir)) == sorted(
+        f"{n}.conflist" for n in ("bridge", "host", "none", "my_net2", "inner"))
+    with open(os.path.join(confdir, "my_net2.conflist")) as fh:
+        conf = json.load(fh)
+    assert conf["name"] == "my_net2" and conf["cniVersion"] == "1.1.0"
+    bridge = conf["plugins"][0]
+    assert bridge["type"] == "bridge"
+    assert bridge["bridge"] == netctl.inspect("my_net2")["Options"]["com.docker.network.bridge.name"]
+    assert bridge["ipam"]["ranges"] == [[{"subnet": "172.22.16.0/24", "gateway": "172.22.16.1"}]]
+    assert bridge["ipMasq"] is True and bridge["isDefaultGateway"] is True
+    with open(os.path.join(confdir, "inner.conflist")) as fh:
+        inner = json.load(fh)["plugins"][0]
+    assert inner["ipMasq"] is False and inner["isDefaultGateway"] is False
+    assert "routes" not in inner["ipam"]
+    with open(os.path.join(confdir, "none.conflist")) as fh:
+        assert [p["type"] for p in json.load(fh)["plugins"]] == ["loopback"]
+
+
+def test_check_passes_then_fails_after_address_removed(netctl: Netctl) -> None:
+    netctl("create", "--subnet", "172.22.16.0/24", "my_net2")
+    netctl.run_d("healthy", "--network", "my_net2")
+    proc = netctl("check", "healthy")
+    assert proc.stdout.strip() == "ok"
+    ip = netctl.ip("healthy", "my_net2")
+    netctl.exec("healthy", "ip", "addr", "del", f"{ip}/24", "dev", "eth0")
+    proc = netctl("check", "healthy", check=False)
+    assert proc.returncode != 0
+    assert "my_net2" in proc.stdout + proc.stderr
+    assert ip in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr

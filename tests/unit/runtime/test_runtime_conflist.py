@@ -1,0 +1,99 @@
+"""Network → CNI conflist (runtime/conflist.py), compared with golden files.
+
+The goldens in tests/golden/runtime/ are what another CNI runtime would read from
+``<lib>/net.d``. Rewrite them only on purpose:
+``UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/unit/runtime`` (then review the diff).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime import conflist
+from runtime.models import Network, Subnet
+from runtime.paths import Paths
+
+GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "runtime"
+PATHS = Paths(lib="/var/lib/netctl", run="/run/netctl")
+CREATED = "2026-01-01T00:00:00Z"
+
+
+def golden(name: str, obj: Any) -> None:
+    """Compare ``obj`` with the golden JSON file; ``UPDATE_GOLDEN=1`` rewrites it instead."""
+    path = GOLDEN / f"{name}.conflist"
+    text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        GOLDEN.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return
+    if not path.exists():
+        pytest.fail(f"golden file {path} is missing; create it with UPDATE_GOLDEN=1 and review it")
+    assert text == path.read_text(), f"{name} differs from the golden file (UPDATE_GOLDEN=1 rewrites it)"
+
+
+def net(name: str, *subnets: Subnet, **kw: Any) -> Network:
+    return Network(id="0" * 64, name=name, driver=kw.pop("driver", "bridge"), created=CREATED,
+                   bridge=kw.pop("bridge", f"br-{name}"[:15]), subnets=list(subnets), **kw)
+
+
+NETWORKS = {
+    "default-bridge": net("bridge", Subnet("172.17.0.0/16", "172.17.0.1"), bridge="netctl0",
+                          dns=False, builtin=True),
+    "user-subnet": net("my_net2", Subnet("172.22.16.0/24", "172.22.16.1"), user_subnet=True),
+    "ip-range": net("ranged", Subnet("10.10.0.0/16", "10.10.0.1", "10.10.5.0/24"), user_subnet=True),
+    "ip-range-at-start": net("ranged0", Subnet("10.11.0.0/24", "10.11.0.1", "10.11.0.0/25")),
+    "ip-range-at-end": net("ranged1", Subnet("10.12.0.0/24", "10.12.0.1", "10.12.0.128/25")),
+    "internal": net("inner", Subnet("172.22.17.0/24", "172.22.17.1"), internal=True),
+    "dual-stack": net("dual", Subnet("172.22.18.0/24", "172.22.18.1"), Subnet("fd00:18::/64", "fd00:18::1"),
+                      ipv6=True),
+    "options": net("tuned", Subnet("172.22.19.0/24", "172.22.19.1"), icc=False, masquerade=False, mtu=1400,
+                   dns=False),
+    "extra-plugins": net("extra", Subnet("172.22.20.0/24", "172.22.20.1"),
+                         extra_plugins=[{"type": "tuning", "sysctl": {"net.core.somaxconn": "512"}}]),
+    "host": net("host", driver="host", bridge="", builtin=True, dns=False),
+    "none": net("none", driver="null", bridge="", builtin=True, dns=False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_render_matches_golden(name: str) -> None:
+    golden(name, conflist.render(NETWORKS[name], PATHS))
+
+
+def test_without_portmap() -> None:
+    conf = conflist.render(NETWORKS["user-subnet"], PATHS, portmap=False)
+    assert [p["type"] for p in conf["plugins"]] == ["bridge"]
+
+
+def test_loopback() -> None:
+    golden("loopback", conflist.loopback())
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_shape(name: str) -> None:
+    """What every conflist must satisfy whatever its golden says (CNI spec section 1)."""
+    network = NETWORKS[name]
+    conf = conflist.render(network, PATHS)
+    assert conf["name"] == network.name and conf["cniVersion"] == conflist.CNI_VERSION
+    assert all(isinstance(p.get("type"), str) for p in conf["plugins"])
+    if network.driver != "bridge":
+        return
+    bridge = conf["plugins"][0]
+    ranges = bridge["ipam"]["ranges"]
+    assert [r[0]["subnet"] for r in ranges] == [s.subnet for s in network.subnets]
+    assert bridge["isDefaultGateway"] is not network.internal
+    assert bridge["ipMasq"] is (network.masquerade and not network.internal)
+    assert ("embeddedDNS" in bridge) is network.dns
+    for rng, sub in zip(ranges, network.subnets, strict=True):
+        if sub.ip_range:
+            start, end = ipaddress.ip_address(rng[0]["rangeStart"]), ipaddress.ip_address(rng[0]["rangeEnd"])
+            inside = ipaddress.ip_network(sub.ip_range)
+            subnet = ipaddress.ip_network(sub.subnet)
+            assert start in inside and end in inside and int(start) <= int(end)
+            assert start != subnet.network_address and end != subnet.broadcast_address
