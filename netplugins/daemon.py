@@ -21,7 +21,7 @@ import struct
 import sys
 import time
 
-from .cni.shim import REP_HDR, REQ_HDR, decode_env, recv_exact
+from .cni.shim import ACK, REP_HDR, REQ_HDR, decode_env, recv_exact
 from .nl.netns import setns
 from .registry import available, load_funcs
 
@@ -89,6 +89,8 @@ def _serve_one(conn: socket.socket) -> None:
     ptype = body[:ntype].decode()
     env = decode_env(body[ntype:ntype + nenv])
     stdin = body[ntype + nenv:]
+    # from here on the call counts as delivered: the shim will not run it again
+    conn.sendall(ACK)
     if len(fds) >= 2:
         # mount first: setns(CLONE_NEWNS) needs a single-threaded process, which a fresh
         # fork is; it also makes CNI_NETNS and dataDir paths resolve as the caller sees them
@@ -160,16 +162,28 @@ def _single_instance(path: str) -> int:
 
 
 def _worker(srv: socket.socket) -> None:
-    """A pre-forked worker: wait for one connection, serve it, exit."""
+    """A pre-forked worker: wait for one connection, serve it, exit.
+
+    SIGTERM ends an idle worker at once; a busy one finishes its call first, so stopping
+    the daemon never cuts a plugin command in half.
+    """
     code = 0
+    busy = False
+
+    def on_term(_signo: int, _frame: object) -> None:
+        if not busy:
+            os._exit(0)
+
     try:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         while True:
             conn, _ = srv.accept()
+            busy = True
             if _peer_allowed(conn):
                 break
             conn.close()
+            busy = False
         srv.close()
         _serve_one(conn)
     except BaseException:  # noqa: BLE001 - the worker must exit, never return to the loop
@@ -242,11 +256,12 @@ def serve(path: str, idle_timeout: float = 0.0, spare: int = 4) -> None:
                     break
             time.sleep(0.002 if len(workers) < spare else 0.05)
     finally:
-        srv.close()
+        # no new connections; idle workers exit on SIGTERM, busy ones finish their call
         try:
             os.unlink(path)
         except FileNotFoundError:
             pass
+        srv.close()
         for pid in workers:
             try:
                 os.kill(pid, signal.SIGTERM)

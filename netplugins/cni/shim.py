@@ -9,7 +9,11 @@ outcome is the same as running here.
 Wire format (both directions, one message each way on a Unix stream socket):
   request: !III (len type, len env, len stdin), type, env as b"K=V\\0...", stdin;
            our /proc/self/ns/net and /proc/self/ns/mnt as SCM_RIGHTS on the first bytes
+  ack:     one byte b"A" as soon as the worker holds the whole request
   reply:   !iII (exit code, len stdout, len stderr), stdout, stderr
+
+Only a call that was never acknowledged may be run again in-process: after the ack the
+worker may have changed the kernel, so a broken connection then is reported, not retried.
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ import sys
 DEFAULT_SOCKET = "/run/netctl/plugind.sock"
 REQ_HDR = "!III"
 REP_HDR = "!iII"
+ACK = b"A"
+
+
+class DaemonLost(Exception):
+    """The daemon took the call and then went away: the outcome is unknown."""
 
 
 def socket_path(env: dict[str, str]) -> str | None:
@@ -59,7 +68,8 @@ def call_daemon(path: str, ptype: str, env: dict[str, str], stdin: bytes) -> tup
     """Run the plugin in the daemon; return (exit code, stdout, stderr).
 
     Raises:
-        OSError: when no daemon answers (the caller falls back to running in-process).
+        OSError: the call never reached a worker (the caller may run it in-process).
+        DaemonLost: a worker took the call but no reply came (it must not run again).
     """
     tbytes = ptype.encode()
     eblob = encode_env(env)
@@ -72,9 +82,14 @@ def call_daemon(path: str, ptype: str, env: dict[str, str], stdin: bytes) -> tup
         sock.sendmsg([head + tbytes], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
                                         _struct.pack(f"{len(fds)}i", *fds))])
         sock.sendall(eblob + stdin)
-        size = _struct.calcsize(REP_HDR)
-        code, nout, nerr = _struct.unpack(REP_HDR, recv_exact(sock, size))
-        body = recv_exact(sock, nout + nerr)
+        if recv_exact(sock, 1) != ACK:
+            raise ConnectionError("unexpected answer from the plugin daemon")
+        try:
+            size = _struct.calcsize(REP_HDR)
+            code, nout, nerr = _struct.unpack(REP_HDR, recv_exact(sock, size))
+            body = recv_exact(sock, nout + nerr)
+        except OSError as exc:
+            raise DaemonLost(str(exc)) from None
     finally:
         sock.close()
         for fd in fds:
@@ -94,6 +109,8 @@ def main(ptype: str) -> None:
         if stdin is not None:
             try:
                 code, out, err = call_daemon(path, ptype, env, stdin)
+            except DaemonLost as exc:
+                code, out, err = 1, _lost_error(stdin, str(exc)), b"netplugins: plugin daemon lost the call\n"
             except (OSError, ValueError):
                 code = -1
             if code >= 0:
@@ -110,6 +127,23 @@ def main(ptype: str) -> None:
     from netplugins.registry import PLUGINS
 
     importlib.import_module(PLUGINS[ptype]).main()
+
+
+def _lost_error(stdin: bytes, why: str) -> bytes:
+    """Code 11 (try again later): the daemon died mid-call, what it did is unknown; the
+    runtime's DEL (always sent after a failed ADD) cleans up whatever was done."""
+    version = "1.1.0"
+    marker = b'"cniVersion"'
+    at = stdin.find(marker)
+    if at >= 0:
+        rest = stdin[at + len(marker):].lstrip(b" \t\r\n:")
+        if rest[:1] == b'"':
+            end = rest.find(b'"', 1)
+            if 0 < end < 20:
+                version = rest[1:end].decode("ascii", "replace")
+    return (f'{{"cniVersion": "{version}", "code": 11, '
+            f'"msg": "the plugin daemon stopped while running the command", '
+            f'"details": "{why.replace(chr(34), chr(39))}"}}\n').encode()
 
 
 def _run_here(ptype: str, env: dict[str, str], stdin: bytes) -> None:
