@@ -8,17 +8,25 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 from .commands import containers, debug, demo, networks, plugins
 from .errors import NetctlError
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with netctl's error style: one ``Error:`` line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"Error: {self.prog}: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="netctl", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    parser = Parser(prog="netctl", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND", parser_class=Parser)
     networks.add_parsers(sub)
     net = sub.add_parser("network", help="network verbs (same as the top-level ones)")
-    networks.add_parsers(net.add_subparsers(dest="network_cmd", required=True))
+    networks.add_parsers(net.add_subparsers(dest="network_cmd", required=True, parser_class=Parser))
     containers.add_parsers(sub)
     plugins.add_parser(sub)
     demo.add_parser(sub)

@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 import subprocess
+import sys
 from typing import Any
 
 from . import etcfiles, netns, process
@@ -20,6 +21,7 @@ from .networks import (
     load_conflist,
     next_ifname,
     now,
+    owns_ports,
     runtime_conf,
     validate_static_ip,
 )
@@ -197,7 +199,7 @@ def run(ctx: Context, cmd: list[str], *, name: str = "", network: str = "bridge"
         cid = secrets.token_hex(32)
         if name:
             if not NAME_RE.match(name):
-                raise NetctlError(f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+                raise NetctlError(f"invalid container name {name!r}: it needs two or more of [a-zA-Z0-9_.-], starting with a letter or digit")
             if ctx.state.find_container(name) is not None:
                 raise Conflict(f"the container name {name!r} is already in use")
         else:
@@ -211,6 +213,10 @@ def run(ctx: Context, cmd: list[str], *, name: str = "", network: str = "bridge"
             raise NetctlError("conflicting options: hostname and the network mode container:")
         if net is not None and ip:
             validate_static_ip(net, ip)
+        if net is not None and net.internal and (ports or publish_all):
+            # its firewall drops DNAT'ed traffic too: a published port would never answer
+            raise NetctlError(f"cannot publish ports on the internal network {net.name}: "
+                              "nothing from outside it can reach them")
         c = Container(id=cid, name=name, created=now(), command=list(cmd), hostname=hostname or cid[:12],
                       network_mode=network if kind != "container" else f"container:{owner.id}",  # type: ignore[union-attr]
                       ports=ports, publish_all=publish_all)
@@ -236,6 +242,8 @@ def run(ctx: Context, cmd: list[str], *, name: str = "", network: str = "bridge"
         raise
     finally:
         process.release_start_lock(starting)
+    if detach_ and remove:
+        _watch_for_removal(c)
     if not detach_:
         code = process.wait_foreground(proc)
         with ctx.state.locked():
@@ -248,6 +256,38 @@ def run(ctx: Context, cmd: list[str], *, name: str = "", network: str = "bridge"
             else:
                 ctx.state.save_container(c)
     return c
+
+
+def _watch_for_removal(c: Container) -> None:
+    """``run -d --rm``: a detached watcher in the host's namespaces removes the container
+    when its process exits (the launcher itself lives in the container's namespaces, where
+    it could not run the plugins)."""
+    import subprocess
+
+    subprocess.Popen([sys.executable, "-m", "runtime.cli", "_remove-on-exit", c.id, str(c.pid),
+                      str(c.pid_start)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+
+
+def remove_on_exit(ctx: Context, cid: str, pid: int, pid_start: int) -> None:
+    """Wait for ``pid`` (the container's first process) to exit, then remove the container."""
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        fd = -1  # already gone
+    if fd >= 0:
+        try:
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            while not poller.poll(60_000):
+                pass
+        finally:
+            os.close(fd)
+    c = ctx.state.find_container(cid)
+    if c is not None and c.pid == pid and c.pid_start == pid_start:
+        remove(ctx, cid, force=True)
 
 
 def _setup_networking(ctx: Context, c: Container, kind: str, net: Network | None,
@@ -469,7 +509,7 @@ def check(ctx: Context, ref: str) -> list[str]:
         if net is None or net.driver != "bridge":
             continue
         try:
-            ctx.cni.check(load_conflist(ctx, net), runtime_conf(c, net, ep, ports=True))
+            ctx.cni.check(load_conflist(ctx, net), runtime_conf(c, net, ep, ports=owns_ports(c, ep)))
         except NetctlError as exc:
             problems.append(f"{net.name}: {exc.msg}")
     return problems

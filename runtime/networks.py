@@ -232,6 +232,15 @@ def next_ifname(c: Container) -> str:
     return f"eth{i}"
 
 
+def owns_ports(c: Container, ep: Endpoint) -> bool:
+    """Published ports go with the container's first bridge network only (as Docker's
+    default gateway endpoint): sending them on every attachment would make portmap see the
+    same host port asked twice when a container with -p is connected to a second network."""
+    first = next((e for e in c.endpoints if e.network not in ("none", "host")
+                  and not e.network.startswith("container:")), None)
+    return first is None or first is ep
+
+
 def runtime_conf(c: Container, net: Network, ep: Endpoint, ports: bool) -> RuntimeConf:
     caps: dict[str, Any] = {}
     if ep.ip:
@@ -273,7 +282,7 @@ def attach(ctx: Context, c: Container, net: Network, ep: Endpoint) -> None:
         NetctlError: the plugin error, after the rollback.
     """
     conf = load_conflist(ctx, net)
-    rt = runtime_conf(c, net, ep, ports=True)
+    rt = runtime_conf(c, net, ep, ports=owns_ports(c, ep))
     try:
         ep.result = ctx.cni.add(conf, rt) or {}
     except NetctlError:
@@ -293,7 +302,7 @@ def detach(ctx: Context, c: Container, net: Network | None, ep: Endpoint) -> Non
     if net is None:
         return
     conf = load_conflist(ctx, net)
-    ctx.cni.delete(conf, runtime_conf(c, net, ep, ports=True))
+    ctx.cni.delete(conf, runtime_conf(c, net, ep, ports=owns_ports(c, ep)))
 
 
 def prune_networks(ctx: Context) -> list[str]:

@@ -60,6 +60,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p = sub.add_parser("gc", help="clean up what dead containers or a killed netctl left")
     p.set_defaults(func=cmd_gc)
 
+    # internal: the watcher that `run -d --rm` starts
+    p = sub.add_parser("_remove-on-exit")
+    p.add_argument("id")
+    p.add_argument("pid", type=int)
+    p.add_argument("pid_start", type=int)
+    p.set_defaults(func=cmd_remove_on_exit)
+
 
 def _cmd(argv: list[str]) -> list[str]:
     return argv[1:] if argv and argv[0] == "--" else argv
@@ -151,6 +158,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     if problems:
         return 1
     print("ok")
+    return 0
+
+
+def cmd_remove_on_exit(args: argparse.Namespace) -> int:
+    from ..containers import remove_on_exit
+
+    remove_on_exit(Context.create(), args.id, args.pid, args.pid_start)
     return 0
 
 
