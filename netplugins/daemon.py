@@ -39,8 +39,8 @@ def preload() -> list[str]:
             loaded.append(ptype)
         except Exception as exc:  # noqa: BLE001 - a broken optional plugin must not stop the rest
             log.warning("cannot preload plugin %s: %s", ptype, exc)
-    for module in ("pyroute2", "netaddr", "sqlite3", "hashlib", "netplugins.nl.links",
-                   "netplugins.nl.bridge", "netplugins.nl.ioctl",
+    for module in ("pyroute2", "netaddr", "sqlite3", "hashlib", "ctypes", "netplugins.nl.links",
+                   "netplugins.nl.bridge", "netplugins.nl.ioctl", "netplugins.delivery",
                    "netplugins.firewall.nftables", "netplugins.firewall.iptables",
                    "netplugins.firewall.ports", "netplugins.firewall.ports_nft",
                    "netplugins.firewall.ports_ipt", "netplugins.firewall.ports_iptc",
@@ -50,6 +50,9 @@ def preload() -> list[str]:
             __import__(module)
         except ImportError:
             pass
+    from .nl.netns import _libc
+
+    _libc()  # loaded once here instead of in every worker
     try:
         # python-iptables costs ~110 ms to import; importing is fork-safe (building rules is not)
         from .firewall.iptc_table import preload as preload_iptc
@@ -161,11 +164,17 @@ def _single_instance(path: str) -> int:
     return fd
 
 
-def _worker(srv: socket.socket) -> None:
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+PR_SET_PDEATHSIG = 1
+
+
+def _worker(srv: socket.socket, parent: int) -> None:
     """A pre-forked worker: wait for one connection, serve it, exit.
 
-    SIGTERM ends an idle worker at once; a busy one finishes its call first, so stopping
-    the daemon never cuts a plugin command in half.
+    Entered with SIGTERM/SIGINT blocked (see :func:`_spawn`). SIGTERM ends an idle worker
+    at once; a busy one finishes its call first, so stopping the daemon never cuts a plugin
+    command in half. The worker also gets SIGTERM when the daemon dies (PR_SET_PDEATHSIG),
+    so a killed daemon leaves no worker waiting in accept().
     """
     code = 0
     busy = False
@@ -177,6 +186,15 @@ def _worker(srv: socket.socket) -> None:
     try:
         signal.signal(signal.SIGTERM, on_term)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+        if os.getppid() != parent:
+            os._exit(0)  # the daemon died before we could ask to be told
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         while True:
             conn, _ = srv.accept()
             busy = True
@@ -190,6 +208,25 @@ def _worker(srv: socket.socket) -> None:
         code = 1
     finally:
         os._exit(code)
+
+
+def _spawn(srv: socket.socket) -> int:
+    """Fork a worker; 0 when fork failed (the caller retries later).
+
+    The stop signals are blocked across fork: one arriving before the child has its own
+    handler would otherwise run the daemon's handler in the child and leave it in accept().
+    """
+    parent = os.getpid()
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        log.warning("cannot fork a worker: %s", exc)
+        pid = 0
+    if pid == 0 and os.getpid() != parent:
+        _worker(srv, parent)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+    return pid
 
 
 def serve(path: str, idle_timeout: float = 0.0, spare: int = 4) -> None:
@@ -235,9 +272,10 @@ def serve(path: str, idle_timeout: float = 0.0, spare: int = 4) -> None:
     try:
         while not stopping:
             while len(workers) < spare:
-                pid = os.fork()
-                if pid == 0:
-                    _worker(srv)
+                pid = _spawn(srv)
+                if not pid:
+                    time.sleep(0.1)
+                    break
                 workers.add(pid)
             try:
                 pid, _ = os.waitpid(-1, os.WNOHANG)
@@ -262,17 +300,38 @@ def serve(path: str, idle_timeout: float = 0.0, spare: int = 4) -> None:
         except FileNotFoundError:
             pass
         srv.close()
-        for pid in workers:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for pid in workers:
-            try:
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
+        _stop_workers(workers)
         os.close(lock_fd)
+
+
+def _stop_workers(workers: set[int], grace: float = 30.0) -> None:
+    """SIGTERM every worker (idle ones exit, busy ones finish their call); SIGKILL what is
+    left after ``grace`` seconds, so a stuck call cannot keep the daemon from exiting."""
+    for pid in workers:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    left = set(workers)
+    while left:
+        for pid in list(left):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                left.discard(pid)
+        if left and time.monotonic() > deadline:
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            grace = 0
+            deadline = time.monotonic() + 5
+        if left:
+            time.sleep(0.01)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -94,13 +94,19 @@ class Netns:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(3)
-        for pid in pids_in_netns(self.path):
-            # processes our plugins started inside the throwaway host (dnsd, the plugin
-            # daemon): they belong to this test, found by their namespace, stopped by PID
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        # processes our plugins started inside the throwaway host (dnsd, the plugin daemon
+        # and its workers): they belong to this test, found by their namespace, stopped by
+        # PID; scanned again until none is left, as a dying daemon may just have forked
+        for _ in range(50):
+            pids = pids_in_netns(self.path)
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.02)
         subprocess.run(["ip", "netns", "delete", self.name], check=False, capture_output=True)
 
 

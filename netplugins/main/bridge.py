@@ -1,11 +1,14 @@
 """The ``bridge`` plugin: veth pair into a Linux bridge, gateway, per-network firewall.
 
 ADD builds in order and registers an undo after every step (ExitStack): bridge, IPAM,
-veth pair, container interface, gateway and forwarding, attachment record with the
+gateway address, veth pair, container interface, forwarding, attachment record with the
 network's firewall rules on the first attachment, DNS names. Any failure undoes what was
-done. DEL runs every teardown step, carries on past errors and reports them at the end;
-it needs neither the namespace nor the interface (its records and the derived host veth
-name are enough). The last DEL of a network removes the network's rules.
+done for the container (the bridge and its gateway address stay, as in the reference:
+other containers may use them). Checks that need no change (CNI_IFNAME free, IPAM plugin
+found) come before the first change. DEL runs every teardown step, carries on past
+errors and reports them at the end; it needs neither the namespace nor the interface (its
+records and the derived host veth name are enough). The last DEL of a network removes
+the network's rules.
 """
 
 from __future__ import annotations
@@ -16,10 +19,25 @@ from typing import Any
 
 from ..cni import errors
 from ..cni.errors import CniError, ErrorList
-from ..cni.invoke import delegate, delegate_add
+from ..cni.invoke import delegate, delegate_add, find_in_path
 from ..cni.skel import CmdArgs, PluginFuncs
 from ..cni.skel import main as skel_main
 from ..cni.types import IPConfig, Result
+
+# stdlib only (the rtnetlink client is ours): cheap enough to import up front, and then
+# the plugin daemon has them loaded before it forks a worker
+from ..nl import sysctl
+from ..nl.bridge import (
+    Rtnl,
+    configure_container_iface,
+    create_veth,
+    delete_link,
+    enable_ipv6,
+    ensure_bridge,
+    ensure_gateway,
+    iface_index,
+    setup_host_port,
+)
 from ..nl.netns import NetnsGone, entered, open_netns
 from .attachments import Attachments
 from .bridge_conf import BridgeConf, parse_bridge_conf
@@ -29,8 +47,8 @@ from .bridge_plan import (
     plan_gateways,
     plan_result,
     plan_routes,
+    random_mac,
     route_gateway,
-    temp_peer_name,
 )
 
 KNOWN_ARGS = frozenset({"IP", "MAC", "K8S_POD_NAME", "K8S_POD_NAMESPACE",
@@ -94,9 +112,8 @@ def _register_dns(conf: BridgeConf, args: CmdArgs, gateways: list[str], subnets:
         dnsconf.write_entry(d, conf.name, args.container_id, args.ifname, names,
                             [a.split("/")[0] for a in ips if ":" not in a],
                             [a.split("/")[0] for a in ips if ":" in a])
-        control.ensure_running(d)
-        control.reload(d)
-    except (OSError, ValueError) as exc:
+        control.ensure_running(d)  # starts dnsd, or makes the running one reload
+    except (OSError, ValueError, control.DnsdError) as exc:
         raise CniError(errors.IO_FAILURE, "failed to register DNS names with dnsd", str(exc)) from None
 
 
@@ -140,77 +157,81 @@ def cmd_add(args: CmdArgs) -> Result:
             101 netlink, 102 firewall, 5 state I/O; nothing is left behind.
     """
     conf = parse_bridge_conf(args.stdin, args.args)
-    from ..nl import sysctl
-    from ..nl.bridge import (
-        attach_port,
-        configure_container_iface,
-        create_veth,
-        delete_link,
-        ensure_bridge,
-        ensure_gateway,
-    )
-    from ..nl.links import iproute
-
+    if conf.ipam_type:
+        find_in_path(conf.ipam_type, args.path)  # a missing IPAM plugin must change nothing
     try:
         cfd = open_netns(args.netns)
     except NetnsGone:
         raise CniError(errors.INVALID_NETNS, f"failed to open netns {args.netns!r}: no such file") from None
-    host_name = host_veth_name(args.container_id, args.ifname)
-    peer_name = temp_peer_name(args.container_id, args.ifname)
-    with ExitStack() as stack, iproute() as ipr:
-        stack.callback(os.close, cfd)
-        # the spec: an existing CNI_IFNAME in the container is an error, before any change
-        with entered(args.netns), iproute() as cipr:
-            if cipr.link_lookup(ifname=args.ifname):
+    try:
+        with entered(args.netns):
+            # the spec: an existing CNI_IFNAME in the container is an error, before any change
+            if iface_index(args.ifname) is not None:
                 raise CniError(errors.IFACE_EXISTS,
                                f"interface {args.ifname!r} already exists in netns {args.netns!r}")
-        br = ensure_bridge(ipr, conf.bridge, conf.mtu, conf.promisc)
-        ipam = _ipam_add(conf, args, stack)
-        ips, gateways = plan_gateways(conf, ipam.ips)
-        routes = plan_routes(conf, ips, ipam.routes)
-        create_veth(ipr, host_name, peer_name, cfd, conf.mtu)
-        stack.callback(_quiet, delete_link, ipr, host_name)
-        host = attach_port(ipr, host_name, br["index"], conf.hairpin, isolated=not conf.icc)
-        with entered(args.netns), iproute() as cipr:
-            cont = configure_container_iface(
-                cipr, peer_name, args.ifname, conf.mac,
-                [(ip.address, ip.gateway) for ip in ips],
-                [(r.dst, route_gateway(r, ips)) for r in routes])
-        for gw in gateways:
-            ensure_gateway(ipr, conf.bridge, br["index"], gw.cidr, conf.force_address)
-        if gateways:
-            try:
-                if any(g.family == 4 for g in gateways):
-                    sysctl.write("net/ipv4/ip_forward", "1")
-                if any(g.family == 6 for g in gateways):
-                    sysctl.write("net/ipv6/conf/all/forwarding", "1")
-            except OSError as exc:
-                raise CniError(errors.IO_FAILURE, "failed to enable IP forwarding", str(exc)) from None
-        addrs = [ip.address for ip in ips]
-        subnets = _subnets(addrs)
-        record = {"containerID": args.container_id, "ifname": args.ifname, "netns": args.netns,
-                  "bridge": conf.bridge, "hostVeth": host_name, "ips": addrs}
-        att = Attachments(conf.state_dir, conf.name)
-        try:
-            with att.locked():
-                first = att.count() == 0
-                att.put(args.container_id, args.ifname, record)
-                stack.callback(_undo_record, conf, att, args)
-                if first and subnets:
-                    _setup_firewall(conf, subnets)
-        except OSError as exc:
-            raise CniError(errors.IO_FAILURE, f"failed to record the attachment in {conf.state_dir!r}",
-                           str(exc)) from None
-        if conf.embedded_dns is not None and gateways:
-            stack.callback(_quiet, _unregister_dns, conf, args)
-            _register_dns(conf, args, [g.ip for g in gateways], subnets, addrs)
-        result = plan_result(conf, br.get_attr("IFLA_ADDRESS"), host_name,
-                             host.get_attr("IFLA_ADDRESS"), args.ifname, cont.get_attr("IFLA_ADDRESS"),
-                             args.netns, ips, routes, ipam.dns, gateways,
-                             int(cont.get_attr("IFLA_MTU") or 0))
-        stack.pop_all()
+            # a netlink socket stays in the namespace it was made in: one for the container
+            # serves the whole ADD without re-entering for every request
+            cnl = Rtnl()
+        # closed after the ExitStack has unwound: the undo steps still need the sockets
+        with cnl, Rtnl() as nl, ExitStack() as stack:
+            result = _add(conf, args, cfd, nl, cnl, stack)
+            stack.pop_all()
+            return result
+    except NetnsGone:
+        # removed while the ADD ran (after the undo steps ran)
+        raise CniError(errors.INVALID_NETNS, f"netns {args.netns!r} disappeared during ADD") from None
+    finally:
         os.close(cfd)
-        return result
+
+
+def _add(conf: BridgeConf, args: CmdArgs, cfd: int, nl: Rtnl, cnl: Rtnl, stack: ExitStack) -> Result:
+    """The ADD steps; each registers its undo on ``stack``."""
+    br_index, br_mac = ensure_bridge(nl, conf.bridge, conf.mtu, conf.promisc, random_mac())
+    ipam = _ipam_add(conf, args, stack)
+    ips, gateways = plan_gateways(conf, ipam.ips)
+    routes = plan_routes(conf, ips, ipam.routes)
+    # the gateway before the veth: a bridge that carries another address fails the ADD
+    # before anything was made for the container
+    for gw in gateways:
+        ensure_gateway(nl, conf.bridge, br_index, gw.cidr, conf.force_address)
+    host_name = host_veth_name(args.container_id, args.ifname)
+    host_mac, cont_mac = random_mac(), conf.mac or random_mac()
+    create_veth(nl, host_name, host_mac, args.ifname, cont_mac, cfd, conf.mtu, br_index)
+    stack.callback(_quiet, delete_link, nl, host_name)
+    setup_host_port(nl, host_name, conf.hairpin, isolated=not conf.icc)
+    if any(ip.family == 6 for ip in ips):
+        with entered(args.netns):
+            enable_ipv6(args.ifname)
+    mtu = configure_container_iface(cnl, args.ifname, [(ip.address, ip.gateway) for ip in ips],
+                                    [(r.dst, route_gateway(r, ips)) for r in routes])
+    if gateways:
+        try:
+            if any(g.family == 4 for g in gateways):
+                sysctl.write("net/ipv4/ip_forward", "1")
+            if any(g.family == 6 for g in gateways):
+                sysctl.write("net/ipv6/conf/all/forwarding", "1")
+        except OSError as exc:
+            raise CniError(errors.IO_FAILURE, "failed to enable IP forwarding", str(exc)) from None
+    addrs = [ip.address for ip in ips]
+    subnets = _subnets(addrs)
+    record = {"containerID": args.container_id, "ifname": args.ifname, "netns": args.netns,
+              "bridge": conf.bridge, "hostVeth": host_name, "ips": addrs}
+    att = Attachments(conf.state_dir, conf.name)
+    try:
+        with att.locked():
+            first = att.count() == 0
+            att.put(args.container_id, args.ifname, record)
+            stack.callback(_quiet, _undo_record, conf, att, args)
+            if first and subnets:
+                _setup_firewall(conf, subnets)
+    except OSError as exc:
+        raise CniError(errors.IO_FAILURE, f"failed to record the attachment in {conf.state_dir!r}",
+                       str(exc)) from None
+    if conf.embedded_dns is not None and gateways:
+        stack.callback(_quiet, _unregister_dns, conf, args)
+        _register_dns(conf, args, [g.ip for g in gateways], subnets, addrs)
+    return plan_result(conf, br_mac, host_name, host_mac, args.ifname, cont_mac, args.netns,
+                       ips, routes, ipam.dns, gateways, mtu)
 
 
 def _undo_record(conf: BridgeConf, att: Attachments, args: CmdArgs) -> None:
@@ -219,34 +240,28 @@ def _undo_record(conf: BridgeConf, att: Attachments, args: CmdArgs) -> None:
         att.remove(args.container_id, args.ifname)
         if att.count() == 0:
             _quiet(_teardown_firewall, conf)
+            att.cleanup_dir()
 
 
 # --- DEL ----------------------------------------------------------------------------------
 
 def cmd_del(args: CmdArgs) -> None:
-    """Detach: container interface, host veth, IPAM lease, DNS names, record, and the
-    network's rules after its last attachment. Carries on past failures.
+    """Detach: the veth pair, IPAM lease, DNS names, record, and the network's rules after
+    its last attachment. Carries on past failures.
+
+    Neither the namespace nor CNI_NETNS is needed: deleting the host end (its name derives
+    from the attachment) deletes the container end with it. The container's CNI_IFNAME is
+    never deleted by name: after an ADD refused because that interface already existed,
+    the runtime's DEL must leave the container's own interface alone.
 
     Raises:
         CniError: listing every step that failed (after all were tried).
     """
-    conf = parse_bridge_conf(args.stdin, args.args)
-    from ..nl.bridge import delete_link
-    from ..nl.links import iproute
-
+    conf = parse_bridge_conf(args.stdin, args.args, teardown=True)
     errs = ErrorList()
-    if args.netns:
-        try:
-            with entered(args.netns), iproute() as cipr:
-                delete_link(cipr, args.ifname)
-        except NetnsGone:
-            pass  # the namespace is gone: so is the interface in it
-        except CniError as err:
-            if err.code != errors.INVALID_NETNS:
-                errs.collect(err)
     try:
-        with iproute() as ipr:
-            delete_link(ipr, host_veth_name(args.container_id, args.ifname))
+        with Rtnl() as nl:
+            delete_link(nl, host_veth_name(args.container_id, args.ifname))
     except Exception as exc:  # noqa: BLE001
         errs.collect(exc)
     if conf.ipam_type:
@@ -307,7 +322,7 @@ def cmd_check(args: CmdArgs) -> None:
 
 def cmd_status(args: CmdArgs) -> None:
     """Ready when IPAM is (spec: STATUS is forwarded to the delegated IPAM)."""
-    conf = parse_bridge_conf(args.stdin, args.args)
+    conf = parse_bridge_conf(args.stdin, args.args, teardown=True)
     if conf.ipam_type:
         delegate(conf.ipam_type, "STATUS", args.stdin, args.env, args.path)
 
@@ -320,10 +335,8 @@ def cmd_gc(args: CmdArgs) -> None:
         CniError: listing what could not be collected (after trying everything).
     """
     from ..cni.gc import valid_attachments
-    from ..nl.bridge import delete_link
-    from ..nl.links import iproute
 
-    conf = parse_bridge_conf(args.stdin, args.args)
+    conf = parse_bridge_conf(args.stdin, args.args, teardown=True)
     valid = valid_attachments(args.stdin)
     errs = ErrorList()
     if conf.ipam_type:
@@ -336,8 +349,8 @@ def cmd_gc(args: CmdArgs) -> None:
     for rec in stale:
         cid, ifname = str(rec.get("containerID")), str(rec.get("ifname"))
         try:
-            with iproute() as ipr:
-                delete_link(ipr, host_veth_name(cid, ifname))
+            with Rtnl() as nl:
+                delete_link(nl, host_veth_name(cid, ifname))
             if conf.embedded_dns is not None:
                 fake = CmdArgs(command="DEL", container_id=cid, ifname=ifname)
                 _unregister_dns(conf, fake)

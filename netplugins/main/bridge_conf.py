@@ -3,22 +3,32 @@
 Reference keys: bridge, isGateway, isDefaultGateway, forceAddress, ipMasq, mtu, hairpinMode,
 promiscMode, ipam, dns; MAC from runtimeConfig.mac > args.cni.mac > CNI_ARGS MAC.
 Extensions (README "bridge plugin"): isolate, internal, icc, firewallDriver, stateDir,
-embeddedDNS. Unknown keys are tolerated.
+embeddedDNS. Unknown keys are tolerated, except reference features we do not implement
+(vlan, vlanTrunk, macspoofchk) when they ask for something: ignoring them would give the
+container less isolation than its config says. The reference's ipMasqBackend picks the
+firewall driver when firewallDriver is not given.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..cni.errors import CniError, config_error
+from ..cni.errors import UNSUPPORTED_FIELD, CniError, config_error
 from ..cni.netconf import NetConf, load_netconf
 from ..cni.types import DNS
 
 DEFAULT_BRIDGE = "cni0"
 DEFAULT_STATE_DIR = "/run/netctl/bridge"
 MAC_RE = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
+#: what the kernel accepts (dev_valid_name: no '/', ':' or blanks), narrowed to characters
+#: that need no quoting in nft and iptables rules, which name the bridge
+BRIDGE_NAME_RE = re.compile(r"^[A-Za-z0-9_.@+-]{1,15}$")
+FIREWALL_DRIVERS = ("nftables", "iptables", "none")
+#: reference keys for features we lack, with the value that asks for nothing
+UNSUPPORTED = {"vlan": 0, "vlanTrunk": [], "macspoofchk": False}
 MIN_MTU, MAX_MTU = 68, 65535
 
 
@@ -78,21 +88,27 @@ def _pick_mac(net: NetConf, cni_args: dict[str, str]) -> str:
                 raise config_error(f"invalid MAC address {value!r} in {where}")
             if int(value.split(":")[0], 16) & 1:
                 raise config_error(f"invalid MAC address {value!r} in {where}: it is a multicast address")
+            if value == "00:00:00:00:00:00":
+                raise config_error(f"invalid MAC address {value!r} in {where}: it is all zero")
             return value.lower()
     return ""
 
 
-def parse_bridge_conf(stdin: bytes, cni_args: dict[str, str] | None = None) -> BridgeConf:
-    """Parse and validate the plugin config.
+def _add_options(net: NetConf, cni_args: dict[str, str]) -> dict[str, Any]:
+    """The keys only ADD and CHECK act on, validated, as BridgeConf fields.
 
     Raises:
-        CniError: code 7 naming the offending key, 6 for undecodable input.
+        CniError: code 7 naming the offending key, 2 for an unsupported reference feature.
     """
-    net = load_netconf(stdin)
     raw = net.raw
+    for key, nothing in UNSUPPORTED.items():
+        if raw.get(key) not in (None, nothing):
+            raise CniError(UNSUPPORTED_FIELD, f"invalid config: {key} is not supported by this bridge plugin",
+                           "remove it, or use the reference bridge plugin")
     bridge = raw.get("bridge", DEFAULT_BRIDGE) or DEFAULT_BRIDGE
-    if not isinstance(bridge, str) or len(bridge) > 15 or "/" in bridge or " " in bridge:
-        raise config_error(f"invalid config: bridge name {bridge!r} is not a valid interface name")
+    if not isinstance(bridge, str) or not BRIDGE_NAME_RE.match(bridge) or bridge in (".", ".."):
+        raise config_error(f"invalid config: bridge name {bridge!r} is not a valid interface name",
+                           "use up to 15 letters, digits, '_', '.', '@', '+' or '-'")
     mtu = raw.get("mtu", 0) or 0
     if not isinstance(mtu, int) or isinstance(mtu, bool) or (mtu and not MIN_MTU <= mtu <= MAX_MTU):
         raise config_error(f"invalid config: mtu {mtu!r} is out of range",
@@ -102,19 +118,62 @@ def parse_bridge_conf(stdin: bytes, cni_args: dict[str, str] | None = None) -> B
     if hairpin and promisc:
         raise config_error("invalid config: cannot set hairpin mode and promiscuous mode at the same time")
     is_default_gw = _bool(raw, "isDefaultGateway", False)
+    dns_raw = raw.get("dns")
+    if dns_raw is not None and not isinstance(dns_raw, dict):
+        raise config_error("invalid config: dns must be an object")
+    try:
+        dns = DNS.from_dict(dns_raw)
+    except (TypeError, AttributeError):
+        raise config_error("invalid config: dns has an invalid shape") from None
+    driver = raw.get("firewallDriver")
+    if driver not in (None, "", *FIREWALL_DRIVERS):
+        raise config_error(f"invalid config: firewallDriver {driver!r}",
+                           "use nftables, iptables or none")
+    backend = raw.get("ipMasqBackend")
+    if backend not in (None, "", "nftables", "iptables"):
+        raise config_error(f"invalid config: ipMasqBackend {backend!r}", "use nftables or iptables")
+    internal = _bool(raw, "internal", False)
+    return {
+        "bridge": bridge,
+        "is_gateway": _bool(raw, "isGateway", False) or is_default_gw,
+        "is_default_gateway": is_default_gw,
+        "force_address": _bool(raw, "forceAddress", False),
+        # an internal network never masquerades, whatever ipMasq says
+        "ip_masq": _bool(raw, "ipMasq", False) and not internal,
+        "mtu": mtu,
+        "hairpin": hairpin,
+        "promisc": promisc,
+        "dns": dns,
+        "mac": _pick_mac(net, cni_args),
+        "isolate": _bool(raw, "isolate", True),
+        "internal": internal,
+        "icc": _bool(raw, "icc", True),
+        "firewall_driver": driver or backend or None,
+    }
+
+
+def parse_bridge_conf(stdin: bytes, cni_args: dict[str, str] | None = None, *,
+                      teardown: bool = False) -> BridgeConf:
+    """Parse and validate the plugin config.
+
+    With ``teardown`` (DEL, GC, STATUS) an invalid value of a key that only ADD acts on
+    (mtu, MAC, hairpin/promisc, dns ...) is ignored: the runtime sends DEL after a failed
+    ADD too, and a DEL that fails for a key it does not use would keep the lease and the
+    rules forever. The keys teardown needs (name, ipam, stateDir, embeddedDNS) are always
+    checked.
+
+    Raises:
+        CniError: code 7 naming the offending key, 2 for an unsupported reference feature,
+            6 for undecodable input.
+    """
+    net = load_netconf(stdin)
+    raw = net.raw
     ipam = raw.get("ipam") or {}
     if not isinstance(ipam, dict):
         raise config_error("invalid config: ipam must be an object")
     ipam_type = ipam.get("type", "") or ""
     if not isinstance(ipam_type, str):
         raise config_error("invalid config: ipam.type must be a string")
-    dns_raw = raw.get("dns")
-    if dns_raw is not None and not isinstance(dns_raw, dict):
-        raise config_error("invalid config: dns must be an object")
-    driver = raw.get("firewallDriver")
-    if driver not in (None, "", "nftables", "iptables", "none"):
-        raise config_error(f"invalid config: firewallDriver {driver!r}",
-                           "use nftables, iptables or none")
     state_dir = raw.get("stateDir", DEFAULT_STATE_DIR) or DEFAULT_STATE_DIR
     if not isinstance(state_dir, str) or not state_dir.startswith("/"):
         raise config_error("invalid config: stateDir must be an absolute path")
@@ -126,36 +185,16 @@ def parse_bridge_conf(stdin: bytes, cni_args: dict[str, str] | None = None) -> B
         ups = edns.get("upstreams") or []
         if not isinstance(ups, list) or not all(isinstance(u, str) for u in ups):
             raise config_error("invalid config: embeddedDNS.upstreams must be a list of addresses")
+        for up in ups:
+            try:
+                ipaddress.ip_address(up)
+            except ValueError:
+                raise config_error(f"invalid config: embeddedDNS upstream {up!r} is not an IP address") from None
         embedded = EmbeddedDNS(dir=edns["dir"], upstreams=tuple(ups))
-    internal = _bool(raw, "internal", False)
     try:
-        dns = DNS.from_dict(dns_raw)
-    except (TypeError, AttributeError):
-        raise config_error("invalid config: dns has an invalid shape") from None
-    return BridgeConf(
-        net=net,
-        bridge=bridge,
-        is_gateway=_bool(raw, "isGateway", False) or is_default_gw,
-        is_default_gateway=is_default_gw,
-        force_address=_bool(raw, "forceAddress", False),
-        # an internal network never masquerades, whatever ipMasq says
-        ip_masq=_bool(raw, "ipMasq", False) and not internal,
-        mtu=mtu,
-        hairpin=hairpin,
-        promisc=promisc,
-        ipam_type=ipam_type,
-        dns=dns,
-        mac=_pick_mac(net, cni_args or {}),
-        isolate=_bool(raw, "isolate", True),
-        internal=internal,
-        icc=_bool(raw, "icc", True),
-        firewall_driver=driver or None,
-        state_dir=state_dir,
-        embedded_dns=embedded,
-    )
-
-
-def require(cond: bool, code: int, msg: str) -> None:
-    """Raises: CniError(code, msg) unless ``cond``."""
-    if not cond:
-        raise CniError(code, msg)
+        options = _add_options(net, cni_args or {})
+    except CniError:
+        if not teardown:
+            raise
+        options = {}  # the defaults: teardown acts on none of these keys
+    return BridgeConf(net=net, ipam_type=ipam_type, state_dir=state_dir, embedded_dns=embedded, **options)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
 from dataclasses import dataclass
 
 from ..cni.types import DNS, Interface, IPConfig, Result, Route
@@ -20,11 +21,15 @@ def host_veth_name(container_id: str, ifname: str) -> str:
     return f"veth{digest[:8]}"
 
 
-def temp_peer_name(container_id: str, ifname: str) -> str:
-    """Name of the container end while it is still in the host namespace (never CNI_IFNAME:
-    that could clash with a host interface such as eth0)."""
-    digest = hashlib.sha256(f"peer\0{container_id}\0{ifname}".encode()).hexdigest()
-    return f"tmp{digest[:8]}"
+def random_mac() -> str:
+    """A random unicast, locally administered MAC (what the kernel would pick for a veth).
+
+    Choosing it here saves reading the link back for the result; an explicit MAC also
+    stops udev's MACAddressPolicy from changing it later.
+    """
+    raw = bytearray(os.urandom(6))
+    raw[0] = (raw[0] & 0xFE) | 0x02
+    return ":".join(f"{b:02x}" for b in raw)
 
 
 @dataclass(frozen=True)
@@ -96,13 +101,12 @@ def dns_names(conf: BridgeConf, container_id: str, cni_args: dict[str, str]) -> 
     aliases = conf.net.runtime_config.get("aliases")
     if isinstance(aliases, dict):
         aliases = aliases.get(conf.name)
-    for alias in aliases or ():
-        if isinstance(alias, str):
-            names.append(alias)
     cni = conf.net.cni_args()
-    for alias in cni.get("aliases") or ():
-        if isinstance(alias, str):
-            names.append(alias)
+    for group in (aliases, cni.get("aliases")):
+        # one alias given as a bare string is one name, not one name per character
+        for alias in [group] if isinstance(group, str) else (group if isinstance(group, list) else ()):
+            if isinstance(alias, str):
+                names.append(alias)
     hostname = cni.get("hostname")
     if isinstance(hostname, str) and hostname:
         names.append(hostname)
@@ -111,8 +115,8 @@ def dns_names(conf: BridgeConf, container_id: str, cni_args: dict[str, str]) -> 
     out = []
     for name in names:
         key = name.lower()
-        # a name with spaces or empty labels is not a DNS name (netavark 1.15 skips them too)
-        if not name or " " in name or ".." in name or key in seen:
+        # a name with blanks or empty labels is not a DNS name (netavark 1.15 skips them too)
+        if not name.strip(". ") or any(c.isspace() for c in name) or ".." in name or key in seen:
             continue
         seen.add(key)
         out.append(name)

@@ -1,7 +1,14 @@
-"""Kernel side of the bridge plugin: bridges, veth pairs, addresses, routes (pyroute2).
+"""Kernel side of the bridge plugin: bridges, veth pairs, addresses, routes.
 
 Thin and idempotent: ``ensure_*`` creates or accepts what exists; deletes tolerate absence.
-Every function takes an open IPRoute for the namespace it acts in.
+Every function takes an open :class:`Rtnl` for the namespace it acts in.
+
+The bridge plugin speaks rtnetlink itself (:class:`Rtnl`, stdlib only) instead of going
+through pyroute2: importing pyroute2 costs ~200 ms in every plugin process, and each of its
+requests ~1 ms in a fresh daemon worker (its asyncio core), more than the kernel's work.
+The few messages needed here are small fixed structs. Requests are also kept few: links
+are read by name, created with their final name, MAC, master and state in one request,
+and deleted by name.
 """
 
 from __future__ import annotations
@@ -9,93 +16,125 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
-from typing import TYPE_CHECKING, Any
+import socket
+from typing import Any
 
 from ..cni import errors
 from ..cni.errors import CniError
 from . import sysctl
-
-if TYPE_CHECKING:
-    from pyroute2 import IPRoute
+from .rtnl import (  # noqa: F401 - re-exported for the plugin and its tests
+    IFA_F_NODAD,
+    IFF_PROMISC,
+    IFF_UP,
+    IFINFOMSG,
+    IFLA_ADDRESS,
+    IFLA_BRPORT_ISOLATED,
+    IFLA_BRPORT_MODE,
+    IFLA_IFNAME,
+    IFLA_MTU,
+    IFLA_NET_NS_FD,
+    IPV4_DEVCONF_ARP_NOTIFY,
+    RT_SCOPE_UNIVERSE,
+    VETH_INFO_PEER,
+    Link,
+    NetlinkError,
+    Rtnl,
+    _attr,
+    _mac,
+    _str,
+    _u32,
+)
 
 log = logging.getLogger(__name__)
-
 
 def _netlink_error(exc: Exception) -> int:
     return int(getattr(exc, "code", 0) or 0)
 
 
-def get_link(ipr: IPRoute, name: str) -> Any | None:
-    """The link message for ``name``, or None."""
-    idx = ipr.link_lookup(ifname=name)
-    if not idx:
+# --- cheap reads of the current namespace (ioctls) ----------------------------------------
+
+def iface_index(name: str) -> int | None:
+    """Index of interface ``name`` in the current namespace, or None (an ioctl)."""
+    try:
+        return socket.if_nametoindex(name)
+    except OSError:
         return None
-    return ipr.get_links(idx[0])[0]
 
 
-def link_kind(msg: Any) -> str:
-    info = msg.get_attr("IFLA_LINKINFO")
-    return (info.get_attr("IFLA_INFO_KIND") if info is not None else "") or ""
+# --- the plugin's operations --------------------------------------------------------------
+
+def get_link(nl: Rtnl, name: str) -> Link | None:
+    """The link called ``name``, or None.
+
+    Raises:
+        CniError: 101 when netlink fails for another reason than absence.
+    """
+    try:
+        return nl.get_link(name)
+    except NetlinkError as exc:
+        raise CniError(errors.NETLINK_FAILURE, f"failed to read link {name!r}", str(exc)) from None
 
 
-def ensure_bridge(ipr: IPRoute, name: str, mtu: int = 0, promisc: bool = False) -> Any:
-    """Create bridge ``name`` if missing (safe when many ADDs race), set it up; return it.
+def _no_router_ads(name: str) -> None:
+    """accept_ra=0 on a host-side link: it must never configure itself from a container's RAs."""
+    if sysctl.read(f"net/ipv6/conf/{name}/accept_ra") not in (None, "0"):
+        sysctl.write(f"net/ipv6/conf/{name}/accept_ra", "0")
+
+
+def ensure_bridge(nl: Rtnl, name: str, mtu: int, promisc: bool, new_mac: str) -> tuple[int, str]:
+    """Create bridge ``name`` if missing (safe when many ADDs race), set it up; return
+    its (index, MAC).
+
+    A new bridge is created up and with ``new_mac``: a bridge whose MAC was never set takes
+    on the lowest MAC of its ports and changes as containers come and go (their ARP caches
+    then point nowhere). An existing bridge gets its current MAC pinned, as the reference does.
 
     Raises:
         CniError: 7 when ``name`` exists and is not a bridge, 101 when netlink refuses.
     """
-    if get_link(ipr, name) is None:
-        try:
-            kw: dict[str, Any] = {"ifname": name, "kind": "bridge"}
-            if mtu:
-                kw["mtu"] = mtu
-            ipr.link("add", **kw)
-        except Exception as exc:  # noqa: BLE001 - NetlinkError; EEXIST = another ADD won the race
-            if _netlink_error(exc) != errno.EEXIST:
-                raise CniError(errors.NETLINK_FAILURE, f"could not add bridge {name!r}", str(exc)) from None
-    link = get_link(ipr, name)
+    flags = IFF_UP | (IFF_PROMISC if promisc else 0)
+    link = get_link(nl, name)
+    created = False
     if link is None:
-        raise CniError(errors.NETLINK_FAILURE, f"bridge {name!r} vanished while being set up")
-    if link_kind(link) != "bridge":
+        try:
+            nl.new_link(name, "bridge", mac=new_mac, mtu=mtu, flags=flags)
+            created = True
+        except NetlinkError as exc:  # EEXIST = another ADD won the race
+            if exc.code != errno.EEXIST:
+                raise CniError(errors.NETLINK_FAILURE, f"could not add bridge {name!r}", str(exc)) from None
+        link = get_link(nl, name)
+        if link is None:
+            raise CniError(errors.NETLINK_FAILURE, f"bridge {name!r} vanished while being set up")
+    if link.kind != "bridge":
         raise CniError(errors.INVALID_CONFIG, f"{name!r} already exists but is not a bridge",
-                       f"it is a {link_kind(link) or 'device'} link")
-    # the bridge would take on the lowest MAC of its ports and change as containers come and
-    # go (ARP caches of containers then point nowhere): pin its current MAC, as the reference does
-    mac = link.get_attr("IFLA_ADDRESS")
-    changes: dict[str, Any] = {"state": "up", "address": mac}
-    if promisc:
-        changes["flags"] = link["flags"] | 0x100  # IFF_PROMISC
-    try:
-        ipr.link("set", index=link["index"], **changes)
-    except Exception as exc:  # noqa: BLE001
-        raise CniError(errors.NETLINK_FAILURE, f"could not set bridge {name!r} up", str(exc)) from None
-    sysctl.write(f"net/ipv6/conf/{name}/accept_ra", "0") if sysctl.read(
-        f"net/ipv6/conf/{name}/accept_ra") is not None else None
-    return get_link(ipr, name)
+                       f"it is a {link.kind or 'device'} link; choose another bridge name")
+    if not created:
+        try:
+            nl.set_link(link.index, flags=flags, change=flags, mac=link.mac)
+        except NetlinkError as exc:
+            raise CniError(errors.NETLINK_FAILURE, f"could not set bridge {name!r} up", str(exc)) from None
+    _no_router_ads(name)
+    return link.index, link.mac
 
 
-def addresses(ipr: IPRoute, index: int) -> list[str]:
-    """CIDR strings of the global-scope addresses on link ``index``."""
-    out = []
-    for msg in ipr.get_addr(index=index):
-        if msg["scope"] != 0:
-            continue
-        addr = msg.get_attr("IFA_ADDRESS")
-        if addr:
-            out.append(f"{addr}/{msg['prefixlen']}")
-    return out
-
-
-def ensure_gateway(ipr: IPRoute, bridge: str, index: int, cidr: str, force: bool) -> None:
+def ensure_gateway(nl: Rtnl, bridge: str, index: int, cidr: str, force: bool) -> None:
     """Put ``cidr`` on the bridge; refuse a different address of that family unless ``force``.
 
     Raises:
         CniError: 7 when the bridge carries another address and ``force`` is off, 101 netlink.
     """
     want = ipaddress.ip_interface(cidr)
-    for have_text in addresses(ipr, index):
+    present = False
+    try:
+        have_all = [a for a, scope in nl.addresses(index) if scope == RT_SCOPE_UNIVERSE]
+    except NetlinkError as exc:
+        raise CniError(errors.NETLINK_FAILURE, f"failed to read the addresses of {bridge!r}", str(exc)) from None
+    for have_text in have_all:
         have = ipaddress.ip_interface(have_text)
-        if have.version != want.version or have == want:
+        if have == want:
+            present = True
+            continue
+        if have.version != want.version:
             continue
         if want.version == 6 and not (have.network.overlaps(want.network)):
             continue  # v6 bridges legitimately carry several prefixes
@@ -103,117 +142,143 @@ def ensure_gateway(ipr: IPRoute, bridge: str, index: int, cidr: str, force: bool
             raise CniError(errors.INVALID_CONFIG,
                            f"{bridge!r} already has an IP address different from {cidr}",
                            f"it has {have_text}; set forceAddress to replace it")
-        ipr.addr("del", index=index, address=str(have.ip), prefixlen=have.network.prefixlen)
+        try:
+            nl.del_addr(index, have_text)
+        except NetlinkError as exc:  # EADDRNOTAVAIL: a concurrent ADD removed it
+            if exc.code != errno.EADDRNOTAVAIL:
+                raise CniError(errors.NETLINK_FAILURE, f"failed to remove {have_text} from {bridge!r}",
+                               str(exc)) from None
+    if present:
+        return
     try:
-        ipr.addr("add", index=index, address=str(want.ip), prefixlen=want.network.prefixlen)
-    except Exception as exc:  # noqa: BLE001 - EEXIST: concurrent ADDs (containerd#3507)
-        if _netlink_error(exc) != errno.EEXIST:
+        # no duplicate address detection for IPv6: the gateway address is ours, and DAD
+        # would leave it "tentative" (unusable) for a second after the ADD returned
+        nl.add_addr(index, cidr, IFA_F_NODAD if want.version == 6 else 0)
+    except NetlinkError as exc:  # EEXIST: concurrent ADDs (containerd#3507)
+        if exc.code != errno.EEXIST:
             raise CniError(errors.NETLINK_FAILURE, f"failed to set bridge address {cidr}", str(exc)) from None
 
 
-def create_veth(ipr: IPRoute, host_name: str, peer_name: str, container_fd: int, mtu: int) -> None:
-    """Create the pair with the peer placed straight into the container namespace.
+def create_veth(nl: Rtnl, host_name: str, host_mac: str, peer_name: str, peer_mac: str,
+                container_fd: int, mtu: int, master: int) -> None:
+    """Create the pair in one request: the host end enslaved to bridge ``master`` and up, the
+    peer created directly in the container namespace under its final name (names are per
+    namespace, so it cannot clash with a host interface) and left down.
 
     A leftover host end of the same name (a crashed earlier ADD of this attachment) is ours
-    by construction of the name: it is removed first.
+    by construction of the name: it is removed and the pair created again.
 
     Raises:
-        CniError: 101 when netlink refuses.
+        CniError: 106 when ``peer_name`` exists in the container, 101 when netlink refuses.
     """
-    delete_link(ipr, host_name)
-    kw: dict[str, Any] = {"ifname": host_name, "kind": "veth",
-                          "peer": {"ifname": peer_name, "net_ns_fd": container_fd}}
+    peer_attrs = [_str(IFLA_IFNAME, peer_name), _mac(IFLA_ADDRESS, peer_mac), _u32(IFLA_NET_NS_FD, container_fd)]
     if mtu:
-        kw["mtu"] = mtu
-        kw["peer"]["mtu"] = mtu
-    try:
-        ipr.link("add", **kw)
-    except Exception as exc:  # noqa: BLE001
-        raise CniError(errors.NETLINK_FAILURE, f"failed to create veth pair {host_name}", str(exc)) from None
+        peer_attrs.append(_u32(IFLA_MTU, mtu))
+    peer = _attr(VETH_INFO_PEER, IFINFOMSG.pack(0, 0, 0, 0, 0) + b"".join(peer_attrs))
+    for attempt in (1, 2):
+        try:
+            nl.new_link(host_name, "veth", mac=host_mac, mtu=mtu, flags=IFF_UP, master=master, info_data=peer)
+            return
+        except NetlinkError as exc:
+            if exc.code == errno.EEXIST and attempt == 1 and delete_link(nl, host_name):
+                log.info("removed leftover host veth %s of an earlier ADD", host_name)
+                continue
+            if exc.code == errno.EEXIST:
+                raise CniError(errors.IFACE_EXISTS,
+                               f"interface {peer_name!r} already exists in the container") from None
+            raise CniError(errors.NETLINK_FAILURE, f"failed to create veth pair {host_name}",
+                           str(exc)) from None
 
 
-def attach_port(ipr: IPRoute, host_name: str, bridge_index: int, hairpin: bool, isolated: bool) -> Any:
-    """Enslave the host end to the bridge, set hairpin / port isolation, bring it up.
+def setup_host_port(nl: Rtnl, host_name: str, hairpin: bool, isolated: bool) -> None:
+    """Bridge port options of the host end, and no router advertisements on it.
 
     Raises:
         CniError: 101 when netlink refuses.
     """
-    link = get_link(ipr, host_name)
-    if link is None:
-        raise CniError(errors.NETLINK_FAILURE, f"host veth {host_name!r} is missing")
-    try:
-        ipr.link("set", index=link["index"], master=bridge_index, state="up")
-        if hairpin or isolated:
+    if hairpin or isolated:
+        index = iface_index(host_name)
+        if index is None:
+            raise CniError(errors.NETLINK_FAILURE, f"host veth {host_name!r} is missing")
+        try:
             # IFLA_BRPORT_MODE is hairpin; IFLA_BRPORT_ISOLATED keeps isolated ports from
             # talking to each other while they still reach the bridge (gateway, host): icc=false
-            ipr.brport("set", index=link["index"], mode=int(hairpin), isolated=int(isolated))
-    except Exception as exc:  # noqa: BLE001
-        raise CniError(errors.NETLINK_FAILURE, f"failed to attach {host_name} to the bridge", str(exc)) from None
-    sysctl.write(f"net/ipv6/conf/{host_name}/accept_ra", "0") if sysctl.read(
-        f"net/ipv6/conf/{host_name}/accept_ra") is not None else None
-    return get_link(ipr, host_name)
+            nl.set_brport(index, hairpin, isolated)
+        except NetlinkError as exc:
+            raise CniError(errors.NETLINK_FAILURE, f"failed to set the bridge port options of {host_name}",
+                           str(exc)) from None
+    _no_router_ads(host_name)
 
 
-def delete_link(ipr: IPRoute, name: str) -> bool:
-    """Delete link ``name``; True if it existed. Absence is success."""
-    idx = ipr.link_lookup(ifname=name)
-    if not idx:
-        return False
+def delete_link(nl: Any, name: str) -> bool:
+    """Delete link ``name`` (one request, by name); True if it existed. Absence is success.
+
+    ``nl`` is an :class:`Rtnl`, or a pyroute2 IPRoute (callers outside the plugin).
+    Deleting one end of a veth pair deletes the other end too, wherever it is.
+
+    Raises:
+        CniError: 101 when netlink refuses for another reason than absence.
+    """
     try:
-        ipr.link("del", index=idx[0])
-    except Exception as exc:  # noqa: BLE001
+        if isinstance(nl, Rtnl):
+            nl.del_link(name)
+        else:
+            nl.link("del", ifname=name)
+    except Exception as exc:  # noqa: BLE001 - NetlinkError of either kind
         if _netlink_error(exc) in (errno.ENODEV, errno.ENOENT):
             return False
         raise CniError(errors.NETLINK_FAILURE, f"failed to delete {name}", str(exc)) from None
     return True
 
 
-def configure_container_iface(ipr: IPRoute, peer_name: str, ifname: str, mac: str,
-                              ips: list[tuple[str, str | None]], routes: list[tuple[str, str | None]]) -> Any:
-    """Inside the container: rename, MAC, arp_notify, addresses, up, routes.
+def enable_ipv6(ifname: str) -> None:
+    """IPv6 on a container interface without DAD (call it inside the container's namespace:
+    these settings have no netlink equivalent).
+
+    Raises:
+        CniError: 101 when the sysctls cannot be written.
+    """
+    try:
+        sysctl.write(f"net/ipv6/conf/{ifname}/disable_ipv6", "0")
+        sysctl.write(f"net/ipv6/conf/{ifname}/accept_dad", "0")
+    except OSError as exc:
+        raise CniError(errors.NETLINK_FAILURE, f"failed to enable IPv6 on {ifname}", str(exc)) from None
+
+
+def configure_container_iface(nl: Rtnl, ifname: str, ips: list[tuple[str, str | None]],
+                              routes: list[tuple[str, str | None]]) -> int:
+    """The container end, through a socket in the container's namespace: arp_notify,
+    addresses, up, routes. Returns the link's MTU.
 
     ``ips`` are (cidr, gateway); ``routes`` are (dst, next hop or None).
 
     Raises:
         CniError: 101 when netlink refuses (message names the step).
     """
-    link = get_link(ipr, peer_name)
-    if link is None:
-        raise CniError(errors.NETLINK_FAILURE, f"container end {peer_name!r} is missing")
-    index = link["index"]
-    step = "rename"
+    step = "read"
     try:
-        changes: dict[str, Any] = {"ifname": ifname}
-        if mac:
-            changes["address"] = mac
-        ipr.link("set", index=index, **changes)
-        step = "sysctl"
-        # gratuitous ARP when the address comes up: a reused IP gets a new MAC (moby#36069)
-        sysctl.write(f"net/ipv4/conf/{ifname}/arp_notify", "1")
-        if any(":" in cidr for cidr, _ in ips):
-            sysctl.write(f"net/ipv6/conf/{ifname}/disable_ipv6", "0")
-            sysctl.write(f"net/ipv6/conf/{ifname}/accept_dad", "0")
+        link = nl.get_link(ifname)
+        if link is None:
+            raise CniError(errors.NETLINK_FAILURE, f"container end {ifname!r} is missing")
+        step = "arp_notify"
+        # gratuitous ARP when the link comes up: a reused IP gets a new MAC (moby#36069);
+        # so it is set first, and the link goes up after its addresses
+        nl.set_ipv4_conf(link.index, {IPV4_DEVCONF_ARP_NOTIFY: 1})
         for cidr, _ in ips:
             step = f"address {cidr}"
-            iface = ipaddress.ip_interface(cidr)
-            ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+            nl.add_addr(link.index, cidr)
         step = "up"
-        ipr.link("set", index=index, state="up")
+        nl.set_link(link.index, flags=IFF_UP, change=IFF_UP)
         for dst, gw in routes:
             step = f"route {dst}"
-            kw: dict[str, Any] = {"dst": dst, "oif": index}
-            if gw:
-                kw["gateway"] = gw
             try:
-                ipr.route("add", **kw)
-            except Exception as exc:  # noqa: BLE001
+                nl.add_route(dst, gw, link.index)
+            except NetlinkError as exc:
                 # a container on several networks has one default route: the first network's
                 # (Docker's default gateway priority); a later network's identical dst is kept
-                if _netlink_error(exc) != errno.EEXIST:
+                if exc.code != errno.EEXIST:
                     raise
                 log.info("route to %s already exists in the container: keeping it", dst)
-    except CniError:
-        raise
-    except Exception as exc:  # noqa: BLE001
+    except (OSError, ValueError) as exc:
         raise CniError(errors.NETLINK_FAILURE, f"failed to configure {ifname} ({step})", str(exc)) from None
-    return get_link(ipr, ifname)
+    return link.mtu
