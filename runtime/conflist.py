@@ -9,6 +9,9 @@ from .models import Network
 from .paths import Paths
 
 CNI_VERSION = "1.1.0"
+#: what the runtime may fall back to when a plugin of the chain (a third-party one, or the
+#: Debian reference plugins, which stop at 1.0.0) lacks 1.1.0; GC and STATUS need 1.1.0
+CNI_VERSIONS = ["1.1.0", "1.0.0", "0.4.0"]
 LOOPBACK_NETWORK = "netctl-loopback"
 
 
@@ -68,7 +71,7 @@ def render(net: Network, paths: Paths, portmap: bool = True) -> dict[str, Any]:
             plugins.append({"type": "portmap", "capabilities": {"portMappings": True},
                             "stateDir": paths.bridge_state})
     plugins.extend(net.extra_plugins)
-    return {"cniVersion": CNI_VERSION, "name": net.name, "plugins": plugins}
+    return {"cniVersion": CNI_VERSION, "cniVersions": CNI_VERSIONS, "name": net.name, "plugins": plugins}
 
 
 def loopback() -> dict[str, Any]:

@@ -42,7 +42,10 @@ class Paths:
 
     @property
     def ipam(self) -> str:
-        return os.path.join(self.lib, "ipam")
+        """Leases live under /run: no container survives a reboot, so neither should its
+        leases (leaked host-local leases after a reboot are the reference's most reported
+        problem)."""
+        return os.path.join(self.run, "ipam")
 
     @property
     def cni_cache(self) -> str:

@@ -158,7 +158,12 @@ class Netctl:
         from ipam.sqlstore import SqliteStore
 
         out = []
-        ipam = self.path("lib", "ipam")
+        # where the conflists point IPAM (runtime.paths.Paths.ipam), so this never looks in
+        # a directory nothing writes to
+        from runtime.paths import Paths
+
+        ipam = Paths.from_env({"NETCTL_ROOT": self.path()}).ipam
+        assert os.path.dirname(ipam).startswith(self.path()), ipam
         for fname in sorted(os.listdir(ipam)) if os.path.isdir(ipam) else []:
             if not fname.endswith(".db"):
                 continue

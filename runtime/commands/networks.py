@@ -33,6 +33,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--disable-dns", action="store_true")
     p.add_argument("-o", "--opt", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--plugin", action="append", default=[], metavar="JSON",
+                   help='append a CNI plugin to the chain, e.g. \'{"type": "tuning", "mtu": 1400}\' '
+                        "(its executable on NETCTL_CNI_PATH)")
     p.add_argument("name")
     p.set_defaults(func=cmd_create)
 
@@ -69,10 +72,26 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.set_defaults(func=cmd_prune)
 
 
+def _plugins(items: list[str]) -> list[dict[str, object]]:
+    out = []
+    for item in items:
+        try:
+            conf = json.loads(item)
+        except ValueError as exc:
+            raise NetctlError(f"invalid --plugin {item!r}: {exc}") from None
+        if not isinstance(conf, dict) or not isinstance(conf.get("type"), str) or "/" in conf["type"]:
+            raise NetctlError(f"invalid --plugin {item!r}: it must be a JSON object with a plugin \"type\"")
+        out.append(conf)
+    return out
+
+
 def cmd_create(args: argparse.Namespace) -> int:
     from ..networks import create_network, ensure_builtin
 
+    extra = _plugins(args.plugin)
     ctx = Context.create()
+    for conf in extra:
+        ctx.cni.find(str(conf["type"]))  # refuse a plugin that is not on the path now, not at run
     if args.driver != "bridge":
         raise NetctlError(f"unsupported network driver {args.driver!r}: only bridge networks can be created")
     with ctx.state.locked():
@@ -80,7 +99,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         net = create_network(ctx, args.name, subnets=args.subnet, gateways=args.gateway,
                              ip_range=args.ip_range, ipv6=args.ipv6, internal=args.internal,
                              disable_dns=args.disable_dns, options=_kv(args.opt, "option"),
-                             labels=_kv(args.label, "label"))
+                             labels=_kv(args.label, "label"), extra_plugins=extra)
     print(net.id)
     return 0
 

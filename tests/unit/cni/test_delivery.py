@@ -68,3 +68,24 @@ def test_netctl_plugins_commands(tmp_path: Path) -> None:
     listed = subprocess.run([sys.executable, "-m", "runtime.cli", "plugins", "install", "--dir", str(dest)],
                             env=env, capture_output=True, text=True, check=True, cwd=ROOT).stdout.split()
     assert sorted(os.path.basename(p) for p in listed) == sorted(PLUGINS)
+
+
+def test_shim_version_answer_matches_the_plugins() -> None:
+    import json as _json
+
+    from netplugins.cni.shim import SUPPORTED_VERSIONS, answer_version, config_version
+    from netplugins.cni.skel import PluginFuncs, run
+    from netplugins.registry import load_funcs
+
+    for ptype in PLUGINS:
+        funcs: PluginFuncs = load_funcs(ptype)
+        assert funcs.versions == SUPPORTED_VERSIONS, ptype
+        for stdin in (b'{"cniVersion": "0.4.0"}', b'{"cniVersion":"1.1.0","name":"x"}',
+                      b' {"name": "n", "cniVersion" : "1.0.0", "type": "bridge"}\n'):
+            quick = answer_version(stdin)
+            full = run(funcs, {"CNI_COMMAND": "VERSION"}, stdin)
+            assert quick is not None and _json.loads(quick) == _json.loads(full.stdout)
+    # anything unusual takes the full path
+    for odd in (b"", b"[]", b'{"cniVersion": 1}', b'{"a": {"cniVersion": "1.0.0"}, "cniVersion": "0.4.0"}',
+                b'{"cniVersion": "1.0.0"', b'{"cniVersion": "x\\"y"}'):
+        assert config_version(odd) is None, odd

@@ -1,0 +1,42 @@
+"""A third-party plugin in a network's chain: the Debian reference `tuning` after ours.
+
+The reference plugins stop at CNI 1.0.0, so this also proves the version negotiation: the
+conflist offers 1.1.0, 1.0.0 and 0.4.0, and netctl picks the highest every plugin speaks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from netctlutil import Netctl, netctl_fixture  # noqa: F401 - the netctl fixture
+
+pytestmark = pytest.mark.netns
+
+TUNING = "/usr/lib/cni/tuning"
+
+
+@pytest.mark.skipif(not os.path.exists(TUNING), reason="containernetworking-plugins not installed")
+def test_reference_tuning_in_the_chain(netctl: Netctl) -> None:
+    netctl.extra_env["NETCTL_CNI_PATH"] = "/usr/lib/cni"
+    plugin = json.dumps({"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.arp_filter": "1"}})
+    netctl("create", "--subnet", "10.61.0.0/24", "--plugin", plugin, "tuned")
+    conf = json.loads(open(netctl.path("lib", "net.d", "tuned.conflist")).read())
+    assert [p["type"] for p in conf["plugins"]][-1] == "tuning"
+    netctl.run_d("tt1", "--network", "tuned")
+    assert netctl.exec("tt1", "cat", "/proc/sys/net/ipv4/conf/eth0/arp_filter").stdout.strip() == "1"
+    assert netctl("check", "tt1").returncode == 0
+    listing = netctl("ls").stdout
+    assert "tuned" in listing and "ready" in listing.split("tuned", 1)[1].splitlines()[0]
+    netctl("container", "rm", "-f", "tt1")
+    netctl("rm", "tuned")
+    assert netctl.leases() == []
+
+
+def test_plugin_option_errors(netctl: Netctl) -> None:
+    bad = netctl("create", "--plugin", "{nope", "n1", check=False)
+    assert bad.returncode != 0 and bad.stderr.startswith("Error: invalid --plugin")
+    missing = netctl("create", "--plugin", '{"type": "no-such-plugin"}', "n2", check=False)
+    assert missing.returncode != 0 and "no-such-plugin" in missing.stderr
+    assert "n1" not in netctl("ls").stdout and "n2" not in netctl("ls").stdout
