@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ..context import Context
-from ..errors import NetctlError
+from .output import for_each, print_table
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -112,9 +111,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
                      ports))
     if args.quiet:
         return 0
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("   ".join(col.ljust(w) for col, w in zip(r, widths, strict=True)).rstrip())
+    print_table(rows)
     return 0
 
 
@@ -131,14 +128,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
     from ..containers import remove
 
     ctx = Context.create()
-    failed = False
-    for name in args.names:
-        try:
-            print(remove(ctx, name, args.force))
-        except NetctlError as exc:
-            print(f"Error: {exc.msg}", file=sys.stderr)
-            failed = True
-    return 1 if failed else 0
+    return for_each(args.names, lambda name: remove(ctx, name, args.force))
 
 
 def cmd_port(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from ..context import Context
 from ..errors import NetctlError
 from ..format import render
 from ..inspect import container_json, network_json
+from .output import for_each, print_table
 
 
 def _kv(items: list[str], what: str) -> dict[str, str]:
@@ -167,9 +168,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         status = "" if args.no_status or n.driver != "bridge" else ctx.cni.status(load_conflist(ctx, n))
         rows.append((n.id[:12], n.name, {"null": "null"}.get(n.driver, n.driver), "local",
                      ",".join(s.subnet for s in n.subnets), status))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("   ".join(col.ljust(w) for col, w in zip(r, widths, strict=True)).rstrip())
+    print_table(rows)
     return 0
 
 
@@ -177,15 +176,12 @@ def cmd_rm(args: argparse.Namespace) -> int:
     from ..networks import remove_network
 
     ctx = Context.create()
-    failed = False
-    for name in args.names:
-        try:
-            with ctx.state.locked():
-                print(remove_network(ctx, name))
-        except NetctlError as exc:
-            print(f"Error: {exc.msg}", file=__import__("sys").stderr)
-            failed = True
-    return 1 if failed else 0
+
+    def remove(name: str) -> str:
+        with ctx.state.locked():
+            return remove_network(ctx, name)
+
+    return for_each(args.names, remove)
 
 
 def cmd_prune(args: argparse.Namespace) -> int:

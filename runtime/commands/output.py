@@ -1,0 +1,28 @@
+"""What several commands print the same way: tables, and per-name results with errors."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+from ..errors import NetctlError
+
+
+def print_table(rows: Sequence[Sequence[str]]) -> None:
+    """Left-aligned columns three spaces apart, as docker's tables (first row: headings)."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("   ".join(col.ljust(w) for col, w in zip(r, widths, strict=True)).rstrip())
+
+
+def for_each(names: Sequence[str], action: Callable[[str], str]) -> int:
+    """Run ``action`` on every name, printing what it returns or one ``Error:`` line; carry on
+    past failures (as ``docker rm a b`` does) and return 1 if any failed."""
+    failed = False
+    for name in names:
+        try:
+            print(action(name))
+        except NetctlError as exc:
+            print(f"Error: {exc.msg}", file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
