@@ -293,14 +293,14 @@ def remove_on_exit(ctx: Context, cid: str, pid: int, pid_start: int) -> None:
 def _setup_networking(ctx: Context, c: Container, kind: str, net: Network | None,
                       owner: Container | None, ip: str, aliases: list[str]) -> None:
     if kind == "host":
-        c.netns = f"/proc/{os.getpid()}/ns/net"
-        conf = load_conflist(ctx, net)  # type: ignore[arg-type]
+        # the host plugin verifies that CNI_NETNS is the namespace it runs in; /proc/self
+        # resolves to the plugin's own (or its daemon worker's, which entered ours)
         c.netns = "/proc/self/ns/net"
+        conf = load_conflist(ctx, net)  # type: ignore[arg-type]
         ep = Endpoint(network="host", ifname="host")
-        # the host plugin verifies CNI_NETNS is its own namespace: /proc/self is the plugin's
         from .cnirun import RuntimeConf
 
-        ep.result = ctx.cni.add(conf, RuntimeConf(c.id, "/proc/self/ns/net", "host")) or {}
+        ep.result = ctx.cni.add(conf, RuntimeConf(c.id, c.netns, "host")) or {}
         c.endpoints.append(ep)
         refresh_etc(ctx, c)
         return
