@@ -33,14 +33,51 @@ def root_netns_guard() -> Iterator[None]:
         yield
         return
     before = root_netns_snapshot()
+    launchers_before = _launchers()
     yield
+    leaked = _launchers() - launchers_before
     after = root_netns_snapshot()
+    for pid in leaked:
+        _kill_tree(pid)  # containers the tests started and did not remove: ours, by PID
+    if leaked:
+        pytest.fail(f"tests left {len(leaked)} container(s) running (launcher PIDs {sorted(leaked)})")
     changed = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
     if changed:
         lines = []
         for key, (old, new) in changed.items():
             lines.append(f"--- {key} before:\n{old}\n+++ {key} after:\n{new}")
         pytest.fail("tests changed the machine's own network namespace:\n" + "\n".join(lines))
+
+
+def _launchers() -> set[int]:
+    """PIDs of container launchers (runtime/launch.py) of this checkout."""
+    marker = str(ROOT / "runtime" / "launch.py").encode()
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                    if marker in fh.read():
+                        found.add(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a launcher's container process, then the launcher."""
+    import signal
+
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            children = [int(c) for c in fh.read().split()]
+    except OSError:
+        children = []
+    for victim in [*children, pid]:
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 @pytest.fixture(autouse=True)

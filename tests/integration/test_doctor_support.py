@@ -72,9 +72,15 @@ class NetctlHost:
 
     def teardown(self) -> None:
         """Remove every container, then lazily unmount anything left under the root."""
-        res = self.run("ps", "-a", "-q", check=False)
-        for cid in res.stdout.split():
-            self.run("container", "rm", "-f", cid, check=False)
+        # several passes: a container whose namespace another one joined can only go after
+        # its joiners (netctl refuses to pull a namespace from under a running joiner)
+        for _ in range(4):
+            left = self.run("ps", "-a", "-q", check=False).stdout.split()
+            if not left:
+                break
+            for cid in left:
+                self.run("container", "rm", "-f", cid, check=False)
+        assert not self.run("ps", "-a", "-q", check=False).stdout.split(), "containers left behind"
         with open("/proc/self/mountinfo") as fh:
             mounts = [line.split()[4] for line in fh if str(self.root) in line]
         for mnt in sorted(mounts, reverse=True):
