@@ -6,8 +6,10 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from nsutil import Netns, wait_for
@@ -78,3 +80,19 @@ def start_daemon(host: Netns, socket_path: str) -> subprocess.Popen[bytes]:
     if not wait_for(lambda: os.path.exists(socket_path), timeout=20):
         raise RuntimeError("plugin daemon did not start")
     return proc
+
+
+@contextmanager
+def plugin_mode(mode: str, host: Netns, tmp: Path) -> Iterator[dict[str, str]]:
+    """Environment for plugin calls in ``mode``: 'inproc' (NETCTL_PLUGIND=0) or 'daemon'
+    (a warm plugin daemon started inside ``host``, stopped afterwards)."""
+    if mode == "inproc":
+        yield {"NETCTL_PLUGIND": "0"}
+        return
+    sock = str(tmp / "plugind.sock")
+    proc = start_daemon(host, sock)
+    try:
+        yield {"NETCTL_PLUGIND": "1", "NETCTL_PLUGIND_SOCKET": sock}
+    finally:
+        proc.terminate()
+        proc.wait(5)

@@ -14,6 +14,7 @@ from test_bridge_helpers import (
     DRIVERS,
     BridgeLab,
     addrs_of,
+    lab_fixture,  # noqa: F401 - the lab fixture
     link_info,
     link_names,
     make_lab,
@@ -26,11 +27,6 @@ from netplugins.main.bridge_plan import host_veth_name
 
 pytestmark = pytest.mark.netns
 
-
-@pytest.fixture
-def lab(host_ns: Netns, tmp_path: Path, shared_daemon: dict[str, str]) -> BridgeLab:  # noqa: F811
-    # through a warm daemon: the same code as in-process (which the version tests cover), faster
-    return make_lab(host_ns, tmp_path, shared_daemon)
 
 
 @pytest.mark.parametrize("version", ALL_VERSIONS)

@@ -10,9 +10,9 @@ from nsutil import Netns
 from test_bridge_helpers import (
     BridgeLab,
     addrs_of,
+    lab_fixture,  # noqa: F401 - the lab fixture
     link_info,
     link_names,
-    make_lab,
     our_rules,
     shared_daemon,  # noqa: F401 - a fixture
 )
@@ -21,11 +21,6 @@ from netplugins.main.bridge_plan import host_veth_name
 
 pytestmark = pytest.mark.netns
 
-
-@pytest.fixture
-def lab(host_ns: Netns, tmp_path: Path, shared_daemon: dict[str, str]) -> BridgeLab:  # noqa: F811
-    # through a warm daemon: the same code as in-process (which the version tests cover), faster
-    return make_lab(host_ns, tmp_path, shared_daemon)
 
 
 def refused(lab: BridgeLab, conf: dict, ctr: Netns, cid: str = "ctr1", **kw: object) -> dict:

@@ -12,13 +12,12 @@ import os
 import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cniutil import PluginRun, plugin_dir, run_plugin, start_daemon
+from cniutil import PluginRun, plugin_dir, plugin_mode, run_plugin, start_daemon  # noqa: F401 - plugin_mode re-exported
 from nsutil import Netns, wait_for
 
 DRIVERS = ("nftables", "iptables")
@@ -42,22 +41,6 @@ def shared_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
         proc.wait(5)
     finally:
         ns.delete()
-
-
-@contextmanager
-def plugin_mode(mode: str, host: Netns, tmp: Path) -> Iterator[dict[str, str]]:
-    """Environment for plugin calls in ``mode``: 'inproc' (NETCTL_PLUGIND=0) or 'daemon'
-    (a warm plugin daemon started inside ``host``, stopped afterwards)."""
-    if mode == "inproc":
-        yield {"NETCTL_PLUGIND": "0"}
-        return
-    sock = str(tmp / "plugind.sock")
-    proc = start_daemon(host, sock)
-    try:
-        yield {"NETCTL_PLUGIND": "1", "NETCTL_PLUGIND_SOCKET": sock}
-    finally:
-        proc.terminate()
-        proc.wait(5)
 
 
 def ping(ns: Netns, ip: str, timeout: float = 2.0) -> bool:
@@ -217,3 +200,10 @@ class BridgeLab:
 def make_lab(host: Netns, tmp: Path, env: Mapping[str, str] | None = None) -> BridgeLab:
     plugin_dir()  # the executables exist before the first call
     return BridgeLab(host, tmp, dict(env or {}))
+
+
+@pytest.fixture(name="lab")
+def lab_fixture(host_ns: Netns, tmp_path: Path, shared_daemon: dict[str, str]) -> BridgeLab:
+    """A bridge lab whose calls go through the shared warm daemon: the same code as
+    in-process (which the version tests cover), faster."""
+    return make_lab(host_ns, tmp_path, shared_daemon)
