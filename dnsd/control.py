@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 PID_FILE = "dnsd.pid"
 LOCK_FILE = "dnsd.lock"
 LOG_FILE = "dnsd.log"
+#: options of the last start (--resolv-conf, --port), reused by restarts
+ARGS_FILE = "dnsd.args"
 #: seconds ensure_running waits for a starting dnsd to bind its sockets
 READY_TIMEOUT = 10.0
 
@@ -147,11 +149,14 @@ def _same_netns(pid: int) -> bool:
 def _spawn(dns_dir: str, resolv_conf: str | None, port: int | None) -> subprocess.Popen[bytes]:
     import subprocess  # only when a dnsd is actually started (plugin hot path stays lean)
 
-    argv = [sys.executable, "-m", "dnsd", "--dir", dns_dir]
+    # -I: isolated, so a module planted in the caller's directory or PYTHONPATH is never
+    # imported by a process running as root (the cwd is / as well)
+    argv = [sys.executable, "-I", "-m", "dnsd", "--dir", dns_dir]
     if resolv_conf is not None:
         argv += ["--resolv-conf", os.path.abspath(resolv_conf)]
     if port is not None:
         argv += ["--port", str(port)]
+    _write_args(dns_dir, resolv_conf, port)
     log_fd = os.open(
         os.path.join(dns_dir, LOG_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
     )
@@ -169,6 +174,61 @@ def _spawn(dns_dir: str, resolv_conf: str | None, port: int | None) -> subproces
         )
     finally:
         os.close(log_fd)
+
+
+def _write_args(dns_dir: str, resolv_conf: str | None, port: int | None) -> None:
+    """Remember the options of the last start, so that a restart (by the agent) uses them."""
+    import json
+
+    tmp = os.path.join(dns_dir, f".{ARGS_FILE}.{os.getpid()}")
+    with open(tmp, "w") as fh:
+        json.dump({"resolv_conf": os.path.abspath(resolv_conf) if resolv_conf else None,
+                   "port": port}, fh)
+    os.replace(tmp, os.path.join(dns_dir, ARGS_FILE))
+
+
+def _read_args(dns_dir: str) -> tuple[str | None, int | None]:
+    import json
+
+    try:
+        with open(os.path.join(dns_dir, ARGS_FILE)) as fh:
+            data = json.load(fh)
+        rc, port = data.get("resolv_conf"), data.get("port")
+        return (rc if isinstance(rc, str) else None,
+                port if isinstance(port, int) and not isinstance(port, bool) else None)
+    except (OSError, ValueError, AttributeError):
+        return None, None
+
+
+def wanted(dns_dir: str) -> bool:
+    """Whether any DNS-enabled network is configured in ``dns_dir`` (dnsd should run)."""
+    try:
+        return any(n.endswith(".json") and not n.startswith(".")
+                   for n in os.listdir(os.path.join(dns_dir, "networks")))
+    except OSError:
+        return False
+
+
+def start_if_down(dns_dir: str) -> int | None:
+    """Start dnsd for ``dns_dir`` with the options of its last start unless one runs;
+    return the new pid, or None when one was running. Does not wait for readiness (the
+    agent's supervision loop must not block).
+
+    Raises:
+        DnsdError: the recorded dnsd runs in another network namespace.
+        OSError: dnsd cannot be started.
+    """
+    dns_dir = os.path.abspath(dns_dir)
+    with control_lock(dns_dir):
+        pid = find_running(dns_dir)
+        if pid is not None:
+            if not _same_netns(pid):
+                raise DnsdError(f"dnsd (pid {pid}) for {dns_dir} runs in another network namespace")
+            return None
+        resolv_conf, port = _read_args(dns_dir)
+        proc = _spawn(dns_dir, resolv_conf, port)
+        write_pid(dns_dir, proc.pid)
+        return proc.pid
 
 
 def _log_tail(dns_dir: str, lines: int = 5) -> str:

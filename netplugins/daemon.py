@@ -75,9 +75,12 @@ def _enter(fd: int, nstype: int, own: str) -> None:
         setns(fd, nstype)
 
 
-def _serve_one(conn: socket.socket) -> None:
-    """Worker body: read a request with its namespace fds, run it, reply."""
-    t0 = time.perf_counter()
+def _read_request(conn: socket.socket) -> tuple[str, dict[str, str], bytes, list[int]]:
+    """Read one request and its namespace fds (see netplugins.cni.shim for the format).
+
+    Raises:
+        ConnectionError: the caller went away before the whole request arrived.
+    """
     hsize = struct.calcsize(REQ_HDR)
     data, ancdata, _, _ = conn.recvmsg(hsize, socket.CMSG_SPACE(4 * 4))
     fds: list[int] = []
@@ -91,7 +94,26 @@ def _serve_one(conn: socket.socket) -> None:
     body = recv_exact(conn, ntype + nenv + nstdin)
     ptype = body[:ntype].decode()
     env = decode_env(body[ntype:ntype + nenv])
-    stdin = body[ntype + nenv:]
+    return ptype, env, body[ntype + nenv:], fds
+
+
+def _log_level(value: str) -> int:
+    """The level named by NETCTL_LOG_LEVEL; WARNING for anything else (never raises)."""
+    level = logging.getLevelName(value.strip().upper() or "WARNING")
+    return level if isinstance(level, int) else logging.WARNING
+
+
+def _serve_one(conn: socket.socket) -> None:
+    """Worker body: read a request with its namespace fds, run it, reply.
+
+    The call holds its attachment's lock (netplugins.cni.attlock) until the reply is
+    delivered. When the caller went away first (a runtime that timed out and killed the
+    plugin process), a successful ADD is undone with a DEL before the lock is released:
+    the runtime never learnt of the ADD, and its own DEL may already be waiting on the
+    lock, after which nothing of the attachment must remain.
+    """
+    t0 = time.perf_counter()
+    ptype, env, stdin, fds = _read_request(conn)
     # from here on the call counts as delivered: the shim will not run it again
     conn.sendall(ACK)
     if len(fds) >= 2:
@@ -108,15 +130,46 @@ def _serve_one(conn: socket.socket) -> None:
     handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(env.get("NETCTL_LOG_LEVEL", "WARNING").upper())
-    from .cni.skel import run
+    root.setLevel(_log_level(env.get("NETCTL_LOG_LEVEL", "WARNING")))
+    from .cni.attlock import LockTimeout, attachment_lock
+    from .cni.skel import error_outcome, run
 
-    outcome = run(load_funcs(ptype), env, stdin)
-    stderr = errbuf.getvalue().encode() + (outcome.stderr if outcome.exit_code else b"")
-    conn.sendall(struct.pack(REP_HDR, outcome.exit_code, len(outcome.stdout), len(stderr))
-                 + outcome.stdout + stderr)
+    funcs = load_funcs(ptype)
+    try:
+        with attachment_lock(env):
+            outcome = run(funcs, env, stdin)
+            stderr = errbuf.getvalue().encode() + (outcome.stderr if outcome.exit_code else b"")
+            reply = (struct.pack(REP_HDR, outcome.exit_code, len(outcome.stdout), len(stderr))
+                     + outcome.stdout + stderr)
+            try:
+                conn.sendall(reply)
+            except OSError:
+                if env.get("CNI_COMMAND") == "ADD" and outcome.exit_code == 0:
+                    _undo_add(funcs, env, stdin)
+                raise
+    except (LockTimeout, OSError) as exc:
+        if isinstance(exc, LockTimeout):
+            outcome = error_outcome(stdin, 11, "another plugin call on this attachment is still "
+                                    "running", str(exc))
+        elif isinstance(exc, ConnectionError):
+            raise  # the caller is gone (its ADD undone above): nobody to answer
+        else:
+            outcome = error_outcome(stdin, 5, "cannot take the attachment lock", str(exc))
+        conn.sendall(struct.pack(REP_HDR, outcome.exit_code, len(outcome.stdout), 0) + outcome.stdout)
     log.debug("%s %s served in %.1f ms", ptype, env.get("CNI_COMMAND"),
               (time.perf_counter() - t0) * 1e3)
+
+
+def _undo_add(funcs: object, env: dict[str, str], stdin: bytes) -> None:
+    """DEL what an ADD made whose caller is gone (call with the attachment lock held)."""
+    from .cni.skel import run
+
+    undo_env = dict(env, CNI_COMMAND="DEL")
+    outcome = run(funcs, undo_env, stdin)  # type: ignore[arg-type]
+    if outcome.exit_code:
+        log.warning("undoing ADD of %s/%s after its caller went away failed: %s",
+                    env.get("CNI_CONTAINERID"), env.get("CNI_IFNAME"),
+                    outcome.stdout.decode(errors="replace").strip())
 
 
 def _peer_allowed(conn: socket.socket) -> bool:
@@ -144,7 +197,7 @@ def code_stamp() -> float:
     return newest
 
 
-def _single_instance(path: str) -> int:
+def single_instance(path: str) -> int:
     """Hold an exclusive flock on ``<socket>.lock`` for the daemon's lifetime.
 
     Two netctl commands may each start a daemon at the same moment; the second one must
@@ -184,14 +237,10 @@ def _worker(srv: socket.socket, parent: int) -> None:
             os._exit(0)
 
     try:
+        _child_setup()
         signal.signal(signal.SIGTERM, on_term)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
+        _die_with_parent(signal.SIGTERM)
         if os.getppid() != parent:
             os._exit(0)  # the daemon died before we could ask to be told
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
@@ -208,6 +257,53 @@ def _worker(srv: socket.socket, parent: int) -> None:
         code = 1
     finally:
         os._exit(code)
+
+
+#: the owner's descriptors a forked child must not keep: the single-instance lock above all
+#: (a worker finishing its call after the agent died must not keep a new agent out)
+CLOSE_IN_CHILDREN: set[int] = set()
+
+
+def _child_setup() -> None:
+    """In a fresh child: drop the owner's descriptors, signal wake-up and handlers."""
+    signal.set_wakeup_fd(-1)
+    for signo in (signal.SIGCHLD, signal.SIGHUP):
+        signal.signal(signo, signal.SIG_DFL)
+    for fd in CLOSE_IN_CHILDREN:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _die_with_parent(signo: int) -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signo), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def fork_child() -> int:
+    """Fork a helper child (not a worker): 0 in the child, which has default signal
+    handlers and is killed when we die; the child's PID in the parent; -1 if fork failed."""
+    parent = os.getpid()
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        log.warning("cannot fork: %s", exc)
+        pid = -1
+    if pid == 0:
+        _child_setup()
+        for signo in _STOP_SIGNALS:
+            signal.signal(signo, signal.SIG_DFL)
+        _die_with_parent(signal.SIGKILL)
+        if os.getppid() != parent:
+            os._exit(0)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+    return pid
 
 
 def _spawn(srv: socket.socket) -> int:
@@ -229,21 +325,58 @@ def _spawn(srv: socket.socket) -> int:
     return pid
 
 
-def serve(path: str, idle_timeout: float = 0.0, spare: int = 4) -> None:
-    """Listen on ``path`` and serve plugin calls until SIGTERM (or ``idle_timeout`` seconds idle).
+class WorkerPool:
+    """Pre-forked workers blocked in accept() on one listening socket.
 
-    ``spare`` workers are forked ahead of time and block in accept(), so a call does not wait
-    for a fork (~2-5 ms of a process this size); each serves one call and exits, and the
-    parent forks a replacement.
+    ``spare`` workers wait ahead of time, so a call does not wait for a fork (~2-5 ms of
+    a process this size); each serves one call and exits, and :meth:`fill` forks a
+    replacement. The owner's loop reaps children and hands their PIDs to :meth:`reaped`.
+    """
+
+    def __init__(self, srv: socket.socket, spare: int = 4) -> None:
+        self.srv = srv
+        self.spare = spare
+        self.workers: set[int] = set()
+        self.served = 0
+
+    def fill(self) -> bool:
+        """Fork workers up to ``spare``; False when a fork failed (retry later)."""
+        while len(self.workers) < self.spare:
+            pid = _spawn(self.srv)
+            if not pid:
+                return False
+            self.workers.add(pid)
+        return True
+
+    def reaped(self, pid: int) -> bool:
+        """Forget a worker that exited; False when ``pid`` was not one of ours."""
+        if pid in self.workers:
+            self.workers.discard(pid)
+            self.served += 1
+            return True
+        return False
+
+    def stop(self, grace: float = 30.0, wait: bool = True) -> None:
+        """End every worker: idle ones at once, busy ones after their call (killed after
+        ``grace`` seconds). ``wait=False`` only asks them (a re-exec'd owner reaps them)."""
+        if wait:
+            _stop_workers(self.workers, grace)
+        else:
+            for pid in self.workers:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        self.workers.clear()
+
+
+def bind_socket(path: str) -> socket.socket:
+    """A listening Unix socket at ``path`` that only root can connect to (mode 0600).
 
     Raises:
-        OSError: when the socket cannot be bound (e.g. another daemon is live there).
+        OSError: when it cannot be bound.
     """
     os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
-    lock_fd = _single_instance(path)
-    preload()
-    stamp = code_stamp()
-    next_stamp_check = time.monotonic() + 2.0
     try:
         os.unlink(path)
     except FileNotFoundError:
@@ -255,6 +388,21 @@ def serve(path: str, idle_timeout: float = 0.0, spare: int = 4) -> None:
     finally:
         os.umask(old_umask)
     srv.listen(256)
+    return srv
+
+
+def serve(path: str, idle_timeout: float = 0.0, spare: int = 4) -> None:
+    """Only the worker pool, no supervision (the agent, runtime.agent, adds that): listen on
+    ``path`` and serve plugin calls until SIGTERM (or ``idle_timeout`` seconds idle).
+
+    Raises:
+        OSError: when the socket cannot be bound (e.g. another daemon is live there).
+    """
+    lock_fd = single_instance(path)
+    preload()
+    stamp = code_stamp()
+    next_stamp_check = time.monotonic() + 2.0
+    srv = bind_socket(path)
     import gc
 
     # keep the preloaded heap out of the collector so forked workers don't copy its pages
@@ -267,22 +415,18 @@ def serve(path: str, idle_timeout: float = 0.0, spare: int = 4) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    workers: set[int] = set()
+    pool = WorkerPool(srv, spare)
     last = time.monotonic()
     try:
         while not stopping:
-            while len(workers) < spare:
-                pid = _spawn(srv)
-                if not pid:
-                    time.sleep(0.1)
-                    break
-                workers.add(pid)
+            if not pool.fill():
+                time.sleep(0.1)
             try:
                 pid, _ = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 pid = 0
             if pid:
-                workers.discard(pid)
+                pool.reaped(pid)
                 last = time.monotonic()
                 continue
             if idle_timeout and time.monotonic() - last > idle_timeout:
@@ -292,7 +436,7 @@ def serve(path: str, idle_timeout: float = 0.0, spare: int = 4) -> None:
                 if code_stamp() != stamp:
                     log.info("our code changed on disk: exiting so that a fresh daemon serves it")
                     break
-            time.sleep(0.002 if len(workers) < spare else 0.05)
+            time.sleep(0.002 if len(pool.workers) < spare else 0.05)
     finally:
         # no new connections; idle workers exit on SIGTERM, busy ones finish their call
         try:
@@ -300,7 +444,7 @@ def serve(path: str, idle_timeout: float = 0.0, spare: int = 4) -> None:
         except FileNotFoundError:
             pass
         srv.close()
-        _stop_workers(workers)
+        pool.stop()
         os.close(lock_fd)
 
 

@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import NoReturn
 
-from .commands import containers, debug, demo, networks, plugins
+from .commands import agent, containers, debug, demo, networks, plugins
 from .errors import NetctlError
 
 
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     networks.add_parsers(net.add_subparsers(dest="network_cmd", required=True, parser_class=Parser))
     containers.add_parsers(sub)
     plugins.add_parser(sub)
+    agent.add_parsers(sub)
     demo.add_parser(sub)
     debug.add_parsers(sub)
     return parser

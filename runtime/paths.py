@@ -82,6 +82,11 @@ class Paths:
     def plugind_socket(self) -> str:
         return os.path.join(self.run, "plugind.sock")
 
+    @property
+    def locks(self) -> str:
+        """One lock file per attachment being changed (netplugins.cni.attlock)."""
+        return os.path.join(self.run, "locks")
+
     def container_dir(self, cid: str) -> str:
         return os.path.join(self.containers, cid)
 

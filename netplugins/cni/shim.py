@@ -163,6 +163,12 @@ def main(ptype: str) -> None:
                     sys.stderr.buffer.flush()
                 sys.exit(code)
             _run_here(ptype, env, stdin)
+    if env.get("CNI_COMMAND"):
+        try:
+            stdin = sys.stdin.buffer.read()
+        except OSError:
+            stdin = b""
+        _run_here(ptype, env, stdin)
     import importlib
 
     from netplugins.registry import PLUGINS
@@ -188,14 +194,24 @@ def _lost_error(stdin: bytes, why: str) -> bytes:
 
 
 def _run_here(ptype: str, env: dict[str, str], stdin: bytes) -> None:
-    """No daemon: run the plugin in this process with stdin already read."""
+    """No daemon: run the plugin in this process with stdin already read, holding the
+    call's attachment lock (netplugins.cni.attlock) as a daemon worker would."""
     import logging
 
-    from netplugins.cni.skel import emit, run
+    from netplugins.cni.attlock import LockTimeout, attachment_lock
+    from netplugins.cni.skel import emit, error_outcome, run
     from netplugins.registry import load_funcs
 
-    logging.basicConfig(level=env.get("NETCTL_LOG_LEVEL", "WARNING").upper(), stream=sys.stderr,
-                        format="%(name)s: %(message)s")
-    outcome = run(load_funcs(ptype), env, stdin)
+    level = logging.getLevelName(env.get("NETCTL_LOG_LEVEL", "WARNING").strip().upper())
+    logging.basicConfig(level=level if isinstance(level, int) else logging.WARNING,
+                        stream=sys.stderr, format="%(name)s: %(message)s")
+    try:
+        with attachment_lock(env):
+            outcome = run(load_funcs(ptype), env, stdin)
+    except LockTimeout as exc:
+        outcome = error_outcome(stdin, 11, "another plugin call on this attachment is still running",
+                                str(exc))
+    except OSError as exc:
+        outcome = error_outcome(stdin, 5, "cannot take the attachment lock", str(exc))
     emit(outcome)
     sys.exit(outcome.exit_code)

@@ -124,6 +124,12 @@ def run(funcs: PluginFuncs, env: Mapping[str, str], stdin: bytes) -> Outcome:
         return Outcome(1, _dump(internal.to_dict(version)), f"{internal}\n".encode())
 
 
+def error_outcome(stdin: bytes, code: int, msg: str, details: str = "") -> Outcome:
+    """An error result for a call that could not be run at all (in the config's version)."""
+    err = CniError(code, msg, details)
+    return Outcome(1, _dump(err.to_dict(_config_version(stdin))), f"{err}\n".encode())
+
+
 def about(funcs: PluginFuncs) -> str:
     """What a plugin prints when run by hand without CNI_COMMAND (as the reference skel)."""
     return f"{funcs.about}\nCNI protocol versions supported: {', '.join(funcs.versions)}\n"

@@ -69,17 +69,33 @@ def _firewall_error(exc: Exception) -> CniError:
 
 
 def _setup_firewall(conf: BridgeConf, subnets: list[str]) -> None:
+    """Install the network's rules and record them for the agent's reconciler (call with
+    the network's attachment lock held)."""
+    from ..firewall.desired import remove_policy, save_policy
     from ..firewall.driver import get_driver
     from ..firewall.errors import FirewallError
 
     try:
-        get_driver(conf.firewall_driver).setup_network(_policy(conf, subnets))
+        driver = get_driver(conf.firewall_driver)
+        policy = _policy(conf, subnets)
+        # recorded first: if the plugin dies after the rules went in, they can be found
+        save_policy(conf.state_dir, policy, driver.name)
+        try:
+            driver.setup_network(policy)
+        except FirewallError:
+            remove_policy(conf.state_dir, conf.name)
+            raise
     except FirewallError as exc:
         raise _firewall_error(exc) from None
+    except OSError as exc:
+        raise CniError(errors.IO_FAILURE, f"failed to record the firewall policy in "
+                       f"{conf.state_dir!r}", str(exc)) from None
 
 
 def _teardown_firewall(conf: BridgeConf) -> None:
-    """Both real drivers: an earlier version may have used the other one."""
+    """Both real drivers: an earlier version may have used the other one. The record goes
+    only once the rules are gone, so a failed teardown is still known to the reconciler."""
+    from ..firewall.desired import remove_policy
     from ..firewall.driver import teardown_network_everywhere
     from ..firewall.errors import FirewallError
 
@@ -87,6 +103,7 @@ def _teardown_firewall(conf: BridgeConf) -> None:
         teardown_network_everywhere(conf.name)
     except FirewallError as exc:
         raise _firewall_error(exc) from None
+    remove_policy(conf.state_dir, conf.name)
 
 
 def _subnets(ips: list[str]) -> list[str]:
@@ -314,6 +331,13 @@ def cmd_check(args: CmdArgs) -> None:
             problems.append(f"firewall rules cannot be read: {exc}")
     if Attachments(conf.state_dir, conf.name).get(args.container_id, args.ifname) is None:
         problems.append(f"no attachment record for {args.container_id}/{args.ifname}")
+    if conf.embedded_dns is not None and any(ip.gateway for ip in prev.ips):
+        from dnsd import control
+
+        if control.find_running(conf.embedded_dns.dir) is None:
+            problems.append(f"embedded DNS of network {conf.name!r} is down: no dnsd serves "
+                            f"{conf.embedded_dns.dir} (the agent restarts it; "
+                            "see 'netctl agent status')")
     if problems:
         raise CniError(errors.NETLINK_FAILURE, problems[0], "; ".join(problems[1:]))
 

@@ -110,3 +110,12 @@ def restore(state_dir: str, network: str) -> None:
 def is_enabled(dev: str) -> bool:
     """Whether route_localnet is on for ``dev``."""
     return sysctl.read(_key(dev)) == "1"
+
+
+def disable(dev: str) -> None:
+    """Turn route_localnet off for ``dev`` (fail closed: its guard rule is missing).
+
+    Raises:
+        OSError: the sysctl cannot be written.
+    """
+    sysctl.write(_key(dev), "0")

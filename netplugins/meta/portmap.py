@@ -27,7 +27,7 @@ from ..cni.skel import main as skel_main
 from ..cni.types import Result
 from ..firewall.errors import FirewallError, PortConflict
 from ..main.attachments import Attachments
-from .portmap_conf import PortmapConf, container_addresses, parse_portmap_conf
+from .portmap_conf import PortmapConf, container_addresses, parse_mappings, parse_portmap_conf
 
 if TYPE_CHECKING:
     from ..firewall.ports import PortsPlan
@@ -183,7 +183,10 @@ def _add_locked(conf: PortmapConf, args: CmdArgs, plan: PortsPlan, driver: Any,
     recs.put(cid, ifname, {
         "containerID": cid, "ifname": ifname, "network": conf.name, "tag": plan.tag,
         "name": args.args.get("K8S_POD_NAME", ""), "driver": driver.name,
-        "mappings": [str(m) for m in conf.mappings], "localnet": bool(dev), "dev": dev or ""})
+        "mappings": [str(m) for m in conf.mappings], "localnet": bool(dev), "dev": dev or "",
+        # what the agent needs to publish the ports again after a firewall flush
+        "portMappings": [mapping_record(m) for m in conf.mappings],
+        "addresses": container_addresses(prev_of(conf), ifname), "snat": conf.snat})
 
     def undo_record() -> None:
         if old is not None:
@@ -210,6 +213,52 @@ def _add_locked(conf: PortmapConf, args: CmdArgs, plan: PortsPlan, driver: Any,
             raise CniError(errors.IO_FAILURE, f"portmap: cannot enable route_localnet on {dev}",
                            str(exc)) from None
         raise
+
+
+def prev_of(conf: PortmapConf) -> Result:
+    """prevResult of an ADD (checked present before any change)."""
+    prev = conf.prev_result
+    assert prev is not None
+    return prev
+
+
+def mapping_record(m: Any) -> dict[str, Any]:
+    """A validated mapping as the ``portMappings`` entry it came from."""
+    return {"hostPort": m.host_port, "containerPort": m.container_port, "protocol": m.protocol,
+            "hostIP": m.host_ip}
+
+
+def desired_ports(state_dir: str) -> tuple[list[tuple[PortsPlan, str, str]], list[str]]:
+    """Every attachment's published ports as recorded by ADD: (plan, driver, localnet dev),
+    and a message per record that cannot be turned into a plan (for the reconciler).
+
+    Records written before they carried addresses and mappings cannot be rebuilt: they
+    are reported, and their rules are still removed by DEL and GC as before.
+    """
+    from ..firewall.ports import plan_ports
+
+    base = os.path.join(state_dir, RECORDS)
+    try:
+        networks = sorted(n for n in os.listdir(base) if os.path.isdir(os.path.join(base, n)))
+    except FileNotFoundError:
+        return [], []
+    out: list[tuple[PortsPlan, str, str]] = []
+    bad: list[str] = []
+    for network in networks:
+        for rec in Attachments(base, network).all():
+            cid, ifname = str(rec.get("containerID", "")), str(rec.get("ifname", ""))
+            if "portMappings" not in rec or "addresses" not in rec:
+                bad.append(f"{network}/{cid}/{ifname}: record from an older version, "
+                           "ports cannot be restored")
+                continue
+            try:
+                plan = plan_ports(network, cid, ifname, parse_mappings(rec["portMappings"]),
+                                  list(rec["addresses"]), snat=bool(rec.get("snat", True)))
+            except (CniError, FirewallError, TypeError) as exc:
+                bad.append(f"{network}/{cid}/{ifname}: {exc}")
+                continue
+            out.append((plan, str(rec.get("driver") or ""), str(rec.get("dev") or "")))
+    return out, bad
 
 
 def _quiet(fn: Any, *a: Any) -> None:

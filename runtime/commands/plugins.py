@@ -12,9 +12,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     psub.add_parser("dir", help="print the directory that holds the plugin executables")
     inst = psub.add_parser("install", help="install the plugin executables into a directory")
     inst.add_argument("--dir", required=True, help="e.g. /opt/cni/bin (put it on CNI_PATH)")
-    serve = psub.add_parser("serve", help="run the warm plugin daemon in the foreground")
-    serve.add_argument("--socket", default=None, help="default /run/netctl/plugind.sock")
-    serve.add_argument("--idle-timeout", type=float, default=0.0)
+    serve = psub.add_parser("serve", help="the same as 'netctl agent run' (kept as an alias)")
+    from ..agent.__main__ import add_run_options
+
+    add_run_options(serve)
     p.set_defaults(func=run)
 
 
@@ -28,14 +29,9 @@ def run(args: argparse.Namespace) -> int:
         for path in delivery.install(args.dir):
             print(path)
         return 0
-    from netplugins import daemon
+    from ..agent.__main__ import run as run_agent
 
-    argv = []
-    if args.socket:
-        argv += ["--socket", args.socket]
-    argv += ["--idle-timeout", str(args.idle_timeout)]
-    daemon.main(argv)
-    return 0
+    return run_agent(args)
 
 
 if __name__ == "__main__":
