@@ -171,7 +171,8 @@ class Agent:
                     next_dnsd = now + DNSD_TICK
                     event = self.dnsd.tick(now)
                     if event:
-                        log.warning("%s", event)
+                        log.log(logging.WARNING if "gone" in event or "cannot" in event
+                                else logging.INFO, "%s", event)
                         self.status_dirty = True
                 poll = POLL_IPTABLES if self.fw.uses_iptables or self.nft is None else POLL_NFT
                 if not self.dirty and now - self.last_pass >= poll:

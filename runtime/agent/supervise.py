@@ -63,13 +63,16 @@ class DnsdSupervisor:
         now = time.monotonic() if now is None else now
         pid = control.find_running(self.dns_dir)
         if pid is not None:
-            if pid != self.pid:
-                self.pid, self.since = pid, now
-            self.state = "running"
+            if pid != self.pid or self.state != "running":
+                if pid != self.pid:
+                    self.pid, self.since = pid, now
+                self.state = "running"
+                return f"dnsd running (pid {pid})"
             return None
         if not control.wanted(self.dns_dir):
+            changed = self.state != "idle"
             self.state, self.pid = "idle", None
-            return None
+            return "no DNS-enabled network: dnsd not needed" if changed else None
         event = None
         if self.pid is not None:
             # the dnsd we saw is gone (crashed, killed, or exited on its own)
