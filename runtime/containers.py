@@ -264,9 +264,11 @@ def _watch_for_removal(c: Container) -> None:
     it could not run the plugins)."""
     import subprocess
 
-    subprocess.Popen([sys.executable, "-m", "runtime.cli", "_remove-on-exit", c.id, str(c.pid),
+    # -I and cwd /: a long-lived root process never imports a module planted in the
+    # directory netctl was started from
+    subprocess.Popen([sys.executable, "-I", "-m", "runtime.cli", "_remove-on-exit", c.id, str(c.pid),
                       str(c.pid_start)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+                     stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True, cwd="/")
 
 
 def remove_on_exit(ctx: Context, cid: str, pid: int, pid_start: int) -> None:

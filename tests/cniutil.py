@@ -58,7 +58,7 @@ def run_plugin(
     pdir = plugin_dir()
     full_env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
                 "CNI_COMMAND": command, "CNI_PATH": path if path is not None else f"{pdir}:{REFERENCE_DIR}",
-                "NETCTL_PLUGIND": "0"}
+                "NETCTL_PLUGIND": "0", "NETCTL_LOCK_DIR": os.environ.get("NETCTL_LOCK_DIR", "")}
     if command not in ("VERSION", "GC", "STATUS"):
         full_env |= {"CNI_CONTAINERID": container_id, "CNI_IFNAME": ifname, "CNI_NETNS": netns}
     if cni_args:
@@ -74,11 +74,14 @@ def run_plugin(
 
 
 def start_daemon(host: Netns, socket_path: str) -> subprocess.Popen[bytes]:
-    """Start the warm plugin daemon inside ``host``; wait until it listens."""
-    proc = host.spawn([sys.executable, "-m", "netplugins.daemon", "--socket", socket_path],
+    """Start the agent (``netctl agent run``) inside ``host`` with its state beside
+    ``socket_path``; wait until it listens."""
+    root = os.path.join(os.path.dirname(socket_path), "agent-root")
+    proc = host.spawn([sys.executable, "-I", "-m", "runtime.agent", "run", "--socket", socket_path,
+                       "--root-lib", os.path.join(root, "lib"), "--root-run", os.path.join(root, "run")],
                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if not wait_for(lambda: os.path.exists(socket_path), timeout=20):
-        raise RuntimeError("plugin daemon did not start")
+    if not wait_for(lambda: os.path.exists(socket_path), timeout=30):
+        raise RuntimeError("the agent did not start")
     return proc
 
 

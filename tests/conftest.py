@@ -27,6 +27,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session", autouse=True)
+def attachment_lock_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Plugin calls made by tests keep their attachment locks (netplugins.cni.attlock) in a
+    directory of the test run, not in the machine's /run/netctl."""
+    path = str(tmp_path_factory.mktemp("locks"))
+    old = os.environ.get("NETCTL_LOCK_DIR")
+    os.environ["NETCTL_LOCK_DIR"] = path
+    yield
+    if old is None:
+        os.environ.pop("NETCTL_LOCK_DIR", None)
+    else:
+        os.environ["NETCTL_LOCK_DIR"] = old
+
+
+@pytest.fixture(scope="session", autouse=True)
 def root_netns_guard() -> Iterator[None]:
     """Fail the run if the machine's own network namespace changed during the tests."""
     if not can_use_netns():
