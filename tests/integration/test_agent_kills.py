@@ -11,7 +11,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -106,7 +105,6 @@ def test_agent_killed_mid_add(host_ns: Netns, make_ns: Callable[..., Netns], tmp
     """SIGKILL of the agent while ADDs run through it: each call completes or fails cleanly
     (the shim reports code 11 when its worker died), later calls work in-process, and a new
     agent serves again."""
-    import json
 
     sock = str(tmp_path / "plugind.sock")
     agent = start_daemon(host_ns, sock)
