@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger("netctl.agent")
 
-#: a dnsd that ran at least this long before dying is "healthy": restart at once
-STABLE_AFTER = 10.0
+#: a dnsd that ran at least this long before dying was healthy: restart it at once
+STABLE_AFTER = 2.0
+#: quick deaths in a row that are still restarted at once (a kill is not a crash loop)
+FREE_RESTARTS = 3
 FIRST_DELAY = 0.5
 MAX_DELAY = 30.0
 
@@ -36,8 +38,9 @@ class Backoff:
             self.streak, self.delay = 0, 0.0
         else:
             self.streak += 1
-            # the first quick death restarts at once; then 0.5 s, 1 s, 2 s ... up to 30 s
-            self.delay = 0.0 if self.streak == 1 else min(MAX_DELAY, FIRST_DELAY * 2 ** (self.streak - 2))
+            # a few quick deaths restart at once; then 0.5 s, 1 s, 2 s ... up to 30 s
+            over = self.streak - FREE_RESTARTS
+            self.delay = 0.0 if over <= 0 else min(MAX_DELAY, FIRST_DELAY * 2 ** (over - 1))
         self.next_try = now + self.delay
 
     def may_try(self, now: float) -> bool:
