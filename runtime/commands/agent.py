@@ -38,6 +38,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                                         "(running plugin calls finish first)")
     stop.set_defaults(func=cmd_stop)
 
+    units = asub.add_parser("units", help="write systemd units (socket activation) for this "
+                                          "installation")
+    units.add_argument("--dir", default=None, metavar="DIR",
+                       help="write netctl-agent.socket and netctl-agent.service into DIR "
+                            "(e.g. /etc/systemd/system); default: print them")
+    units.set_defaults(func=cmd_units)
+
     fw = sub.add_parser("firewall", help="netctl's firewall rules")
     fsub = fw.add_subparsers(dest="firewall_cmd", required=True, metavar="VERB")
     reload = fsub.add_parser(
@@ -132,6 +139,20 @@ def _duration(seconds: Any) -> str:
     if s < 7200:
         return f"{s // 60}m{s % 60:02d}s"
     return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def cmd_units(args: argparse.Namespace) -> int:
+    from ..agent.units import render_units, write_units
+
+    if args.dir:
+        for path in write_units(args.dir):
+            print(path)
+        print("then: systemctl daemon-reload && systemctl enable --now netctl-agent.socket",
+              file=sys.stderr)
+        return 0
+    for name, text in render_units().items():
+        print(f"# {name}\n{text}")
+    return 0
 
 
 def cmd_firewall_reload(args: argparse.Namespace) -> int:

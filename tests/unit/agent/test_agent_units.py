@@ -126,3 +126,19 @@ def test_attachment_lock_times_out_and_skips_nested_and_keyless_calls(tmp_path: 
     assert attlock.lock_dir({"NETCTL_ROOT": "/r"}) == "/r/run/locks"
     assert attlock.lock_dir({}) == attlock.DEFAULT_DIR
     assert attlock.lock_dir({"NETCTL_LOCK_DIR": "relative"}) == attlock.DEFAULT_DIR
+
+
+def test_systemd_units(tmp_path: Path) -> None:
+    from runtime.agent.units import render_units, write_units
+
+    units = render_units("/opt/x/bin/python")
+    assert "ListenStream=/run/netctl/plugind.sock" in units["netctl-agent.socket"]
+    svc = units["netctl-agent.service"]
+    assert "ExecStart=/opt/x/bin/python -I -m runtime.agent run" in svc
+    assert "WorkingDirectory=/" in svc and "Requires=netctl-agent.socket" in svc
+    paths = write_units(str(tmp_path), "/opt/x/bin/python")
+    assert sorted(os.path.basename(p) for p in paths) == ["netctl-agent.service", "netctl-agent.socket"]
+    # the shipped copies are what the renderer gives for the documented install path
+    root = Path(__file__).resolve().parents[3] / "contrib" / "systemd"
+    for name, text in render_units("/opt/netctl/.venv/bin/python").items():
+        assert (root / name).read_text() == text
