@@ -114,9 +114,18 @@ def start(v: Variant, stack: ExitStack, tmp_root: str | None) -> None:
     v.env = base_env() | v.env
     if "daemon" in v.label:
         sock = os.path.join(v.tmp, "plugind.sock")
-        code = f"import sys; sys.path.insert(0, {v.root or str(ROOT)!r}); from netplugins.daemon import main; main()"
+        root = v.root or str(ROOT)
         log = open(os.path.join(v.tmp, "plugind.log"), "wb")  # lives as long as the daemon
-        v.daemon = v.host.spawn([sys.executable, "-c", code, "--socket", sock], stdout=log, stderr=log)
+        if os.path.exists(os.path.join(root, "runtime", "agent", "service.py")):
+            # the agent (pool + dnsd supervision + firewall reconciler), as a host runs it
+            code = (f"import sys; sys.path.insert(0, {root!r}); from runtime.agent.__main__ import main; "
+                    "sys.exit(main(sys.argv[1:]))")
+            argv = [sys.executable, "-c", code, "run", "--socket", sock, "--root-lib",
+                    os.path.join(v.tmp, "agent", "lib"), "--root-run", os.path.join(v.tmp, "agent", "run")]
+        else:  # an older checkout: its plugin daemon
+            code = f"import sys; sys.path.insert(0, {root!r}); from netplugins.daemon import main; main()"
+            argv = [sys.executable, "-c", code, "--socket", sock]
+        v.daemon = v.host.spawn(argv, stdout=log, stderr=log)
         if not wait_for(lambda: os.path.exists(sock), timeout=20):
             raise SystemExit("plugin daemon did not start")
         v.env["NETCTL_PLUGIND_SOCKET"] = sock

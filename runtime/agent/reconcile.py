@@ -49,11 +49,12 @@ class ReconcileReport:
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
-    def summary(self) -> str:
+    def summary(self, repaired: bool = True) -> str:
         what = f"{self.networks} network(s), {self.attachments_with_ports} attachment(s) with ports"
         if not self.repairs and not self.failures:
             return f"firewall in sync: {what} checked in {self.duration_ms:.0f} ms"
-        return (f"{len(self.repairs)} repair(s), {len(self.failures)} failure(s) over {what} "
+        done = "repair(s)" if repaired else "difference(s) found, nothing changed (--check)"
+        return (f"{len(self.repairs)} {done}, {len(self.failures)} failure(s) over {what} "
                 f"in {self.duration_ms:.0f} ms")
 
 

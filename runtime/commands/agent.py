@@ -52,7 +52,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         description="Check every network's rules and published ports against what the plugins "
                     "recorded and restore what is missing or altered, as the agent does by itself. "
                     "For hosts that run no agent (netavark's firewall-reload).")
-    reload.add_argument("--check", action="store_true", help="only report what differs, change nothing")
+    reload.add_argument("--check", action="store_true",
+                        help="only report what differs, change nothing (exit 1 if anything does)")
     reload.add_argument("--json", action="store_true", help="print the report as JSON")
     reload.set_defaults(func=cmd_firewall_reload)
 
@@ -169,5 +170,6 @@ def cmd_firewall_reload(args: argparse.Namespace) -> int:
             print(f"Error: {line}", file=sys.stderr)
         for line in report.notes:
             print(f"note: {line}", file=sys.stderr)
-        print(report.summary())
-    return 1 if report.failures else 0
+        print(report.summary(repaired=not args.check))
+    # --check: exit 1 when something differs, as diff does (scripts can test it)
+    return 1 if report.failures or (args.check and report.repairs) else 0
