@@ -1,0 +1,181 @@
+"""Send the probe with the kernel tracing it: add the trace table, read, always remove it.
+
+Everything runs in the namespace doctor diagnoses (the one netctl runs in). The reports
+are read with ``nft -a monitor`` as a subprocess, not by decoding NFNLGRP_NFTRACE
+messages here, because nft prints each rule exactly as ``nft list`` shows it (rules of
+iptables-nft, Docker and firewalld included) with its handle: decoding the netlink
+messages ourselves would give table, chain and handle only, and rebuilding the rule text
+from its expressions would be a second nft. The monitor is started without the
+``trace`` filter so that it also prints ruleset events: seeing the ``add table`` of our
+own table proves it is subscribed before the probe is sent, and seeing its ``delete
+table`` proves every trace event sent before has been read (one socket, in order).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import select
+import subprocess
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from netplugins.firewall.errors import FirewallError
+from netplugins.firewall.nftcli import find_nft, run_nft
+
+from .trace import (
+    OWN_PREFIX,
+    TracedPacket,
+    TraceEvent,
+    TraceResult,
+    TraceSpec,
+    parse_trace,
+    render_table,
+)
+
+T = TypeVar("T")
+#: tries to see our own ``add table`` in the monitor (it subscribes asynchronously)
+ATTEMPTS = 5
+#: seconds to wait for the monitor to show one of our ruleset changes
+WAIT = 0.6
+
+
+class _Monitor:
+    """``nft -a monitor`` with its output read line by line (raw reads: no buffering that
+    ``select`` cannot see)."""
+
+    def __init__(self, nft: str) -> None:
+        self.proc = subprocess.Popen([nft, "-a", "monitor"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.lines: list[str] = []
+        self._buf = b""
+
+    def wait_for(self, needle: str, timeout: float) -> bool:
+        """Read until a line containing ``needle`` arrives; False on time-out or exit."""
+        assert self.proc.stdout is not None
+        end = time.monotonic() + timeout
+        while True:
+            while b"\n" in self._buf:
+                raw, self._buf = self._buf.split(b"\n", 1)
+                line = raw.decode(errors="replace")
+                self.lines.append(line)
+                if needle in line:
+                    return True
+            left = end - time.monotonic()
+            if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
+                return False
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                return False
+            self._buf += chunk
+
+    def error(self) -> str:
+        """Why the monitor ended, when it did."""
+        if self.proc.poll() is None or self.proc.stderr is None:
+            return ""
+        return self.proc.stderr.read().decode(errors="replace").strip()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(2)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def legacy_tables() -> tuple[str, ...]:
+    """The iptables-legacy tables loaded in this namespace ("ip filter", "ip6 nat", ...)."""
+    found = []
+    for fam, path in (("ip", "/proc/net/ip_tables_names"), ("ip6", "/proc/net/ip6_tables_names")):
+        try:
+            with open(path) as fh:
+                found += [f"{fam} {name.strip()}" for name in fh if name.strip()]
+        except OSError:
+            continue  # the module is not loaded: no legacy table
+    return tuple(sorted(found))
+
+
+def _delete(nft: str, name: str) -> bool:
+    try:
+        res = run_nft(nft, ["delete", "table", "inet", name])
+    except FirewallError:
+        return False
+    return res.returncode == 0
+
+
+def _rule_text(nft: str, ev: TraceEvent) -> str:
+    """The text of a rule the monitor did not know (added after it started), by handle."""
+    try:
+        res = run_nft(nft, ["-a", "list", "chain", ev.family, ev.table, ev.chain])
+    except FirewallError:
+        return ""
+    for line in res.stdout.splitlines():
+        if line.rstrip().endswith(f"# handle {ev.handle}"):
+            return parse_trace([f"trace id 0 {ev.family} {ev.table} {ev.chain} rule {line.strip()} "
+                                f"(verdict {ev.verdict})"])[0].events[0].text
+    return ""
+
+
+def _fill(nft: str, packets: tuple[TracedPacket, ...]) -> tuple[TracedPacket, ...]:
+    out = []
+    for p in packets:
+        evs = tuple(TraceEvent(e.family, e.table, e.chain, e.kind, e.verdict, _rule_text(nft, e), e.handle)
+                    if e.kind == "rule" and not e.text and e.handle is not None
+                    and not e.table.startswith(OWN_PREFIX) else e for e in p.events)
+        out.append(dataclasses.replace(p, events=evs))
+    return tuple(out)
+
+
+def traced(spec: TraceSpec, send: Callable[[], T]) -> tuple[T, TraceResult]:
+    """Run ``send`` (the probe) with the kernel tracing the packets ``spec`` matches.
+
+    The temporary table is removed in every case (errors, KeyboardInterrupt); when the
+    probe cannot be traced, it is still sent and the result says why.
+    """
+    legacy = legacy_tables()
+    nft = find_nft()
+    if nft is None:
+        return send(), TraceResult(error="nft is not installed", legacy_tables=legacy)
+    name = f"{OWN_PREFIX}{secrets.token_hex(4)}"
+    mon: _Monitor | None = None
+    added = False
+    error: str | None = None
+    try:
+        mon = _Monitor(nft)
+        for _ in range(ATTEMPTS):
+            try:
+                res = run_nft(nft, ["-f", "-"], render_table(name, spec))
+            except FirewallError as exc:
+                error = f"cannot add the trace table: {exc} {exc.details}".strip()
+                break
+            if res.returncode != 0:
+                error = f"nft refused the trace table: {res.stderr.strip()}"
+                break
+            added = True
+            if mon.wait_for(f"add table inet {name}", WAIT):
+                break
+            # not subscribed yet (or gone): take the table away and try again
+            added = not _delete(nft, name)
+            if mon.proc.poll() is not None:
+                error = f"nft monitor ended: {mon.error() or 'status ' + str(mon.proc.returncode)}"
+                break
+        else:
+            error = "nft monitor did not report our trace table"
+        result = send()
+        if added:
+            added = not _delete(nft, name)
+            if not mon.wait_for(f"delete table inet {name}", 2.0) and error is None:
+                error = "nft monitor did not report the end of the trace"
+        packets = () if error else _fill(nft, parse_trace(mon.lines))
+        return result, TraceResult(name, packets, error, legacy)
+    finally:
+        if added:
+            _delete(nft, name)
+        if mon is not None:
+            mon.stop()
