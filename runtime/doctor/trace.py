@@ -26,6 +26,8 @@ _RULE = re.compile(r"^(?:unknown )?rule (.*?)\s*\(verdict ([^)]*)\)\s*$")
 _HANDLE = re.compile(r"\s*# handle (\d+)\s*$")
 _UNKNOWN = re.compile(r"^handle (\d+)$")
 _COUNTER = re.compile(r"counter packets \d+ bytes \d+")
+#: a NAT statement (not a match such as ``ct status dnat``)
+_NAT = re.compile(r"\b(?:dnat|snat)(?: ip6?)? to\b|\bmasquerade\b")
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ class TracedPacket:
             path = tuple(stack)
             if ev.kind in ("rule", "policy") and ev.action in ("drop", "reject"):
                 return Fate("drop", ev, path, tuple(accepts), tuple(nats))
-            if ev.kind == "rule" and re.search(r"\b(dnat|snat|masquerade)\b", ev.text):
+            if ev.kind == "rule" and _NAT.search(ev.text):
                 nats.append(ev.describe(path))
             elif ev.kind in ("rule", "policy") and ev.action == "accept":
                 accepts.append(ev.describe(path))
