@@ -172,7 +172,9 @@ def traced(spec: TraceSpec, send: Callable[[], T]) -> tuple[T, TraceResult]:
             added = not _delete(nft, name)
             if not mon.wait_for(f"delete table inet {name}", 2.0) and error is None:
                 error = "nft monitor did not report the end of the trace"
-        packets = () if error else _fill(nft, parse_trace(mon.lines))
+        # only the probe's packets: another doctor may be tracing its own at the same time
+        ours = tuple(p for p in parse_trace(mon.lines) if spec.saddr in (p.saddr, p.daddr))
+        packets = () if error else _fill(nft, ours)
         return result, TraceResult(name, packets, error, legacy)
     finally:
         if added:
