@@ -140,7 +140,10 @@ class TracedPacket:
     to: str = ""
 
     def what(self) -> str:
-        ifs = ", ".join(x for x in (f"in {self.iif}" if self.iif else "", f"out {self.oif}" if self.oif else "") if x)
+        """``10.0.0.2 → 10.0.0.1 (DNAT to 10.1.0.2, in br0, out br1)``."""
+        notes = [f"DNAT to {self.to}" if self.to and self.to != self.daddr else "",
+                 f"in {self.iif}" if self.iif else "", f"out {self.oif}" if self.oif else ""]
+        ifs = ", ".join(x for x in notes if x)
         return f"{self.saddr} → {self.daddr}{f' ({ifs})' if ifs else ''}"
 
     def fate(self) -> Fate:
@@ -173,7 +176,8 @@ class TracedPacket:
                 accepts.append(ev.describe(path))
                 if ev.kind == "rule" and not first_rule:
                     first_rule = accepts[-1]
-        return Fate("accept", None, (), tuple(accepts), tuple(nats), first_rule or (accepts[-1] if accepts else ""))
+        return Fate("accept", None, (), tuple(dict.fromkeys(accepts)), tuple(dict.fromkeys(nats)),
+                    first_rule or (accepts[-1] if accepts else ""))
 
 
 def _packet_fields(text: str) -> dict[str, str]:
@@ -243,22 +247,19 @@ class TraceResult:
     legacy_tables: tuple[str, ...] = ()
 
     def journeys(self) -> tuple[TracedPacket, ...]:
-        """The traced packets merged per direction (saddr, daddr), in order. The kernel
-        gives a packet a new trace id where it copies it (forwarding does), so one id is
-        only part of the way: the direction is what ties the parts together."""
-        merged: dict[tuple[str, str], TracedPacket] = {}
+        """The traced packets merged per sender, in order. The kernel gives a packet a new
+        trace id where it copies it (forwarding does) and DNAT changes its destination, so
+        neither ties the parts of one way together: the sender does (the probe's source
+        one way, the answering end the other)."""
+        merged: dict[str, TracedPacket] = {}
         for p in self.packets:
-            key = (p.saddr, p.daddr)
-            if key not in merged:
-                merged[key] = p
-                continue
-            m = merged[key]
-            merged[key] = TracedPacket(f"{m.id},{p.id}", m.saddr, m.daddr, m.iif or p.iif, p.oif or m.oif,
-                                       m.events + p.events, p.to or m.to)
+            m = merged.get(p.saddr)
+            merged[p.saddr] = p if m is None else TracedPacket(
+                f"{m.id},{p.id}", m.saddr, m.daddr, m.iif or p.iif, p.oif or m.oif, m.events + p.events, p.to or m.to)
         return tuple(merged.values())
 
     def outgoing(self, saddr: str) -> tuple[TracedPacket, ...]:
-        """The way from ``saddr`` (the probe itself, not the answers)."""
+        """The way from ``saddr`` (the probe itself, not the answers): one journey or none."""
         return tuple(p for p in self.journeys() if p.saddr == saddr)
 
     def dropped(self) -> tuple[TracedPacket, Fate] | None:
