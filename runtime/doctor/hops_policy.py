@@ -6,7 +6,7 @@ import re
 
 from .facts import Attachment, RuleCheck
 from .path import is_loopback
-from .trace import Fate, TracedPacket, TraceEvent
+from .trace import Fate, LegacyHit, TracedPacket, TraceEvent
 from .walk import Walk
 
 #: chain-name prefixes of our own per-network chains (nftables / iptables-legacy)
@@ -148,6 +148,20 @@ def _drop_cause(w: Walk, ev: TraceEvent, fate: Fate) -> tuple[str, int, str, str
             f"{ev.chain} shows it{', nft delete rule ' + ev.family + ' ' + ev.table + ' ' + ev.chain + handle if handle else ''}")
 
 
+def _legacy_drop(w: Walk, hit: LegacyHit, evidence: list[str], broken: list[str]) -> None:
+    """A legacy DROP/REJECT rule (or policy) counted the probe: the nearest thing to a
+    verdict where the kernel cannot trace (its counters, not an evaluation)."""
+    fam, table = hit.table.split()
+    tool = "iptables-legacy" if fam == "ip" else "ip6tables-legacy"
+    fix = (f"{tool} -t {table} -D {hit.text[3:]}" if hit.text.startswith("-A ")
+           else f"{tool} -t {table} -P {hit.text[1:].split()[0]} ACCEPT")
+    w.found.fail("firewall", f"dropped (its counter rose during the probe): {hit.describe()}", *evidence,
+                 cause=w.found.cause("firewall-rule", 4, f"iptables-legacy table {hit.table} drops it: {hit.text}",
+                                     f"remove or change that rule: {fix}", "firewall"))
+    if broken:
+        w.found.causes.append(w.found.cause(*_rules_cause(w, broken), "firewall"))
+
+
 def _rules_cause(w: Walk, broken: list[str]) -> tuple[str, int, str, str]:
     whats = list(dict.fromkeys(b.split(":", 1)[0] for b in broken))
     why = ": isolation between networks is not enforced" if w.plan.kind == "routed" else ""
@@ -165,10 +179,16 @@ def check_firewall(w: Walk) -> None:
         evidence += [f"missing or altered: {b}" for b in broken]
     trace = host.trace
     if trace is not None and trace.legacy_tables:
-        evidence.append(f"iptables-legacy tables ({', '.join(trace.legacy_tables)}) run too: "
-                        "the kernel cannot trace their rules (iptables-legacy-save -c shows their counters)")
+        evidence.append(f"iptables-legacy tables ({', '.join(trace.legacy_tables)}) run too: the kernel cannot "
+                        "trace their rules; counters that rose during the probe: "
+                        + ("; ".join(h.describe() for h in trace.legacy) or "none"))
     bridged_only = plan.kind == "bridged" and host.bridge_nf_call is not True
     dropped = trace.dropped() if trace is not None else None
+    probe = w.facts.probe
+    legacy = next((h for h in trace.legacy if h.drops), None) if trace is not None else None
+    if dropped is None and legacy is not None and probe is not None and not probe.ok:
+        _legacy_drop(w, legacy, evidence, broken)
+        return
     if dropped is not None:
         pkt, fate = dropped
         assert fate.decisive is not None

@@ -235,6 +235,51 @@ def parse_trace(lines: list[str]) -> tuple[TracedPacket, ...]:
 
 
 @dataclass(frozen=True)
+class LegacyHit:
+    """An iptables-legacy rule or policy whose packet counter rose while the probe ran.
+
+    The nftables trace cannot see legacy tables, and doctor does not evaluate rules, so
+    for them the kernel's counters are the evidence (other traffic may add to them)."""
+
+    #: "ip filter", "ip6 filter"
+    table: str
+    #: the save line without counters: "-A FORWARD -s 10.0.0.2/32 -j DROP", ":FORWARD DROP"
+    text: str
+    packets: int
+
+    @property
+    def drops(self) -> bool:
+        return bool(re.search(r"-j (DROP|REJECT)\b|^:\S+ DROP$", self.text))
+
+    def describe(self) -> str:
+        return f"iptables-legacy table {self.table}: {self.text} ({self.packets} packet{'s' * (self.packets != 1)})"
+
+
+def _counters(save: str, family: str) -> dict[tuple[str, str, int], int]:
+    """``iptables-legacy-save -c`` -> (table, line, n-th equal line) -> packets."""
+    out: dict[tuple[str, str, int], int] = {}
+    table = ""
+    for line in save.splitlines():
+        if line.startswith("*"):
+            table = f"{family} {line[1:].strip()}"
+            continue
+        m = re.match(r"^\[(\d+):\d+\] (-A .*)$", line) or re.match(r"^(:\S+ \S+) \[(\d+):\d+\]$", line)
+        if not m:
+            continue
+        packets, text = (m.group(1), m.group(2)) if line.startswith("[") else (m.group(2), m.group(1))
+        n = sum(1 for t, x, _ in out if t == table and x == text)
+        out[(table, text, n)] = int(packets)
+    return out
+
+
+def legacy_hits(before: str, after: str, family: str = "ip") -> tuple[LegacyHit, ...]:
+    """The rules and policies whose packet counters rose between two ``-save -c`` texts."""
+    old = _counters(before, family)
+    return tuple(LegacyHit(t, x, n - old.get((t, x, i), 0)) for (t, x, i), n in _counters(after, family).items()
+                 if n > old.get((t, x, i), 0))
+
+
+@dataclass(frozen=True)
 class TraceResult:
     """The kernel's reports on the probe's packets, or why there are none."""
 
@@ -245,6 +290,8 @@ class TraceResult:
     error: str | None = None
     #: iptables-legacy tables exist: their rules run too but cannot be traced
     legacy_tables: tuple[str, ...] = ()
+    #: in those tables: what the probe's time raised the counters of
+    legacy: tuple[LegacyHit, ...] = ()
 
     def journeys(self) -> tuple[TracedPacket, ...]:
         """The traced packets merged per sender, in order. The kernel gives a packet a new

@@ -17,6 +17,7 @@ import dataclasses
 import os
 import secrets
 import select
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -27,10 +28,12 @@ from netplugins.firewall.nftcli import find_nft, run_nft
 
 from .trace import (
     OWN_PREFIX,
+    LegacyHit,
     TracedPacket,
     TraceEvent,
     TraceResult,
     TraceSpec,
+    legacy_hits,
     parse_trace,
     render_table,
 )
@@ -90,7 +93,11 @@ class _Monitor:
 
 
 def legacy_tables() -> tuple[str, ...]:
-    """The iptables-legacy tables loaded in this namespace ("ip filter", "ip6 nat", ...)."""
+    """The iptables-legacy tables loaded in this namespace ("ip filter", "ip6 nat", ...).
+
+    Their rules run in the kernel too, but nftables tracing cannot see them. doctor does
+    not evaluate them either (a Python evaluator of rules is what the trace replaced: it
+    could only guess); it reports which of their counters rose during the probe."""
     found = []
     for fam, path in (("ip", "/proc/net/ip_tables_names"), ("ip6", "/proc/net/ip6_tables_names")):
         try:
@@ -99,6 +106,30 @@ def legacy_tables() -> tuple[str, ...]:
         except OSError:
             continue  # the module is not loaded: no legacy table
     return tuple(sorted(found))
+
+
+def _save_counters(tables: tuple[str, ...]) -> dict[str, str]:
+    """``iptables-legacy-save -c`` per family that has legacy tables ("" when unreadable)."""
+    out = {}
+    for fam, tool in (("ip", "iptables-legacy-save"), ("ip6", "ip6tables-legacy-save")):
+        path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
+        if path is None or not any(t.startswith(f"{fam} ") for t in tables):
+            continue
+        try:
+            out[fam] = subprocess.run([path, "-c"], capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            out[fam] = ""
+    return out
+
+
+def _legacy_send(tables: tuple[str, ...], send: Callable[[], T]) -> tuple[T, tuple[LegacyHit, ...]]:
+    """``send()``, with the legacy counters read before and after (when there are tables)."""
+    if not tables:
+        return send(), ()
+    before = _save_counters(tables)
+    result = send()
+    after = _save_counters(tables)
+    return result, tuple(h for fam, text in after.items() for h in legacy_hits(before.get(fam, ""), text, fam))
 
 
 def _delete(nft: str, name: str) -> bool:
@@ -141,7 +172,8 @@ def traced(spec: TraceSpec, send: Callable[[], T]) -> tuple[T, TraceResult]:
     legacy = legacy_tables()
     nft = find_nft()
     if nft is None:
-        return send(), TraceResult(error="nft is not installed", legacy_tables=legacy)
+        result, hits = _legacy_send(legacy, send)
+        return result, TraceResult(error="nft is not installed", legacy_tables=legacy, legacy=hits)
     name = f"{OWN_PREFIX}{secrets.token_hex(4)}"
     mon: _Monitor | None = None
     added = False
@@ -167,7 +199,7 @@ def traced(spec: TraceSpec, send: Callable[[], T]) -> tuple[T, TraceResult]:
                 break
         else:
             error = "nft monitor did not report our trace table"
-        result = send()
+        result, hits = _legacy_send(legacy, send)
         if added:
             added = not _delete(nft, name)
             if not mon.wait_for(f"delete table inet {name}", 2.0) and error is None:
@@ -175,7 +207,7 @@ def traced(spec: TraceSpec, send: Callable[[], T]) -> tuple[T, TraceResult]:
         # only the probe's packets: another doctor may be tracing its own at the same time
         ours = tuple(p for p in parse_trace(mon.lines) if spec.saddr in (p.saddr, p.daddr))
         packets = () if error else _fill(nft, ours)
-        return result, TraceResult(name, packets, error, legacy)
+        return result, TraceResult(name, packets, error, legacy, hits)
     finally:
         if added:
             _delete(nft, name)

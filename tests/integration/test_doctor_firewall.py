@@ -95,6 +95,25 @@ def test_forward_policy_drop_in_a_foreign_table(host: NetctlHost, make_ns: Calla
     assert r["verdict"]["cause"] == "firewall-policy"
 
 
+def test_an_iptables_legacy_rule_is_named_by_its_counter(host: NetctlHost, make_ns: Callable[..., Netns]) -> None:
+    host.outside(make_ns)
+    host.netctl("create", "--subnet", "172.30.18.0/24", "front")
+    host.sleeper("web1", "--network", "front")
+    ip = host.ip("web1")
+    host.ns.run(["iptables-legacy", "-A", "FORWARD", "-s", ip, "-d", OUTSIDE_PEER, "-j", "DROP"])
+    rc, r = host.doctor("web1", OUTSIDE_PEER)
+    assert rc == 3
+    fw = hop(r, "firewall")
+    assert fw["summary"] == (f"dropped (its counter rose during the probe): iptables-legacy table ip filter: "
+                             f"-A FORWARD -s {ip}/32 -d {OUTSIDE_PEER}/32 -j DROP (1 packet)")
+    assert any(e.startswith("iptables-legacy tables (ip filter) run too") for e in fw["evidence"])
+    assert r["verdict"]["fix"] == (f"remove or change that rule: iptables-legacy -t filter -D FORWARD -s {ip}/32 "
+                                   f"-d {OUTSIDE_PEER}/32 -j DROP")
+    host.ns.run(r["verdict"]["fix"].removeprefix("remove or change that rule: ").split())
+    rc, r = host.doctor("web1", OUTSIDE_PEER)
+    assert rc == 0, r["verdict"]
+
+
 def test_flushed_ruleset(host: NetctlHost) -> None:
     host.netctl("create", "--subnet", "172.30.16.0/24", "front")
     host.netctl("create", "--subnet", "172.30.17.0/24", "back")

@@ -233,6 +233,20 @@ def test_the_kernel_could_not_trace() -> None:
     assert r.verdict.cause == "unexplained"
 
 
+def test_a_legacy_rule_that_counted_the_failed_probe() -> None:
+    from runtime.doctor.trace import LegacyHit
+
+    web1 = ctr("web1", WEB1, lookup("10.99.0.2", gw="172.22.16.1"))
+    hit = LegacyHit("ip filter", "-A FORWARD -s 172.22.16.2/32 -j REJECT --reject-with icmp-port-unreachable", 1)
+    r = diagnose(facts(web1, TargetFacts("address", "10.99.0.2", address="10.99.0.2"),
+                       host(WEB1, lookups=(lookup("10.99.0.2", dev="out0"),),
+                            trace=replace(outside(), legacy_tables=("ip filter",), legacy=(hit,))),
+                       probe=ping("10.99.0.2", ok=False)))
+    assert hop(r, "firewall").summary.startswith("dropped (its counter rose during the probe): iptables-legacy")
+    assert r.verdict.fix == ("remove or change that rule: iptables-legacy -t filter -D FORWARD -s 172.22.16.2/32 "
+                             "-j REJECT --reject-with icmp-port-unreachable")
+
+
 def test_missing_netctl_rules_are_never_healthy() -> None:
     web1 = ctr("web1", WEB1, lookup("172.22.17.2", gw="172.22.16.1"))
     db = ctr("db", DB, lookup("172.22.16.2", gw="172.22.17.1"))

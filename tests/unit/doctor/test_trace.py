@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.doctor.trace import TraceResult, TraceSpec, parse_trace, render_table, trace_rules
+from runtime.doctor.trace import (
+    TraceResult,
+    TraceSpec,
+    legacy_hits,
+    parse_trace,
+    render_table,
+    trace_rules,
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -75,3 +82,17 @@ def test_the_trace_table_matches_only_the_probe() -> None:
         "\t\tip6 saddr fd00::2 ip6 daddr fd00:1::2 meta l4proto ipv6-icmp meta nftrace set 1\n"
         "\t\tip6 saddr fd00:1::2 ip6 daddr fd00::2 meta l4proto ipv6-icmp meta nftrace set 1\n\t}\n"
         "}\n")
+
+
+def test_legacy_counters_that_rose() -> None:
+    before = ("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [2:168]\n[0:0] -A FORWARD -s 10.0.0.2/32 -j DROP\n"
+              "[5:420] -A FORWARD -j ACCEPT\n[5:420] -A FORWARD -j ACCEPT\nCOMMIT\n")
+    after = ("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [3:252]\n[1:84] -A FORWARD -s 10.0.0.2/32 -j DROP\n"
+             "[5:420] -A FORWARD -j ACCEPT\n[6:504] -A FORWARD -j ACCEPT\nCOMMIT\n")
+    hits = legacy_hits(before, after)
+    assert [(h.table, h.text, h.packets, h.drops) for h in hits] == [
+        ("ip filter", ":FORWARD DROP", 1, True),
+        ("ip filter", "-A FORWARD -s 10.0.0.2/32 -j DROP", 1, True),
+        ("ip filter", "-A FORWARD -j ACCEPT", 1, False),  # the second of two equal lines
+    ]
+    assert hits[1].describe() == "iptables-legacy table ip filter: -A FORWARD -s 10.0.0.2/32 -j DROP (1 packet)"
