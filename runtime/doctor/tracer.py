@@ -42,7 +42,7 @@ T = TypeVar("T")
 #: tries to see our own ``add table`` in the monitor (it subscribes asynchronously)
 ATTEMPTS = 5
 #: seconds to wait for the monitor to show one of our ruleset changes
-WAIT = 0.6
+WAIT = 1.0
 
 
 class _Monitor:

@@ -140,6 +140,31 @@ def test_flushed_ruleset(host: NetctlHost) -> None:
     assert rc == 3 and r["verdict"]["cause"] == "firewall-rules-missing"
 
 
+def test_an_isolation_rule_deleted_by_hand(host: NetctlHost) -> None:
+    host.netctl("create", "--subnet", "172.30.19.0/24", "front")
+    host.netctl("create", "--subnet", "172.30.20.0/24", "back")
+    host.sleeper("web1", "--network", "front")
+    host.sleeper("db", "--network", "back")
+    listing = host.ns.run(["nft", "-a", "list", "table", "inet", "netctl"]).stdout
+    chain, handle = "", ""
+    for line in listing.splitlines():
+        m = re.match(r"\s*chain (in-\w+) ", line)
+        chain = m.group(1) if m else chain
+        m = re.match(r'\s*drop comment "netctl net=back" # handle (\d+)', line)
+        if m:
+            handle = m.group(1)
+            break
+    assert handle, listing
+    host.ns.run(["nft", "delete", "rule", "inet", "netctl", chain, "handle", handle])
+    rc, r = host.doctor("web1", "db")
+    assert rc == 3 and r["probe"]["outcome"] == "ok"
+    assert r["verdict"]["cause"] == "firewall-rules-missing"
+    assert r["verdict"]["summary"] == ("web1 reaches db, but netctl's firewall rules for network back are missing "
+                                       "or altered: isolation between networks is not enforced")
+    assert (f'missing or altered: network back: chain {chain}: rule missing: drop comment "netctl net=back"'
+            in hop(r, "firewall")["evidence"])
+
+
 def test_the_trace_table_goes_also_when_the_probe_is_interrupted(host_ns: Netns) -> None:
     script = (
         "from runtime.doctor.trace import TraceSpec\n"
