@@ -98,7 +98,9 @@ def check_published(w: Walk) -> None:
     broken = _broken(checks)
     unread = [f"could not check: {c.what}: {c.error}" for c in checks if c.error]
     nats = [n for p in _sent(w) for n in p.fate().nats if re.search(r"\bdnat\b", n)]
-    dest = f"{plan.final}:{m.container_port}" if plan.final else f"{w.dst.name}:{m.container_port}"
+    # where the kernel sent it (the trace's last destination), else where state says
+    to = next((p.to for p in _sent(w) if p.to and p.to != p.daddr), plan.final or w.dst.name)
+    dest = f"{to}:{m.container_port}"
     if broken:
         w.found.fail("published port", f"portmap's rules for {m.text()} are missing or altered", *broken,
                      *[f"kernel: {n}" for n in nats],

@@ -13,7 +13,6 @@ table`` proves every trace event sent before has been read (one socket, in order
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import secrets
 import select
@@ -29,8 +28,6 @@ from netplugins.firewall.nftcli import find_nft, run_nft
 from .trace import (
     OWN_PREFIX,
     LegacyHit,
-    TracedPacket,
-    TraceEvent,
     TraceResult,
     TraceSpec,
     legacy_hits,
@@ -140,29 +137,6 @@ def _delete(nft: str, name: str) -> bool:
     return res.returncode == 0
 
 
-def _rule_text(nft: str, ev: TraceEvent) -> str:
-    """The text of a rule the monitor did not know (added after it started), by handle."""
-    try:
-        res = run_nft(nft, ["-a", "list", "chain", ev.family, ev.table, ev.chain])
-    except FirewallError:
-        return ""
-    for line in res.stdout.splitlines():
-        if line.rstrip().endswith(f"# handle {ev.handle}"):
-            return parse_trace([f"trace id 0 {ev.family} {ev.table} {ev.chain} rule {line.strip()} "
-                                f"(verdict {ev.verdict})"])[0].events[0].text
-    return ""
-
-
-def _fill(nft: str, packets: tuple[TracedPacket, ...]) -> tuple[TracedPacket, ...]:
-    out = []
-    for p in packets:
-        evs = tuple(TraceEvent(e.family, e.table, e.chain, e.kind, e.verdict, _rule_text(nft, e), e.handle)
-                    if e.kind == "rule" and not e.text and e.handle is not None
-                    and not e.table.startswith(OWN_PREFIX) else e for e in p.events)
-        out.append(dataclasses.replace(p, events=evs))
-    return tuple(out)
-
-
 def traced(spec: TraceSpec, send: Callable[[], T]) -> tuple[T, TraceResult]:
     """Run ``send`` (the probe) with the kernel tracing the packets ``spec`` matches.
 
@@ -206,7 +180,9 @@ def traced(spec: TraceSpec, send: Callable[[], T]) -> tuple[T, TraceResult]:
                 error = "nft monitor did not report the end of the trace"
         # only the probe's packets: another doctor may be tracing its own at the same time
         ours = tuple(p for p in parse_trace(mon.lines) if spec.saddr in (p.saddr, p.daddr))
-        packets = () if error else _fill(nft, ours)
+        # a rule added while the monitor started is printed as "unknown rule handle N":
+        # table, chain and handle still name it
+        packets = () if error else ours
         return result, TraceResult(name, packets, error, legacy, hits)
     finally:
         if added:
