@@ -241,6 +241,8 @@ def gather(paths: Paths, source: str, target: str, *, proto: str | None, port: i
         matches = trace_spec(plan, probe_proto, port, tgt)
         if matches is None:
             probe = _probe(netns, probe_proto, address, port)
+            trace = TraceResult(error=f"{src.name} has no IPv{plan.family} address on the path to trace "
+                                      "the probe by")
         else:
             probe, trace = traced(matches, lambda: _probe(netns, probe_proto, address, port))
     src, tgt = _views(src, tgt, plan)

@@ -165,6 +165,32 @@ def test_an_isolation_rule_deleted_by_hand(host: NetctlHost) -> None:
             in hop(r, "firewall")["evidence"])
 
 
+def test_an_ipv6_target_is_diagnosed_with_ipv6_evidence(host: NetctlHost, make_ns: Callable[..., Netns]) -> None:
+    out = host.outside(make_ns)
+    host.ns.run(["ip", "addr", "add", "fd00:99::1/64", "dev", "out0", "nodad"])
+    out.run(["ip", "addr", "add", "fd00:99::2/64", "dev", "eth0", "nodad"])
+    host.netctl("create", "--ipv6", "--subnet", "172.30.21.0/24", "--subnet", "fd00:21::/64", "dual")
+    host.sleeper("web1", "--network", "dual")
+    out.run(["ip", "-6", "route", "add", "fd00:21::/64", "via", "fd00:99::1"])
+    rc, r = host.doctor("web1", "fd00:99::2")
+    assert rc == 0, r["verdict"]
+    assert hop(r, "forwarding")["summary"] == "net.ipv6.conf.all.forwarding = 1 on the host"
+    assert "→ fd00:99::2" in " ".join(hop(r, "firewall")["evidence"])  # the ip6 trace saw it
+    host.ns.run(["iptables-nft", "-P", "FORWARD", "DROP"])  # IPv4 only: IPv6 still passes
+    rc, r = host.doctor("web1", "fd00:99::2")
+    assert rc == 0, r["verdict"]
+    host.ns.run(["ip6tables-nft", "-P", "FORWARD", "DROP"])
+    rc, r = host.doctor("web1", "fd00:99::2")
+    assert rc == 3
+    assert hop(r, "firewall")["summary"] == "dropped: table ip6 filter chain FORWARD: policy drop"
+    host.ns.run(["ip6tables-nft", "-P", "FORWARD", "ACCEPT"])
+    host.ns.run(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=0"])  # IPv4 forwarding stays on
+    rc, r = host.doctor("web1", "fd00:99::2")
+    assert rc == 3
+    assert hop(r, "forwarding")["summary"].startswith("net.ipv6.conf.all.forwarding = 0 on the host")
+    assert r["verdict"]["fix"] == "turn it back on: sysctl -w net.ipv6.conf.all.forwarding=1"
+
+
 def test_the_trace_table_goes_also_when_the_probe_is_interrupted(host_ns: Netns) -> None:
     script = (
         "from runtime.doctor.trace import TraceSpec\n"
