@@ -145,15 +145,20 @@ def traced(spec: TraceSpec, send: Callable[[], T]) -> tuple[T, TraceResult]:
     """
     legacy = legacy_tables()
     nft = find_nft()
-    if nft is None:
+    try:
+        mon = _Monitor(nft) if nft is not None else None
+    except OSError as exc:
+        nft, mon = None, None
+        reason = f"nft monitor cannot start: {exc}"
+    else:
+        reason = "nft is not installed"
+    if nft is None or mon is None:
         result, hits = _legacy_send(legacy, send)
-        return result, TraceResult(error="nft is not installed", legacy_tables=legacy, legacy=hits)
+        return result, TraceResult(error=reason, legacy_tables=legacy, legacy=hits)
     name = f"{OWN_PREFIX}{secrets.token_hex(4)}"
-    mon: _Monitor | None = None
     added = False
     error: str | None = None
     try:
-        mon = _Monitor(nft)
         for _ in range(ATTEMPTS):
             try:
                 res = run_nft(nft, ["-f", "-"], render_table(name, spec))
@@ -187,5 +192,4 @@ def traced(spec: TraceSpec, send: Callable[[], T]) -> tuple[T, TraceResult]:
     finally:
         if added:
             _delete(nft, name)
-        if mon is not None:
-            mon.stop()
+        mon.stop()
