@@ -17,7 +17,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         "doctor", help="walk the path from a container to a target and say what breaks it",
         description="Check, hop by hop, why SOURCE can or cannot reach TARGET, probe it from inside "
                     "SOURCE, and suggest a fix. TARGET: a container, a DNS name, an address "
-                    "(ADDRESS[:PORT]) or host:PORT for a published port.",
+                    "(ADDRESS[:PORT]) or host:PORT for a published port. While the probe runs, "
+                    "doctor adds a temporary nftables table (inet netctl_doctor_*) that traces "
+                    "only the probe's packets, and removes it afterwards.",
         epilog=f"exit status: 0 healthy, {BROKEN} a problem was found, 1 doctor itself failed")
     p.add_argument("source", metavar="SOURCE", help="container the traffic starts from")
     p.add_argument("target", metavar="TARGET", help="container, name, address or host:PORT")

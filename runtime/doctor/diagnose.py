@@ -3,7 +3,8 @@
 The hops are checked in path order; each failure may name a cause with a rank (lower
 is more fundamental: a stopped container before a missing route before a firewall
 drop). The verdict trusts what was observed over what was inferred: a probe that got
-through makes the path healthy whatever the checks thought, and a failed probe is
+through makes the path healthy whatever the checks thought (unless netctl's own rules
+are missing: then it works only because nothing guards it), and a failed probe is
 explained by the most fundamental cause found (or called unexplained).
 """
 
@@ -14,6 +15,9 @@ from .facts import DoctorFacts
 from .path import plan_path, with_route
 from .report import DNS_CODES, Findings, Report, Verdict
 from .walk import Walk
+
+#: causes that make a working path unsafe (netctl's own rules are gone): never "healthy"
+ENFORCEMENT_CODES = frozenset({"firewall-rules-missing", "port-rule-missing"})
 
 
 def diagnose(facts: DoctorFacts) -> Report:
@@ -32,8 +36,8 @@ def diagnose(facts: DoctorFacts) -> Report:
         hops_link.check_isolation(w)
         hops_policy.check_forwarding(w)
         hops_policy.check_host_route(w)
-        dnat = hops_policy.check_published(w)
-        hops_policy.check_firewall(w, dnat)
+        hops_policy.check_published(w)
+        hops_policy.check_firewall(w)
         hops_link.check_neighbour(w)
     if facts.source.running:
         hops_name.check_dns(w)
@@ -53,6 +57,11 @@ def _verdict(w: Walk) -> Verdict:
     # a published port is named as given: "host:8080", not the container behind it
     t = w.facts.target.text if w.facts.target.kind == "hostport" else w.tname
     if probe is not None and probe.ok:
+        unsafe = [c for c in path if c.code in ENFORCEMENT_CODES]
+        if unsafe:
+            # reachable, but only because what should guard the path is gone
+            c = unsafe[0]
+            return Verdict(False, f"{s} reaches {t}, but {c.message}", c.fix, c.code)
         if names:
             c = names[0]
             return Verdict(False, f"{s} reaches {t} at {probe.address}, but not by name: {c.message}", c.fix, c.code)
@@ -63,8 +72,7 @@ def _verdict(w: Walk) -> Verdict:
         return Verdict(False, f"{s} cannot reach {t}: {c.message}", c.fix, c.code)
     if probe is not None:
         return Verdict(False, f"{s} cannot reach {t} ({probe.what()}: {probe.detail}), and no check explains why",
-                       "look at the rules doctor could not evaluate (under firewall) and capture traffic: "
-                       "tcpdump -ni BRIDGE", "unexplained")
+                       "capture traffic to see where it stops: tcpdump -ni BRIDGE", "unexplained")
     if names:
         c = names[0]
         return Verdict(False, f"{s} cannot resolve {t}: {c.message}", c.fix, c.code)

@@ -10,7 +10,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .netfilter import Ruleset
+from .trace import TraceResult
 
 ProbeOutcome = Literal["ok", "refused", "timeout", "unreachable", "error"]
 DnsOutcome = Literal["answer", "nxdomain", "empty", "timeout", "error"]
@@ -96,6 +96,8 @@ class NsView:
     lookups: tuple[RouteLookup, ...] = ()
     #: net.ipv4.ip_forward; None when it could not be read
     ip_forward: bool | None = None
+    #: net.ipv6.conf.all.forwarding; None when it could not be read (no IPv6)
+    ip6_forward: bool | None = None
 
     def link(self, name: str) -> Link | None:
         return next((lk for lk in self.links if lk.name == name), None)
@@ -267,16 +269,31 @@ class ProbeResult:
 
 
 @dataclass(frozen=True)
+class RuleCheck:
+    """A firewall driver's check of netctl's own rules for one network or attachment."""
+
+    #: "network front", "published ports of srv"
+    what: str
+    #: the driver that checked ("nftables", "iptables", "none")
+    driver: str
+    #: what is missing or altered, in the driver's words; () = intact
+    problems: tuple[str, ...] = ()
+    #: the rules could not be read
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class HostView:
     """The host namespace (where netctl runs)."""
 
     view: NsView = field(default_factory=NsView)
     #: net.bridge.bridge-nf-call-iptables: bridged frames go through the IP firewall
     bridge_nf_call: bool | None = None
-    firewall: Ruleset = field(default_factory=Ruleset)
-    #: what could not be read (nft missing, ...)
-    errors: tuple[str, ...] = ()
     dnsd: DnsdInfo = field(default_factory=DnsdInfo)
+    #: the kernel's trace of the probe's packets; None when no probe crossed the host
+    trace: TraceResult | None = None
+    #: the firewall drivers' own check of netctl's rules on the path
+    rules: tuple[RuleCheck, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Every namespace is read with ``nsenter --net=PATH ip -j ...`` (one process per
 question, nothing entered in this process); the host namespace is the one netctl
-runs in. Nothing here changes anything: doctor only reads and sends probe packets.
+runs in. doctor changes one thing only, for the probe's duration: the temporary trace
+table of ``tracer`` in the host namespace, removed again in every case.
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 from ..errors import NetctlError
 from ..paths import Paths
 from ..state import State
-from . import iptparse, kernel, nfparse
+from . import kernel, ownrules
 from .facts import (
     ContainerInfo,
     DnsAnswer,
@@ -27,13 +27,15 @@ from .facts import (
     NetworkInfo,
     NsView,
     ProbeResult,
+    RuleCheck,
     TargetFacts,
 )
-from .netfilter import Ruleset
 from .path import PathPlan, plan_path
 from .probe import parse_ping
 from .state_facts import container_info, find_source, network_info, resolve_target
 from .target import choose_proto, parse_target
+from .trace import TraceResult, TraceSpec
+from .tracer import traced
 
 #: seconds each probe (ping, connect, DNS query) may take
 PROBE_TIMEOUT = 1.0
@@ -72,29 +74,9 @@ def read_view(netns: str | None, lookups: tuple[str, ...] = ()) -> NsView:
     except ValueError as exc:
         raise NetctlError(f"unexpected output from ip in {netns or 'the host'}: {exc}") from None
     fwd = run_in(["cat", "/proc/sys/net/ipv4/ip_forward"], netns)
-    return NsView(links, routes, neigh, tuple(found), kernel.parse_sysctl(fwd.stdout))
-
-
-def read_firewall() -> tuple[Ruleset, tuple[str, ...]]:
-    """nftables (every table) and the iptables-legacy tables of the host namespace."""
-    parts: list[Ruleset] = []
-    errors: list[str] = []
-    reads = (("nft", ["nft", "-j", "list", "ruleset"], nfparse.parse_nft_ruleset),
-             ("iptables-legacy-save", ["iptables-legacy-save"], iptparse.parse_iptables_save),
-             ("ip6tables-legacy-save", ["ip6tables-legacy-save"],
-              lambda text: iptparse.parse_iptables_save(text, "ip6")))
-    for tool, argv, parse in reads:
-        if shutil.which(tool, path=os.environ.get("PATH", "") + ":" + SBIN) is None:
-            continue
-        res = run_in(argv)
-        if res.returncode != 0:
-            errors.append(f"{tool}: {res.stderr.strip() or 'status ' + str(res.returncode)}")
-            continue
-        try:
-            parts.append(parse(res.stdout))
-        except nfparse.ParseError as exc:
-            errors.append(f"{tool}: {exc}")
-    return nfparse.merge(*parts), tuple(errors)
+    fwd6 = run_in(["cat", "/proc/sys/net/ipv6/conf/all/forwarding"], netns)
+    return NsView(links, routes, neigh, tuple(found), kernel.parse_sysctl(fwd.stdout),
+                  kernel.parse_sysctl(fwd6.stdout))
 
 
 def read_dnsd(paths: Paths) -> DnsdInfo:
@@ -181,16 +163,37 @@ def _views(src: ContainerInfo, tgt: TargetFacts, plan: PathPlan) -> tuple[Contai
     return src, tgt
 
 
-def _host(plan: PathPlan, dnsd: DnsdInfo) -> HostView:
+def _host(plan: PathPlan, dnsd: DnsdInfo, trace: TraceResult | None, rules: tuple[RuleCheck, ...]) -> HostView:
     """The host namespace: links, routes to an external target, forwarding, the firewall.
 
     Raises:
         NetctlError: ``ip`` cannot read the host namespace.
     """
     lookups = (plan.address,) if plan.kind in ("external", "hostport") and plan.address else ()
-    firewall, errors = read_firewall()
     bnf = run_in(["cat", "/proc/sys/net/bridge/bridge-nf-call-iptables"])
-    return HostView(read_view(None, lookups), kernel.parse_sysctl(bnf.stdout), firewall, errors, dnsd)
+    return HostView(read_view(None, lookups), kernel.parse_sysctl(bnf.stdout), dnsd, trace, rules)
+
+
+def trace_spec(plan: PathPlan, proto: str, port: int | None, tgt: TargetFacts) -> TraceSpec | None:
+    """What the trace table matches: the probe from SOURCE's address on the path."""
+    src = plan.src.ips(plan.family) if plan.src is not None else ()
+    if plan.address is None or not src:
+        return None
+    final_port = tgt.mapping.container_port if tgt.mapping is not None else None
+    return TraceSpec(plan.family, src[0], plan.address, proto, port, plan.final, final_port)
+
+
+def _own_rules(plan: PathPlan, nets: tuple[NetworkInfo, ...], tgt: TargetFacts) -> tuple[RuleCheck, ...]:
+    """The drivers' check of netctl's rules for the networks (and published ports) on the path."""
+    names = [a.network for a in (plan.src, plan.dst) if a is not None]
+    by_name = {n.name: n for n in nets}
+    on_path = [by_name[n] for n in dict.fromkeys(names) if n in by_name]
+    checks = ownrules.check_networks(on_path)
+    if plan.kind == "hostport" and tgt.container is not None and plan.dst is not None:
+        ports = ownrules.check_ports(tgt.container, plan.dst)
+        if ports is not None:
+            checks += (ports,)
+    return checks
 
 
 def gather(paths: Paths, source: str, target: str, *, proto: str | None, port: int | None) -> DoctorFacts:
@@ -232,9 +235,16 @@ def gather(paths: Paths, source: str, target: str, *, proto: str | None, port: i
             tgt = TargetFacts("name", target, container=holder, address=addr)
     tgt = dataclasses.replace(tgt, port=port)
     plan = plan_path(src, tgt, nets)
-    probe = None
+    probe, trace = None, None
     if src.running and plan.address is not None and (probe_proto == "icmp" or port is not None):
-        probe = _probe(src.netns, probe_proto, plan.address, port)
+        address, netns = plan.address, src.netns
+        matches = trace_spec(plan, probe_proto, port, tgt)
+        if matches is None:
+            probe = _probe(netns, probe_proto, address, port)
+            trace = TraceResult(error=f"{src.name} has no IPv{plan.family} address on the path to trace "
+                                      "the probe by")
+        else:
+            probe, trace = traced(matches, lambda: _probe(netns, probe_proto, address, port))
     src, tgt = _views(src, tgt, plan)
-    return DoctorFacts(source=src, target=tgt, networks=nets, host=_host(plan, dnsd), proto=probe_proto,
-                       dns=answer, probe=probe)
+    return DoctorFacts(source=src, target=tgt, networks=nets, host=_host(plan, dnsd, trace, _own_rules(plan, nets, tgt)),
+                       proto=probe_proto, dns=answer, probe=probe)

@@ -57,10 +57,16 @@ class NetctlHost:
         self.netctl("exec", name, "--", *cmd)
 
     def doctor(self, source: str, target: str, *opts: str) -> tuple[int, dict[str, Any]]:
-        """(exit status, JSON report) of ``netctl doctor``."""
+        """(exit status, JSON report) of ``netctl doctor``; its trace table must be gone."""
         res = self.run("doctor", source, target, "--json", *opts, check=False)
         assert res.returncode in (0, 3), f"doctor failed ({res.returncode}): {res.stderr}"
+        assert self.trace_tables() == [], "doctor left its trace table behind"
         return res.returncode, json.loads(res.stdout)
+
+    def trace_tables(self) -> list[str]:
+        """doctor's temporary trace tables in the host namespace (``netctl_doctor_*``)."""
+        out = self.ns.run(["nft", "list", "tables"]).stdout
+        return [line for line in out.splitlines() if "netctl_doctor_" in line]
 
     def outside(self, make_ns: Any) -> Netns:
         """An "outside" namespace joined to the host by a veth: host out0 10.99.0.1, outside 10.99.0.2."""

@@ -3,7 +3,9 @@
 The host: ``my_net2`` 172.22.16.0/24 (bridge br-net2) with web1 .2 and web2 .3,
 ``other_net`` 172.22.17.0/24 (br-other) with db .2, the default ``bridge``
 172.17.0.0/16 (netctl0) with legacy .2, and an uplink ``out0`` 10.99.0.1/24.
-The firewall is the one our nftables driver installs (built by hand below).
+The firewall is described by what the kernel traced for the probe (``nft -a monitor``
+lines, built by hand below in the form the integration tests see) and by the drivers'
+check of netctl's rules (``RuleCheck``).
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from runtime.doctor.facts import (
     ProbeResult,
     Route,
     RouteLookup,
+    RuleCheck,
     TargetFacts,
 )
-from runtime.doctor.netfilter import Action, Chain, Cond, Rule, Ruleset
+from runtime.doctor.trace import TraceResult, parse_trace
 
 NETS = {
     "my_net2": NetworkInfo("my_net2", "br-net2", ("172.22.16.0/24",), ("172.22.16.1",)),
@@ -76,49 +79,70 @@ LEGACY = att("bridge", 2, "veth4444dddd")
 SEALED = att("internal_net", 2, "veth5555eeee")
 
 
-def nft_ruleset(*nets: str) -> Ruleset:
-    """Our ``inet netctl`` table for ``nets`` (what plan.py + nftables.py install)."""
-    chains: list[Chain] = []
-    guard, into, out = [], [], []
-    for name in nets:
-        n = NETS[name]
-        tag = f"netctl net={name}"
-        h = name[:4]
-        br = n.bridge
+OWN = "netctl_doctor_0"
 
-        def rule(conds: tuple[Cond, ...], kind: str, text: str, tag: str = tag) -> Rule:
-            return Rule(conds, Action(kind), f'{text} comment "{tag}"', tag)
 
-        if n.internal:
-            guard.append((br, Action("jump", f"guard-{h}")))
-            chains.append(Chain("nftables", "inet", "netctl", f"guard-{h}", (
-                rule((Cond("oifname", "==", (br,)),), "return", f'oifname "{br}" return'),
-                rule((Cond("daddr", "==", n.subnets),), "return", f"ip daddr {n.subnets[0]} return"),
-                rule((), "drop", "drop"))))
-            chains.append(Chain("nftables", "inet", "netctl", f"in-{h}", (
-                rule((Cond("iifname", "==", (br,)),), "accept", f'iifname "{br}" accept'),
-                rule((), "drop", "drop"))))
-            into.append((br, Action("jump", f"in-{h}")))
-            continue
-        chains.append(Chain("nftables", "inet", "netctl", f"in-{h}", (
-            rule((Cond("ct_state", "==", ("established", "related")),), "accept", "ct state established,related accept"),
-            rule((Cond("ct_status", "==", ("dnat",)),), "accept", "ct status dnat accept"),
-            rule((Cond("iifname", "==", (br,)),), "accept", f'iifname "{br}" accept'),
-            rule((), "drop", "drop"))))
-        chains.append(Chain("nftables", "inet", "netctl", f"out-{h}", (rule((), "accept", "accept"),)))
-        into.append((br, Action("jump", f"in-{h}")))
-        out.append((br, Action("jump", f"out-{h}")))
-    forward = Chain("nftables", "inet", "netctl", "forward", (
-        Rule((), Action("vmap", key="iifname", mapping=tuple(guard)), "iifname vmap @forward-guard"),
-        Rule((), Action("vmap", key="oifname", mapping=tuple(into)), "oifname vmap @forward-in"),
-        Rule((), Action("vmap", key="iifname", mapping=tuple(out)), "iifname vmap @forward-out"),
-    ), hook="forward", type="filter", priority=0, policy="accept")
-    return Ruleset((forward, *chains))
+def traced(src: str, dst: str, iif: str, oif: str, *events: str, proto: str = "icmp") -> list[str]:
+    """The kernel's lines for one probe packet: our own trace table at prerouting, then
+    ``events`` ("inet netctl forward rule ... (verdict ...)") under a new trace id, as
+    the kernel gives a forwarded packet."""
+    lines = [f'trace id a1 inet {OWN} pre packet: iif "{iif}" ip saddr {src} ip daddr {dst} ip protocol {proto}',
+             f"trace id a1 inet {OWN} pre rule ip saddr {src} ip daddr {dst} meta nftrace set 1 # handle 3 "
+             "(verdict continue)",
+             f"trace id a1 inet {OWN} pre policy accept "]
+    where = ""
+    for ev in events:
+        here = " ".join(ev.split()[:3])
+        if here.split()[:2] != where.split()[:2]:
+            lines.append(f'trace id b2 {here} packet: iif "{iif}" oif "{oif}" ip saddr {src} ip daddr {dst}')
+        where = here
+        lines.append(f"trace id b2 {ev}")
+    return lines
+
+
+def trace(*lines: str, legacy: tuple[str, ...] = (), error: str | None = None) -> TraceResult:
+    return TraceResult(OWN, () if error else parse_trace(list(lines)), error, legacy)
+
+
+def jump(role: str, net: str, handle: int = 8) -> str:
+    """Our forward chain's dispatch into a network's chain (``in-othe`` for other_net)."""
+    key = "oifname" if role == "in" else "iifname"
+    return f"inet netctl forward rule {key} vmap @forward-{role} # handle {handle} (verdict jump {role}-{net[:4]})"
+
+
+def own(role: str, net: str, rule: str, verdict: str, handle: int = 14) -> str:
+    """A rule of a network's chain in our table, with its owner tag."""
+    return (f'inet netctl {role}-{net[:4]} rule {rule} comment "netctl net={net}" # handle {handle} '
+            f"(verdict {verdict})")
+
+
+def same_network() -> TraceResult:
+    """web1 -> web2 on my_net2: accepted by the same-bridge rule."""
+    return trace(*traced("172.22.16.2", "172.22.16.3", "br-net2", "br-net2", jump("in", "my_net2"),
+                         own("in", "my_net2", 'iifname "br-net2" accept', "accept")))
+
+
+def cross_network() -> TraceResult:
+    """web1 -> db: dropped by other_net's isolation."""
+    return trace(*traced("172.22.16.2", "172.22.17.2", "br-net2", "br-other", jump("in", "other_net"),
+                         own("in", "other_net", "drop", "drop", 21)))
+
+
+def outside(*extra: str) -> TraceResult:
+    """web1 -> 10.99.0.2: accepted by my_net2's out chain, masqueraded (then ``extra``)."""
+    return trace(*traced("172.22.16.2", "10.99.0.2", "br-net2", "out0", jump("out", "my_net2", 9),
+                         own("out", "my_net2", "accept", "accept", 17), *extra,
+                         "inet netctl postrouting rule iifname vmap @postrouting-out # handle 10 (verdict jump nat-my_n)",
+                         own("nat", "my_net2", 'oifname != "br-net2" ip saddr 172.22.16.0/24 masquerade', "accept", 19)))
+
+
+def intact(*nets: str) -> tuple[RuleCheck, ...]:
+    return tuple(RuleCheck(f"network {n}", "nftables") for n in nets)
 
 
 def host(*containers: Attachment, lookups: tuple[RouteLookup, ...] = (), ip_forward: bool = True,
-         firewall: Ruleset | None = None, bridge_nf: bool = True, isolated: bool = False,
-         dnsd_running: bool = True) -> HostView:
+         trace: TraceResult | None = None, rules: tuple[RuleCheck, ...] = (), bridge_nf: bool = True,
+         isolated: bool = False, dnsd_running: bool = True, ip6_forward: bool | None = None) -> HostView:
     """The host namespace with every network's bridge and the given containers' veths."""
     links = [Link("lo", 1), Link("out0", 2, kind="veth", addresses=("10.99.0.1/24",))]
     for i, n in enumerate(NETS.values()):
@@ -127,9 +151,8 @@ def host(*containers: Attachment, lookups: tuple[RouteLookup, ...] = (), ip_forw
         links.append(Link(a.host_veth, 20 + i, kind="veth", master=NETS[a.network].bridge, isolated=isolated,
                           port_state="forwarding"))
     listen = tuple((n.name, (n.gateways[0],)) for n in NETS.values() if n.dns)
-    return HostView(NsView(tuple(links), lookups=lookups, ip_forward=ip_forward), bridge_nf,
-                    firewall if firewall is not None else nft_ruleset(*NETS), (),
-                    DnsdInfo(dnsd_running, 4242 if dnsd_running else None, listen))
+    return HostView(NsView(tuple(links), lookups=lookups, ip_forward=ip_forward, ip6_forward=ip6_forward),
+                    bridge_nf, DnsdInfo(dnsd_running, 4242 if dnsd_running else None, listen), trace, rules)
 
 
 def facts(source: ContainerInfo, target: TargetFacts, host_view: HostView, *, proto: str = "icmp",

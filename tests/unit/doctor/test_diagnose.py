@@ -9,20 +9,26 @@ from doctor_builders import (
     WEB1,
     WEB2,
     answer,
+    cross_network,
     ctr,
     facts,
     host,
     host_with_link,
+    intact,
+    jump,
     lookup,
-    nft_ruleset,
+    outside,
+    own,
     ping,
     replace,
+    same_network,
+    trace,
+    traced,
     with_link,
 )
 
 from runtime.doctor.diagnose import diagnose
-from runtime.doctor.facts import Neighbour, PortInfo, ProbeResult, Route, TargetFacts
-from runtime.doctor.netfilter import Action, Chain, Ruleset
+from runtime.doctor.facts import Neighbour, PortInfo, ProbeResult, Route, RuleCheck, TargetFacts
 from runtime.doctor.report import Hop, Report, render_text
 
 
@@ -45,12 +51,14 @@ def healthy_pair() -> tuple:  # type: ignore[type-arg]
 
 def test_healthy_same_network() -> None:
     web1, web2 = healthy_pair()
-    r = diagnose(facts(web1, TargetFacts("container", "web2", web2), host(WEB1, WEB2),
+    r = diagnose(facts(web1, TargetFacts("container", "web2", web2),
+                       host(WEB1, WEB2, trace=same_network(), rules=intact("my_net2")),
                        probe=ping("172.22.16.3"), dns=answer("web2", "172.22.16.1", "172.22.16.3")))
     assert r.verdict.ok, render_text(r)
     assert failed(r) == []
     assert r.verdict.summary.startswith("healthy: web1 reaches web2")
-    assert hop(r, "firewall").summary.endswith('iifname "br-net2" accept comment "netctl net=my_net2"')
+    assert hop(r, "firewall").summary == ('accepted: table inet netctl chain forward -> in-my_n: '
+                                          'iifname "br-net2" accept comment "netctl net=my_net2" (handle 14)')
     assert hop(r, "dns").summary == "web2 → 172.22.16.3"
     assert r.verdict.fix is None
 
@@ -58,7 +66,7 @@ def test_healthy_same_network() -> None:
 def test_different_networks() -> None:
     web1 = ctr("web1", WEB1, lookup("172.22.17.2", gw="172.22.16.1"))
     db = ctr("db", DB, lookup("172.22.16.2", gw="172.22.17.1"))
-    r = diagnose(facts(web1, TargetFacts("container", "db", db), host(WEB1, DB),
+    r = diagnose(facts(web1, TargetFacts("container", "db", db), host(WEB1, DB, trace=cross_network()),
                        probe=ping("172.22.17.2", ok=False)))
     assert failed(r) == ["network", "firewall", "dns", "probe"]
     assert r.verdict.cause == "no-shared-network"
@@ -92,14 +100,30 @@ def test_internal_network_to_outside() -> None:
     sealed = ctr("sealed", SEALED, replace(lookup("10.99.0.2"), dev=None, kind="unreachable",
                                            error="Network is unreachable"))
     r = diagnose(facts(sealed, TargetFacts("address", "10.99.0.2", address="10.99.0.2"),
-                       host(SEALED, lookups=(lookup("10.99.0.2", dev="out0"),)),
+                       host(SEALED, lookups=(lookup("10.99.0.2", dev="out0"),), trace=trace()),
                        probe=ProbeResult("icmp", "10.99.0.2", None, "unreachable", "Network is unreachable")))
-    assert failed(r) == ["network", "route", "firewall", "probe"]
+    assert failed(r) == ["network", "route", "probe"]
     assert r.verdict.cause == "internal"
     assert r.verdict.summary == "sealed cannot reach 10.99.0.2: internal_net is internal: no traffic leaves it"
     assert r.verdict.fix == "connect sealed to a network that is not internal as well: netctl connect my_net2 sealed"
     assert "internal networks get no default route" in hop(r, "route").summary
-    assert "guard-inte: drop" in hop(r, "firewall").summary
+    # the probe never reached the host: the kernel has no verdict, and doctor invents none
+    assert hop(r, "firewall").status == "info"
+    assert hop(r, "firewall").summary.startswith("no probe packet reached the host's firewall")
+
+
+def test_internal_network_guard_drops_what_leaves() -> None:
+    sealed = ctr("sealed", SEALED, lookup("10.99.0.2", gw="172.22.18.1"))
+    guard = trace(*traced("172.22.18.2", "10.99.0.2", "br-int", "out0",
+                          "inet netctl forward rule iifname vmap @forward-guard # handle 7 (verdict jump guard-inte)",
+                          'inet netctl guard-inte rule drop comment "netctl net=internal_net" # handle 30 '
+                          "(verdict drop)"))
+    r = diagnose(facts(sealed, TargetFacts("address", "10.99.0.2", address="10.99.0.2"),
+                       host(SEALED, lookups=(lookup("10.99.0.2", dev="out0"),), trace=guard),
+                       probe=ping("10.99.0.2", ok=False)))
+    assert hop(r, "firewall").summary == ('dropped: table inet netctl chain forward -> guard-inte: '
+                                          'drop comment "netctl net=internal_net" (handle 30)')
+    assert any(c.code == "internal" for c in r.causes)
 
 
 def test_source_interface_down() -> None:
@@ -163,21 +187,91 @@ def test_ip_forward_off() -> None:
 def test_external_healthy_names_the_out_chain() -> None:
     web1 = ctr("web1", WEB1, lookup("10.99.0.2", gw="172.22.16.1"))
     r = diagnose(facts(web1, TargetFacts("address", "10.99.0.2", address="10.99.0.2"),
-                       host(WEB1, lookups=(lookup("10.99.0.2", dev="out0"),)), probe=ping("10.99.0.2")))
+                       host(WEB1, lookups=(lookup("10.99.0.2", dev="out0"),), trace=outside()),
+                       probe=ping("10.99.0.2")))
     assert r.verdict.ok, render_text(r)
     assert "-> out-my_n: accept" in hop(r, "firewall").summary
+    assert any(e.startswith("masqueraded: table inet netctl chain postrouting -> nat-my_n: ")
+               for e in hop(r, "firewall").evidence)
     assert hop(r, "host route").summary == "the host sends 10.99.0.2 out out0"
 
 
 def test_forward_policy_drop_in_a_foreign_table() -> None:
     web1 = ctr("web1", WEB1, lookup("10.99.0.2", gw="172.22.16.1"))
-    foreign = Chain("nftables", "ip", "filter", "FORWARD", (), hook="forward", type="filter", policy="drop")
-    fw = Ruleset(nft_ruleset("my_net2").chains + (foreign,))
     r = diagnose(facts(web1, TargetFacts("address", "10.99.0.2", address="10.99.0.2"),
-                       host(WEB1, lookups=(lookup("10.99.0.2", dev="out0"),), firewall=fw),
+                       host(WEB1, lookups=(lookup("10.99.0.2", dev="out0"),),
+                            trace=outside("ip filter FORWARD policy drop")),
                        probe=ping("10.99.0.2", ok=False)))
     assert r.verdict.cause == "firewall-policy"
-    assert r.verdict.summary == "web1 cannot reach 10.99.0.2: the FORWARD policy of table ip filter chain FORWARD is drop"
+    assert r.verdict.summary == "web1 cannot reach 10.99.0.2: the policy of table ip filter chain FORWARD is drop"
+    assert hop(r, "firewall").summary == "dropped: table ip filter chain FORWARD: policy drop"
+
+
+def test_a_foreign_rule_after_our_accept_drops() -> None:
+    web1 = ctr("web1", WEB1, lookup("10.99.0.2", gw="172.22.16.1"))
+    admin = "inet admin screen rule ip saddr 172.22.16.2 counter packets 3 bytes 252 drop # handle 5 (verdict drop)"
+    r = diagnose(facts(web1, TargetFacts("address", "10.99.0.2", address="10.99.0.2"),
+                       host(WEB1, lookups=(lookup("10.99.0.2", dev="out0"),), trace=outside(admin)),
+                       probe=ping("10.99.0.2", ok=False)))
+    fw = hop(r, "firewall")
+    assert fw.summary == "dropped: table inet admin chain screen: ip saddr 172.22.16.2 counter drop (handle 5)"
+    assert any("out-my_n: accept" in e for e in fw.evidence)  # ours accepted; accept is not final
+    assert r.verdict.cause == "firewall-rule"
+    assert (r.verdict.fix or "").endswith("nft delete rule inet admin screen handle 5")
+
+
+def test_the_kernel_could_not_trace() -> None:
+    web1 = ctr("web1", WEB1, lookup("10.99.0.2", gw="172.22.16.1"))
+    r = diagnose(facts(web1, TargetFacts("address", "10.99.0.2", address="10.99.0.2"),
+                       host(WEB1, lookups=(lookup("10.99.0.2", dev="out0"),),
+                            trace=trace(error="nft is not installed", legacy=("ip filter",))),
+                       probe=ping("10.99.0.2", ok=False)))
+    fw = hop(r, "firewall")
+    assert fw.status == "info" and fw.summary == "the kernel's verdict could not be traced"
+    assert fw.evidence[0] == "trace: nft is not installed"
+    assert any(e.startswith("iptables-legacy tables (ip filter) run too") for e in fw.evidence)
+    assert r.verdict.cause == "unexplained"
+
+
+def test_a_legacy_rule_that_counted_the_failed_probe() -> None:
+    from runtime.doctor.trace import LegacyHit
+
+    web1 = ctr("web1", WEB1, lookup("10.99.0.2", gw="172.22.16.1"))
+    hit = LegacyHit("ip filter", "-A FORWARD -s 172.22.16.2/32 -j REJECT --reject-with icmp-port-unreachable", 1)
+    r = diagnose(facts(web1, TargetFacts("address", "10.99.0.2", address="10.99.0.2"),
+                       host(WEB1, lookups=(lookup("10.99.0.2", dev="out0"),),
+                            trace=replace(outside(), legacy_tables=("ip filter",), legacy=(hit,))),
+                       probe=ping("10.99.0.2", ok=False)))
+    assert hop(r, "firewall").summary.startswith("dropped (its counter rose during the probe): iptables-legacy")
+    assert r.verdict.fix == ("remove or change that rule: iptables-legacy -t filter -D FORWARD -s 172.22.16.2/32 "
+                             "-j REJECT --reject-with icmp-port-unreachable")
+
+
+def test_missing_netctl_rules_are_never_healthy() -> None:
+    web1 = ctr("web1", WEB1, lookup("172.22.17.2", gw="172.22.16.1"))
+    db = ctr("db", DB, lookup("172.22.16.2", gw="172.22.17.1"))
+    gone = (RuleCheck("network my_net2", "nftables", ("table inet netctl is missing",)),
+            RuleCheck("network other_net", "nftables", ("table inet netctl is missing",)))
+    r = diagnose(facts(web1, TargetFacts("container", "db", db),
+                       host(WEB1, DB, rules=gone, trace=trace(*traced("172.22.16.2", "172.22.17.2", "br-net2",
+                                                                          "br-other"))),
+                       probe=ping("172.22.17.2")))
+    assert not r.verdict.ok
+    assert r.verdict.cause == "firewall-rules-missing"
+    assert r.verdict.summary == ("web1 reaches db, but netctl's firewall rules for network my_net2, network "
+                                 "other_net are missing or altered: isolation between networks is not enforced")
+    assert r.verdict.fix == "netctl firewall reload"
+    fw = hop(r, "firewall")
+    assert fw.status == "fail"
+    assert "missing or altered: network other_net: table inet netctl is missing" in fw.evidence
+
+
+def test_ipv6_forwarding_is_read_for_ipv6() -> None:
+    web1 = ctr("web1", WEB1, lookup("2001:db8::2", gw="172.22.16.1"))
+    r = diagnose(facts(web1, TargetFacts("address", "2001:db8::2", address="2001:db8::2"),
+                       host(WEB1, ip_forward=True, ip6_forward=False), probe=ping("2001:db8::2", ok=False)))
+    assert hop(r, "forwarding").summary.startswith("net.ipv6.conf.all.forwarding = 0 on the host")
+    assert r.verdict.fix == "turn it back on: sysctl -w net.ipv6.conf.all.forwarding=1"
 
 
 def test_name_on_the_default_bridge() -> None:
@@ -247,23 +341,23 @@ def test_published_on_loopback_only() -> None:
 
 def test_published_port_rule_missing_and_present() -> None:
     web1, web2, target = published("")
-    r = diagnose(facts(web1, target, host(WEB1, WEB2), proto="tcp",
+    gone = (RuleCheck("published ports of web2", "nftables", ("hostports: element tcp . 8080 is missing",)),)
+    r = diagnose(facts(web1, target, host(WEB1, WEB2, rules=gone), proto="tcp",
                        probe=ProbeResult("tcp", "172.22.16.1", 8080, "refused", "Connection refused")))
     assert r.verdict.cause == "port-rule-missing"
-    from runtime.doctor.netfilter import Cond, Rule
-
-    dnat = Chain("nftables", "ip", "portmap", "prerouting", (
-        Rule((Cond("fib_daddr_type", "==", ("local",)), Cond("l4proto", "==", ("tcp",)),
-              Cond("dport", "==", ("8080",))), Action("dnat", "172.22.16.3:80"),
-             "fib daddr type local tcp dport 8080 dnat to 172.22.16.3:80"),),
-        hook="prerouting", type="nat", priority=-100, policy="accept")
-    fw = Ruleset(nft_ruleset("my_net2").chains + (dnat,))
-    r = diagnose(facts(web1, target, host(WEB1, WEB2, firewall=fw), proto="tcp",
+    assert r.verdict.fix == "netctl firewall reload"
+    assert "published ports of web2: hostports: element tcp . 8080 is missing" in hop(r, "published port").evidence
+    fw = trace(*traced("172.22.16.2", "172.22.16.1", "br-net2", "br-net2",
+                       "inet netctl-ports prerouting rule fib daddr type local dnat ip to ip daddr . tcp dport "
+                       "map @hostports # handle 4 (verdict accept)",
+                       jump("in", "my_net2"), own("in", "my_net2", "ct status dnat accept", "accept", 12),
+                       proto="tcp"))
+    r = diagnose(facts(web1, target, host(WEB1, WEB2, trace=fw), proto="tcp",
                        probe=ProbeResult("tcp", "172.22.16.1", 8080, "ok", "connected", 0.2)))
     assert r.verdict.ok, render_text(r)
     assert hop(r, "published port").summary == "172.22.16.1:8080 is DNATed to 172.22.16.3:80"
     assert "ct status dnat accept" in hop(r, "firewall").summary
-    r = diagnose(facts(web1, target, host(WEB1, WEB2, firewall=fw), proto="tcp",
+    r = diagnose(facts(web1, target, host(WEB1, WEB2, trace=fw), proto="tcp",
                        probe=ProbeResult("tcp", "172.22.16.1", 8080, "refused", "Connection refused")))
     assert r.verdict.cause == "not-listening"
     assert r.verdict.fix == "start a server on tcp port 80 in web2"
