@@ -183,12 +183,13 @@ def trace_spec(plan: PathPlan, proto: str, port: int | None, tgt: TargetFacts) -
     return TraceSpec(plan.family, src[0], plan.address, proto, port, plan.final, final_port)
 
 
-def _own_rules(plan: PathPlan, nets: tuple[NetworkInfo, ...], tgt: TargetFacts) -> tuple[RuleCheck, ...]:
+def _own_rules(plan: PathPlan, nets: tuple[NetworkInfo, ...], tgt: TargetFacts,
+               state_dir: str | None = None) -> tuple[RuleCheck, ...]:
     """The drivers' check of netctl's rules for the networks (and published ports) on the path."""
     names = [a.network for a in (plan.src, plan.dst) if a is not None]
     by_name = {n.name: n for n in nets}
     on_path = [by_name[n] for n in dict.fromkeys(names) if n in by_name]
-    checks = ownrules.check_networks(on_path)
+    checks = ownrules.check_networks(on_path, state_dir=state_dir)
     if plan.kind == "hostport" and tgt.container is not None and plan.dst is not None:
         ports = ownrules.check_ports(tgt.container, plan.dst)
         if ports is not None:
@@ -246,5 +247,5 @@ def gather(paths: Paths, source: str, target: str, *, proto: str | None, port: i
         else:
             probe, trace = traced(matches, lambda: _probe(netns, probe_proto, address, port))
     src, tgt = _views(src, tgt, plan)
-    return DoctorFacts(source=src, target=tgt, networks=nets, host=_host(plan, dnsd, trace, _own_rules(plan, nets, tgt)),
+    return DoctorFacts(source=src, target=tgt, networks=nets, host=_host(plan, dnsd, trace, _own_rules(plan, nets, tgt, paths.bridge_state)),
                        proto=probe_proto, dns=answer, probe=probe)

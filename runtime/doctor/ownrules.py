@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from netplugins.firewall.desired import DesiredNetwork, load_policies
 from netplugins.firewall.driver import get_driver, get_port_driver
 from netplugins.firewall.errors import FirewallError
 from netplugins.firewall.plan import NetworkPolicy
@@ -35,16 +36,31 @@ def network_policy(net: NetworkInfo) -> NetworkPolicy:
                          isolate=True, **extra)
 
 
-def check_networks(nets: list[NetworkInfo], driver: str | None = None) -> tuple[RuleCheck, ...]:
-    """The driver's check of each bridge network's rules (the driver CNI CHECK would use)."""
+def recorded_policies(state_dir: str | None) -> dict[str, DesiredNetwork]:
+    """The policies the bridge plugin recorded when it installed each network's rules (the
+    agent restores the same ones), by network name."""
+    if not state_dir:
+        return {}
+    found, _bad = load_policies(state_dir)
+    return {d.policy.name: d for d in found}
+
+
+def check_networks(nets: list[NetworkInfo], driver: str | None = None,
+                   state_dir: str | None = None) -> tuple[RuleCheck, ...]:
+    """The driver's check of each bridge network's rules: against the policy the plugin
+    recorded (with the driver it used) when there is one, else against the policy rebuilt
+    from the conflist options."""
     out = []
+    recorded = recorded_policies(state_dir)
     for net in nets:
         if net.driver != "bridge" or not net.bridge:
             continue
         what = f"network {net.name}"
         try:
-            drv = get_driver(driver)
-            out.append(RuleCheck(what, drv.name, tuple(drv.check_network(network_policy(net)))))
+            rec = recorded.get(net.name)
+            drv = get_driver(rec.driver if rec is not None and driver is None else driver)
+            policy = rec.policy if rec is not None else network_policy(net)
+            out.append(RuleCheck(what, drv.name, tuple(drv.check_network(policy))))
         except FirewallError as exc:
             out.append(RuleCheck(what, driver or "", error=f"{exc} {exc.details}".strip()))
     return tuple(out)

@@ -43,6 +43,12 @@ class NetctlHost:
     def netctl(self, *args: str) -> str:
         return self.run(*args).stdout.strip()
 
+    def without_agent(self) -> None:
+        """Stop the agent and keep netctl from starting another: a host where nothing
+        repairs the firewall by itself (what doctor must then diagnose)."""
+        self.netctl("agent", "stop")
+        self.env["NETCTL_PLUGIND"] = "0"
+
     def sleeper(self, name: str, *opts: str) -> None:
         """A container that just sleeps; as PID 1 of its PID namespace it must trap SIGTERM
         itself, or ``rm -f`` would wait for its SIGKILL fallback."""
