@@ -56,9 +56,12 @@ def load_conflist(ctx: Context, net: Network) -> dict[str, Any]:
 
         with open(path) as fh:
             data: dict[str, Any] = json.load(fh)
-            return data
     except (OSError, ValueError):
         return write_conflist(ctx, net)
+    if data.get("cniVersion") != conflist.CNI_VERSION and "cniVersions" in data:
+        # written by an older netctl ("cniVersion": "1.1.0", which libcni < 1.2 rejects)
+        return write_conflist(ctx, net)
+    return data
 
 
 def _host_prefixes() -> list[Any]:
@@ -276,21 +279,14 @@ def validate_static_ip(net: Network, ip: str) -> None:
 
 
 def attach(ctx: Context, c: Container, net: Network, ep: Endpoint) -> None:
-    """ADD the network's chain for the container; on failure DEL what the chain did.
+    """ADD the network's chain for the container (a failed ADD DELs what the chain did:
+    :meth:`runtime.cnirun.CNI.add`).
 
     Raises:
         NetctlError: the plugin error, after the rollback.
     """
     conf = load_conflist(ctx, net)
-    rt = runtime_conf(c, net, ep, ports=owns_ports(c, ep))
-    try:
-        ep.result = ctx.cni.add(conf, rt) or {}
-    except NetctlError:
-        try:
-            ctx.cni.delete(conf, rt)
-        except NetctlError:
-            pass
-        raise
+    ep.result = ctx.cni.add(conf, runtime_conf(c, net, ep, ports=owns_ports(c, ep))) or {}
 
 
 def detach(ctx: Context, c: Container, net: Network | None, ep: Endpoint) -> None:
