@@ -217,6 +217,16 @@ def remove_network(ctx: Context, ref: str) -> str:
             control.reload(ctx.paths.dnsd)
         except (OSError, ValueError):
             pass
+    if net.driver == "bridge":
+        # the lease database goes too (its round-robin cursor with it): a network created
+        # again with the same name and subnet starts at .2, as Docker's does
+        from ipam.errors import IpamError
+        from ipam.sqlstore import remove_database
+
+        try:
+            remove_database(ctx.paths.ipam, net.name)
+        except IpamError as exc:
+            failures.append(str(exc))
     try:
         os.unlink(os.path.join(ctx.paths.conf_dir, f"{net.name}.conflist"))
     except FileNotFoundError:

@@ -69,7 +69,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.set_defaults(func=cmd_rm)
 
     p = sub.add_parser("prune", help="remove all unused networks")
-    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
     p.set_defaults(func=cmd_prune)
 
 
@@ -184,9 +184,24 @@ def cmd_rm(args: argparse.Namespace) -> int:
     return for_each(args.names, remove)
 
 
+def confirm(prompt: str) -> bool:
+    """Ask on stdout, read one line from stdin: True only for y/yes (EOF is no)."""
+    print(prompt, end="", flush=True)
+    try:
+        answer = input()
+    except EOFError:
+        print()
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
     from ..networks import prune_networks
 
+    if not args.force and not confirm(
+            "WARNING! This will remove all custom networks not used by at least one container.\n"
+            "Are you sure you want to continue? [y/N] "):
+        return 0  # Docker: answering no (or no answer at all) is not an error
     ctx = Context.create()
     with ctx.state.locked():
         removed = prune_networks(ctx)

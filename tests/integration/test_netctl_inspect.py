@@ -145,7 +145,8 @@ def test_each_network_is_a_cni_conflist(netctl: Netctl) -> None:
         f"{n}.conflist" for n in ("bridge", "host", "none", "my_net2", "inner"))
     with open(os.path.join(confdir, "my_net2.conflist")) as fh:
         conf = json.load(fh)
-    assert conf["name"] == "my_net2" and conf["cniVersion"] == "1.1.0"
+    assert conf["name"] == "my_net2" and conf["cniVersion"] == "1.0.0"
+    assert conf["cniVersions"][0] == "1.1.0"
     bridge = conf["plugins"][0]
     assert bridge["type"] == "bridge"
     assert bridge["bridge"] == netctl.inspect("my_net2")["Options"]["com.docker.network.bridge.name"]
@@ -171,3 +172,34 @@ def test_check_passes_then_fails_after_address_removed(netctl: Netctl) -> None:
     assert "my_net2" in proc.stdout + proc.stderr
     assert ip in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_prune_asks_unless_forced(netctl: Netctl) -> None:
+    netctl("create", "spare")
+    no = netctl("prune", input="n\n")
+    assert "Are you sure you want to continue? [y/N]" in no.stdout
+    assert "spare" in netctl("ls", "--format", "{{.Name}}").stdout.split()
+    # no answer at all (stdin closed) is a no too
+    netctl("prune", input="")
+    assert "spare" in netctl("ls", "--format", "{{.Name}}").stdout.split()
+    yes = netctl("prune", input="y\n")
+    assert yes.stdout.splitlines()[-1] == "spare"
+    assert "spare" not in netctl("ls", "--format", "{{.Name}}").stdout.split()
+
+
+def test_rm_removes_the_lease_database(netctl: Netctl) -> None:
+    """A network created again with the same name and subnet starts at .2 (Docker)."""
+    from runtime.paths import Paths
+
+    db = os.path.join(Paths.from_env({"NETCTL_ROOT": netctl.path()}).ipam, "again.db")
+    netctl("create", "--subnet", "172.22.42.0/24", "again")
+    netctl.run_d("a1", "--network", "again")
+    netctl.run_d("a2", "--network", "again")
+    assert netctl.ip("a2", "again") == "172.22.42.3"
+    netctl("container", "rm", "-f", "a1", "a2")
+    assert os.path.exists(db)
+    netctl("rm", "again")
+    assert not os.path.exists(db)
+    netctl("create", "--subnet", "172.22.42.0/24", "again")
+    netctl.run_d("a3", "--network", "again")
+    assert netctl.ip("a3", "again") == "172.22.42.2"
