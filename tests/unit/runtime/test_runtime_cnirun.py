@@ -58,7 +58,7 @@ def test_add_failing_mid_chain_dels_what_ran(cni: CNI, tmp_path: Path) -> None:
     assert [(c, p) for c, p, _ in seen] == [("ADD", "first"), ("ADD", "second"),
                                             ("DEL", "second"), ("DEL", "first")]
     # the DELs carry the last good result (first's) as prevResult, at the negotiated version
-    for cmd, _, stdin in seen[2:]:
+    for _cmd, _, stdin in seen[2:]:
         assert stdin["prevResult"]["by"] == "first"
         assert stdin["cniVersion"] == "1.1.0"
     assert not os.path.exists(cni.cache_path("n", rt))
