@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..context import Context
+from .networks import add_inspect_args, cmd_inspect
 from .output import for_each, print_table
 
 
@@ -47,6 +48,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     ls.add_argument("-a", "--all", action="store_true")
     ls.add_argument("-q", "--quiet", action="store_true")
     ls.set_defaults(func=cmd_ps)
+    ins = csub.add_parser("inspect", help="show containers as JSON (Docker's shape)")
+    add_inspect_args(ins, "container")
+    ins.set_defaults(func=cmd_inspect, type="container")
 
     p = sub.add_parser("port", help="list a container's published ports")
     p.add_argument("container")

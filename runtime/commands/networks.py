@@ -7,10 +7,10 @@ import argparse
 import json
 
 from ..context import Context
-from ..errors import NetctlError
+from ..errors import NetctlError, NotFound
 from ..format import render
 from ..inspect import container_json, network_json
-from .output import for_each, print_table
+from .output import check_format, for_each, print_inspect, print_table
 
 
 def _kv(items: list[str], what: str) -> dict[str, str]:
@@ -21,6 +21,14 @@ def _kv(items: list[str], what: str) -> dict[str, str]:
             raise NetctlError(f"invalid {what} {item!r}: use KEY=VALUE")
         out[key] = value
     return out
+
+
+def add_inspect_args(p: argparse.ArgumentParser, what: str) -> None:
+    """The options ``inspect`` and ``container inspect`` share."""
+    p.add_argument("-f", "--format", default="", metavar="TEMPLATE",
+                   help="a Go template such as '{{.Name}}' or "
+                        "'{{(index .NetworkSettings.Networks \"net1\").IPAddress}}'")
+    p.add_argument("names", nargs="+", metavar="NAME", help=f"{what} name or ID (prefix)")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -54,8 +62,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.set_defaults(func=cmd_disconnect)
 
     p = sub.add_parser("inspect", help="show networks or containers as JSON")
-    p.add_argument("-f", "--format", default="")
-    p.add_argument("names", nargs="+")
+    add_inspect_args(p, "network or container")
+    p.add_argument("--type", choices=("network", "container"), default="",
+                   help="only look for this kind of object")
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("ls", help="list networks")
@@ -123,6 +132,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from ..containers import alive
     from ..networks import ensure_builtin
 
+    check_format(args.format)
     ctx = Context.create()
     with ctx.state.locked():
         ensure_builtin(ctx)
@@ -130,20 +140,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     nets = {n.name: n for n in ctx.state.networks()}
     out = []
     for name in args.names:
-        net = ctx.state.find_network(name)
+        net = None if args.type == "container" else ctx.state.find_network(name)
         if net is not None:
             out.append(network_json(net, containers))
             continue
-        c = ctx.state.find_container(name)
+        c = None if args.type == "network" else ctx.state.find_container(name)
         if c is not None:
-            out.append(container_json(c, nets, alive(c)))
+            out.append(container_json(c, nets, alive(c), ctx.paths.container_dir(c.id)))
             continue
-        raise NetctlError(f"no such network or container: {name}")
-    if args.format:
-        for obj in out:
-            print(render(args.format, obj))
-    else:
-        print(json.dumps(out, indent=4))
+        what = {"network": "network", "container": "container"}.get(args.type, "network or container")
+        raise NotFound(f"no such {what}: {name}")
+    print_inspect(out, args.format)
     return 0
 
 

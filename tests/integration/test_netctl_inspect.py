@@ -203,3 +203,40 @@ def test_rm_removes_the_lease_database(netctl: Netctl) -> None:
     netctl("create", "--subnet", "172.22.42.0/24", "again")
     netctl.run_d("a3", "--network", "again")
     assert netctl.ip("a3", "again") == "172.22.42.2"
+
+
+def test_container_inspect_verb_and_docker_keys(netctl: Netctl) -> None:
+    netctl("create", "--subnet", "172.22.43.0/24", "net1")
+    netctl.run_d("dual", "-p", "8080:80")
+    netctl("connect", "net1", "dual")
+    obj = json.loads(netctl("container", "inspect", "dual").stdout)[0]
+    settings = obj["NetworkSettings"]
+    # top level: the default bridge's endpoint, as the kernel has it
+    addrs = json.loads(netctl.exec("dual", "ip", "-j", "addr", "show", "eth0").stdout)[0]
+    v4 = [a for a in addrs["addr_info"] if a["family"] == "inet"][0]
+    assert settings["IPAddress"] == v4["local"] and settings["IPPrefixLen"] == v4["prefixlen"]
+    assert settings["MacAddress"] == addrs["address"] and settings["Gateway"] == "172.17.0.1"
+    assert settings["SandboxKey"] and os.path.exists(settings["SandboxKey"])
+    assert obj["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}
+    for key in ("ResolvConfPath", "HostsPath", "HostnamePath"):
+        assert os.path.isfile(obj[key]), key
+    assert netctl.exec("dual", "cat", "/etc/hostname").stdout == open(obj["HostnamePath"]).read()
+    tmpl = '{{(index .NetworkSettings.Networks "net1").IPAddress}}'
+    assert netctl("container", "inspect", "-f", tmpl, "dual").stdout.strip() == "172.22.43.2"
+    tmpl = "{{range $n, $e := .NetworkSettings.Networks}}{{$n}}={{$e.IPAddress}};{{end}}"
+    assert netctl("inspect", "-f", tmpl, "dual").stdout.strip() == \
+        f"bridge={settings['IPAddress']};net1=172.22.43.2;"
+    assert netctl("inspect", "-f", '{{join .Args ","}}', "dual").stdout.strip() == "600"
+    # container inspect is for containers only
+    proc = netctl("container", "inspect", "net1", check=False)
+    assert proc.returncode == 1 and proc.stderr.strip() == "Error: no such container: net1"
+
+
+def test_malformed_format_exits_1_with_the_position(netctl: Netctl) -> None:
+    netctl.run_d("fmt1")
+    for tmpl in ("{{.Name", "{{.Name}", "{{range .Args}}x", "{{nosuch .Name}}"):
+        proc = netctl("inspect", "-f", tmpl, "fmt1", check=False)
+        assert proc.returncode == 1, tmpl
+        assert proc.stdout == ""
+        assert re.match(r"Error: template: :1:\d+: ", proc.stderr), proc.stderr
+        assert tmpl not in proc.stderr
