@@ -17,8 +17,12 @@ from .errors import NetctlError
 class Parser(argparse.ArgumentParser):
     """argparse with netctl's error style: one ``Error:`` line and exit status 2."""
 
+    #: the exit status of a usage error (``docker run``'s is 125, like its other failures)
+    usage_status = 2
+
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"Error: {self.prog}: {message} (see '{self.prog} --help')\n")
+        code = 125 if self.prog.split()[-1] == "run" else self.usage_status
+        self.exit(code, f"Error: {self.prog}: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["run"] and isinstance(parser, Parser):
+        parser.usage_status = 125  # unknown options of run are reported by the top parser
     args = parser.parse_args(argv)
     try:
         code = args.func(args)

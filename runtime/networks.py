@@ -296,7 +296,15 @@ def attach(ctx: Context, c: Container, net: Network, ep: Endpoint) -> None:
         NetctlError: the plugin error, after the rollback.
     """
     conf = load_conflist(ctx, net)
-    ep.result = ctx.cni.add(conf, runtime_conf(c, net, ep, ports=owns_ports(c, ep))) or {}
+    try:
+        ep.result = ctx.cni.add(conf, runtime_conf(c, net, ep, ports=owns_ports(c, ep))) or {}
+    except NetctlError as exc:
+        # plugins know IDs and owner tags; users know names (Docker's messages use them)
+        from .names import name_containers
+
+        exc.msg = name_containers(exc.msg, {o.id: o.name for o in ctx.state.containers()})
+        exc.args = (exc.msg,)
+        raise
 
 
 def detach(ctx: Context, c: Container, net: Network | None, ep: Endpoint) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..context import Context
+from ..errors import NetctlError
 from .networks import add_inspect_args, cmd_inspect
 from .output import for_each, print_table
 
@@ -75,13 +76,24 @@ def _cmd(argv: list[str]) -> list[str]:
     return argv[1:] if argv and argv[0] == "--" else argv
 
 
+#: ``docker run``'s own exit statuses: the command could not be invoked (126) or found
+#: (127); anything else that fails in netctl is 125, so a script can tell them from the
+#: command's own status
+RUN_FAILED = 125
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from ..containers import run
 
-    ctx = Context.create()
-    c = run(ctx, _cmd(args.cmd), name=args.name, network=args.network, ip=args.ip,
-            aliases=args.alias, hostname=args.hostname, publish=args.publish,
-            publish_all=args.publish_all, detach_=args.detach, remove=args.rm)
+    try:
+        ctx = Context.create()
+        c = run(ctx, _cmd(args.cmd), name=args.name, network=args.network, ip=args.ip,
+                aliases=args.alias, hostname=args.hostname, publish=args.publish,
+                publish_all=args.publish_all, detach_=args.detach, remove=args.rm)
+    except NetctlError as exc:
+        if exc.code not in (126, 127):
+            exc.code = RUN_FAILED
+        raise
     if args.detach:
         print(c.id)
         return 0
