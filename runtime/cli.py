@@ -35,7 +35,18 @@ def build_parser() -> argparse.ArgumentParser:
     plugins.add_parser(sub)
     demo.add_parser(sub)
     debug.add_parsers(sub)
+    p = sub.add_parser("completion", help="print a shell completion script (bash or zsh)",
+                       description="Load it with: source <(netctl completion bash)")
+    p.add_argument("shell", choices=("bash", "zsh"), help="the shell to complete in")
+    p.set_defaults(func=_completion)
     return parser
+
+
+def _completion(args: argparse.Namespace) -> int:
+    from . import completion
+
+    print(getattr(completion, args.shell)(build_parser()), end="")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> None:

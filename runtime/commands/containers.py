@@ -12,53 +12,62 @@ from .output import for_each, print_table
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("run", help="run a command in a new container")
-    p.add_argument("-d", "--detach", action="store_true")
-    p.add_argument("--rm", action="store_true")
-    p.add_argument("--name", default="")
-    p.add_argument("--network", "--net", default="bridge")
-    p.add_argument("--ip", default="")
-    p.add_argument("--alias", "--network-alias", action="append", default=[])
-    p.add_argument("--hostname", default="")
-    p.add_argument("-p", "--publish", action="append", default=[])
-    p.add_argument("-P", "--publish-all", action="store_true")
-    p.add_argument("cmd", nargs=argparse.REMAINDER)
+    p.add_argument("-d", "--detach", action="store_true",
+                   help="run in the background and print the container ID")
+    p.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    p.add_argument("--name", default="", help="container name (default: ctr-<8 hex>)")
+    p.add_argument("--network", "--net", default="bridge",
+                   help="network name, host, none or container:NAME (default: bridge)")
+    p.add_argument("--ip", default="", help="static IPv4 address (networks created with --subnet)")
+    p.add_argument("--alias", "--network-alias", action="append", default=[],
+                   help="extra DNS name on the network (repeatable)")
+    p.add_argument("--hostname", default="", help="hostname inside (default: the short ID)")
+    p.add_argument("-p", "--publish", action="append", default=[],
+                   metavar="[IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]",
+                   help="publish a container port on the host (repeatable)")
+    p.add_argument("-P", "--publish-all", action="store_true",
+                   help="publish the -p ports on free host ports")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND",
+                   help="the command to run, after --")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("exec", help="run a command in a running container")
-    p.add_argument("container")
-    p.add_argument("cmd", nargs=argparse.REMAINDER)
+    p.add_argument("container", help="container name or ID")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND",
+                   help="the command to run, after --")
     p.set_defaults(func=cmd_exec)
 
     p = sub.add_parser("ps", help="list containers")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-a", "--all", action="store_true", help="show exited containers too")
+    p.add_argument("-q", "--quiet", action="store_true", help="print short IDs only")
     p.set_defaults(func=cmd_ps)
 
     p = sub.add_parser("stop", help="stop containers (their networks are detached)")
-    p.add_argument("-t", "--time", type=float, default=10.0)
-    p.add_argument("names", nargs="+")
+    p.add_argument("-t", "--time", type=float, default=10.0, metavar="SECONDS",
+                   help="grace period between SIGTERM and SIGKILL (default: 10)")
+    p.add_argument("names", nargs="+", metavar="CONTAINER", help="container name or ID")
     p.set_defaults(func=cmd_stop)
 
     p = sub.add_parser("container", help="container verbs: rm, ls, inspect")
     csub = p.add_subparsers(dest="container_cmd", required=True)
     rm = csub.add_parser("rm", help="remove containers")
-    rm.add_argument("-f", "--force", action="store_true")
-    rm.add_argument("names", nargs="+")
+    rm.add_argument("-f", "--force", action="store_true", help="stop running containers first")
+    rm.add_argument("names", nargs="+", metavar="CONTAINER", help="container name or ID")
     rm.set_defaults(func=cmd_rm)
     ls = csub.add_parser("ls", help="list containers")
-    ls.add_argument("-a", "--all", action="store_true")
-    ls.add_argument("-q", "--quiet", action="store_true")
+    ls.add_argument("-a", "--all", action="store_true", help="show exited containers too")
+    ls.add_argument("-q", "--quiet", action="store_true", help="print short IDs only")
     ls.set_defaults(func=cmd_ps)
     ins = csub.add_parser("inspect", help="show containers as JSON (Docker's shape)")
     add_inspect_args(ins, "container")
     ins.set_defaults(func=cmd_inspect, type="container")
 
     p = sub.add_parser("port", help="list a container's published ports")
-    p.add_argument("container")
+    p.add_argument("container", help="container name or ID")
     p.set_defaults(func=cmd_port)
 
     p = sub.add_parser("check", help="CNI CHECK of a container's attachments")
-    p.add_argument("container")
+    p.add_argument("container", help="container name or ID")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("gc", help="clean up what dead containers or a killed netctl left")

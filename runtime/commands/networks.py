@@ -33,32 +33,42 @@ def add_inspect_args(p: argparse.ArgumentParser, what: str) -> None:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("create", help="create a network")
-    p.add_argument("-d", "--driver", default="bridge")
-    p.add_argument("--subnet", action="append", default=[])
-    p.add_argument("--gateway", action="append", default=[])
-    p.add_argument("--ip-range", default="")
-    p.add_argument("--ipv6", action="store_true")
-    p.add_argument("--internal", action="store_true")
-    p.add_argument("--disable-dns", action="store_true")
-    p.add_argument("-o", "--opt", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("-d", "--driver", default="bridge", help="network driver (only bridge can be created)")
+    p.add_argument("--subnet", action="append", default=[], metavar="CIDR",
+                   help="subnet, e.g. 172.22.16.0/24 (repeat for IPv6; default: a free private /16)")
+    p.add_argument("--gateway", action="append", default=[], metavar="IP",
+                   help="gateway of the matching --subnet (default: its first address)")
+    p.add_argument("--ip-range", default="", metavar="CIDR",
+                   help="give dynamic addresses from this part of the first subnet only")
+    p.add_argument("--ipv6", action="store_true", help="dual stack: add an IPv6 subnet")
+    p.add_argument("--internal", action="store_true",
+                   help="no route or NAT to the outside; containers only reach each other")
+    p.add_argument("--disable-dns", action="store_true",
+                   help="no embedded DNS: containers do not resolve each other by name")
+    p.add_argument("-o", "--opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="driver option, e.g. com.docker.network.bridge.name=br0 "
+                        "or com.docker.network.driver.mtu=1400")
+    p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
+                   help="metadata shown by inspect")
     p.add_argument("--plugin", action="append", default=[], metavar="JSON",
                    help='append a CNI plugin to the chain, e.g. \'{"type": "tuning", "mtu": 1400}\' '
                         "(its executable on NETCTL_CNI_PATH)")
-    p.add_argument("name")
+    p.add_argument("name", help="network name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)")
     p.set_defaults(func=cmd_create)
 
     p = sub.add_parser("connect", help="connect a running container to a network")
-    p.add_argument("--ip", default="")
-    p.add_argument("--alias", action="append", default=[])
-    p.add_argument("network")
-    p.add_argument("container")
+    p.add_argument("--ip", default="", help="static IPv4 address (networks created with --subnet)")
+    p.add_argument("--alias", action="append", default=[],
+                   help="extra DNS name of the container on this network (repeatable)")
+    p.add_argument("network", help="network name or ID")
+    p.add_argument("container", help="container name or ID")
     p.set_defaults(func=cmd_connect)
 
     p = sub.add_parser("disconnect", help="disconnect a container from a network")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("network")
-    p.add_argument("container")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="detach even when the container is not running")
+    p.add_argument("network", help="network name or ID")
+    p.add_argument("container", help="container name or ID")
     p.set_defaults(func=cmd_disconnect)
 
     p = sub.add_parser("inspect", help="show networks or containers as JSON")
@@ -68,13 +78,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("ls", help="list networks")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--format", default="")
+    p.add_argument("-q", "--quiet", action="store_true", help="print network IDs only")
+    p.add_argument("--format", default="", metavar="TEMPLATE",
+                   help="a Go template per network, e.g. '{{.Name}} {{.Driver}}'")
     p.add_argument("--no-status", action="store_true", help="skip the CNI STATUS column")
     p.set_defaults(func=cmd_ls)
 
     p = sub.add_parser("rm", help="remove networks")
-    p.add_argument("names", nargs="+")
+    p.add_argument("names", nargs="+", metavar="NETWORK", help="network name or ID")
     p.set_defaults(func=cmd_rm)
 
     p = sub.add_parser("prune", help="remove all unused networks")

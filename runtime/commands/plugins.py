@@ -14,7 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     inst.add_argument("--dir", required=True, help="e.g. /opt/cni/bin (put it on CNI_PATH)")
     serve = psub.add_parser("serve", help="run the warm plugin daemon in the foreground")
     serve.add_argument("--socket", default=None, help="default /run/netctl/plugind.sock")
-    serve.add_argument("--idle-timeout", type=float, default=0.0)
+    serve.add_argument("--idle-timeout", type=float, default=0.0, metavar="SECONDS",
+                       help="exit after this long without a call (default 0: never)")
     p.set_defaults(func=run)
 
 
