@@ -168,6 +168,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_ls(args: argparse.Namespace) -> int:
     from ..networks import ensure_builtin, load_conflist
 
+    check_format(args.format)
     ctx = Context.create()
     with ctx.state.locked():
         ensure_builtin(ctx)
