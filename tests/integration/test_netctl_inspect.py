@@ -240,3 +240,14 @@ def test_malformed_format_exits_1_with_the_position(netctl: Netctl) -> None:
         assert proc.stdout == ""
         assert re.match(r"Error: template: :1:\d+: ", proc.stderr), proc.stderr
         assert tmpl not in proc.stderr
+
+
+def test_static_ip_does_not_move_the_dynamic_cursor(netctl: Netctl) -> None:
+    """Docker: .2, .3, a static .50, then .4 (not .51)."""
+    netctl("create", "--subnet", "172.22.45.0/24", "cur")
+    netctl.run_d("d1", "--network", "cur")
+    netctl.run_d("d2", "--network", "cur")
+    netctl.run_d("st", "--network", "cur", "--ip", "172.22.45.50")
+    netctl.run_d("d3", "--network", "cur")
+    assert [netctl.ip(n, "cur") for n in ("d1", "d2", "st", "d3")] == \
+        ["172.22.45.2", "172.22.45.3", "172.22.45.50", "172.22.45.4"]
