@@ -99,3 +99,15 @@ def test_libcni_1_1_rejects_a_1_1_0_conflist(netctl: Netctl, libcni_client: str,
     assert add.returncode != 0
     assert "1.1.0" in add.stdout, add.stdout
     run_client(netctl, libcni_client, "DEL", str(path), ctr_ns)
+
+
+def test_conflists_of_an_older_netctl_are_rewritten(netctl: Netctl) -> None:
+    """A network created before the change ("cniVersion": "1.1.0") is fixed on its next use,
+    so containerd sees a 1.0.0 conflist without the user re-creating the network."""
+    netctl("create", "--subnet", "172.22.46.0/24", "aged")
+    path = Path(netctl.path("lib", "net.d", "aged.conflist"))
+    conf = json.loads(path.read_text())
+    conf["cniVersion"] = "1.1.0"
+    path.write_text(json.dumps(conf))
+    netctl.run_d("a1", "--network", "aged")
+    assert json.loads(path.read_text())["cniVersion"] == "1.0.0"
