@@ -26,7 +26,11 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="netctl", description=__doc__.splitlines()[0])
+    parser = Parser(prog="netctl",
+                    description="netctl: networks and containers like docker network, driven through CNI.",
+                    epilog="New here? 'netctl sandbox' opens a shell in a throwaway host where "
+                           "nothing you try touches this machine's network. "
+                           "'netctl VERB --help' describes each verb.")
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND", parser_class=Parser)
     networks.add_parsers(sub)
     net = sub.add_parser("network", help="network verbs (same as the top-level ones)")
