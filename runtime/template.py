@@ -331,7 +331,7 @@ class Template:
             args = [self._operand(a, dot, env) for a in cmd[1:]]
             try:
                 return FUNCS[head[2]](*args)
-            except (TypeError, ValueError, KeyError) as exc:
+            except (TypeError, ValueError, KeyError, IndexError) as exc:
                 raise self._p.fail(head[1], f'error calling {head[2]}: {exc}') from None
         if len(cmd) > 1:
             raise self._p.fail(cmd[1][1], "can't give argument to non-function")

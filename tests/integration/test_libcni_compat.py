@@ -37,7 +37,7 @@ def libcni_client(tmp_path_factory: pytest.TempPathFactory) -> str:
         pytest.skip(msg)
     out = tmp_path_factory.mktemp("libcni")
     env = dict(os.environ, GO111MODULE="off", GOPATH=GOCODE, GOCACHE=str(out / "cache"),
-               GOPROXY="off", GOFLAGS="", CGO_ENABLED="0")
+               GOPROXY="off", GOFLAGS="", CGO_ENABLED="0", GOENV="off")
     exe = str(out / "libcni-client")
     proc = subprocess.run(["go", "build", "-o", exe, str(CLIENT_SRC)], env=env, cwd=str(out),
                           capture_output=True, text=True, timeout=300)

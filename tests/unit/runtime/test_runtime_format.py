@@ -127,6 +127,7 @@ def test_go_template_features(template: str, expected: str | None) -> None:
     ("{{.Name | }}", ":1:"),
     ("line one\n  {{(index .X \"a\"}}", ":2:5:"),
     ("{{$undefined}}", ":1:3:"),
+    ("{{and}}", ":1:3:"),
 ])
 def test_malformed_templates_say_where_and_never_echo(template: str, where: str) -> None:
     with pytest.raises(NetctlError) as exc:
