@@ -125,7 +125,8 @@ class Allocator:
             if requested is None or requested == le.address:
                 rng = self.range_set.range_for(le.address)
                 assert rng is not None  # filtered above
-                self.store.reserve(self._lease(container_id, ifname, le.address))
+                self.store.reserve(self._lease(container_id, ifname, le.address),
+                                   cursor=requested is None)
                 return Allocation(le.address, rng, adopted=True)
         return None
 
@@ -140,7 +141,9 @@ class Allocator:
             raise ConfigError(f"invalid address {addr}: it is the network address of {rng.subnet}")
         if rng.is_reserved(addr):
             raise ConfigError(f"invalid address {addr}: it is the broadcast address of {rng.subnet}")
-        if not self.store.reserve(self._lease(container_id, ifname, addr)):
+        # a static address leaves the round-robin cursor where it was (Docker: .2, .3, a
+        # static .50, then .4), so dynamic containers do not jump past it
+        if not self.store.reserve(self._lease(container_id, ifname, addr), cursor=False):
             holder = self.store.holder(addr)
             who = (f"container {holder.container_id} (interface {holder.ifname})"
                    if holder is not None else "another container")

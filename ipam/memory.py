@@ -39,11 +39,12 @@ class MemoryStore:
                 raise
             self.commits += 1
 
-    def reserve(self, lease: Lease) -> bool:
+    def reserve(self, lease: Lease, *, cursor: bool = True) -> bool:
         if lease.address in self._leases:
             return False
         self._leases[lease.address] = lease
-        self._last[lease.range_id] = lease.address
+        if cursor:
+            self._last[lease.range_id] = lease.address
         return True
 
     def last_reserved(self, range_id: str) -> IPAddress | None:

@@ -220,7 +220,7 @@ class SqliteStore:
         finally:
             self._in_txn = False
 
-    def reserve(self, lease: Lease) -> bool:
+    def reserve(self, lease: Lease, *, cursor: bool = True) -> bool:
         with self._errors("reserve"):
             cur = self._conn.execute(
                 "INSERT OR IGNORE INTO leases (addr_key, address, container_id, ifname,"
@@ -229,6 +229,8 @@ class SqliteStore:
                  lease.ifname, lease.range_id, int(lease.pending), lease.owner, time.time()))
             if cur.rowcount != 1:
                 return False
+            if not cursor:
+                return True
             self._conn.execute("INSERT OR REPLACE INTO cursors (range_id, address) VALUES (?, ?)",
                                (lease.range_id, str(lease.address)))
         return True

@@ -47,9 +47,10 @@ class LeaseStore(Protocol):
         """
         ...
 
-    def reserve(self, lease: Lease) -> bool:
-        """Take ``lease.address`` unless it is already leased; record it as the last
-        address reserved for ``lease.range_id``. Returns False when the address is taken."""
+    def reserve(self, lease: Lease, *, cursor: bool = True) -> bool:
+        """Take ``lease.address`` unless it is already leased; with ``cursor``, record it as
+        the last address reserved for ``lease.range_id``. Returns False when the address is
+        taken."""
         ...
 
     def last_reserved(self, range_id: str) -> IPAddress | None:

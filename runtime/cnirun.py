@@ -216,15 +216,37 @@ class CNI:
     def add(self, conflist: dict[str, Any], rt: RuntimeConf) -> Any:
         """ADD along the chain; cache and return the final result.
 
+        An ADD that fails part-way leaves nothing: the plugins already run, and the one that
+        failed (it may have done part of its work), get a DEL in reverse order with the last
+        good result as prevResult -- what containerd does with libcni after a failed
+        AddNetworkList, so a bridge that made eth0 and took a lease gives both back.
+
         Raises:
-            PluginError / NetctlError: the first plugin that failed (the caller must DEL).
+            PluginError / NetctlError: the first plugin that failed (after the rollback).
         """
         version = self.negotiate(conflist)
         prev = None
+        ran: list[dict[str, Any]] = []
         for plugin in conflist["plugins"]:
-            prev = self.exec(plugin["type"], "ADD", self.build(plugin, conflist["name"], version, rt, prev), rt)
+            ran.append(plugin)
+            try:
+                prev = self.exec(plugin["type"], "ADD",
+                                 self.build(plugin, conflist["name"], version, rt, prev), rt)
+            except NetctlError:
+                self._rollback(conflist["name"], version, ran, rt, prev)
+                raise
         self._cache(conflist, rt, prev)
         return prev
+
+    def _rollback(self, name: str, version: str, ran: list[dict[str, Any]], rt: RuntimeConf,
+                  prev: Any) -> None:
+        """DEL ``ran`` in reverse order; carry on past failures (the ADD error is the one
+        the caller needs to see)."""
+        for plugin in reversed(ran):
+            try:
+                self.exec(plugin["type"], "DEL", self.build(plugin, name, version, rt, prev), rt)
+            except NetctlError:
+                pass
 
     def delete(self, conflist: dict[str, Any], rt: RuntimeConf) -> None:
         """DEL in reverse order with the cached prevResult and capability args; every plugin

@@ -8,9 +8,14 @@ from typing import Any
 from .models import Network
 from .paths import Paths
 
-CNI_VERSION = "1.1.0"
-#: what the runtime may fall back to when a plugin of the chain (a third-party one, or the
-#: Debian reference plugins, which stop at 1.0.0) lacks 1.1.0; GC and STATUS need 1.1.0
+#: the top-level version every CNI runtime reads. libcni before 1.2 (containerd 1.6/1.7,
+#: podman's CNI backend) knows nothing of ``cniVersions`` and fails ADD with "unsupported
+#: CNI result version 1.1.0" -- after the chain already ran -- when this says 1.1.0
+CNI_VERSION = "1.0.0"
+#: libcni >= 1.2 and netctl's runtime choose the highest of these that every plugin of the
+#: chain supports (CNI spec 1.1 "cniVersions"): 1.1.0 first, for GC and STATUS; the others
+#: when a plugin of the chain (a third-party one, or the Debian reference plugins, which
+#: stop at 1.0.0) lacks 1.1.0
 CNI_VERSIONS = ["1.1.0", "1.0.0", "0.4.0"]
 LOOPBACK_NETWORK = "netctl-loopback"
 
@@ -76,4 +81,5 @@ def render(net: Network, paths: Paths, portmap: bool = True) -> dict[str, Any]:
 
 def loopback() -> dict[str, Any]:
     """Every container with a namespace of its own gets ``lo`` up (containerd's WithLoNetwork)."""
-    return {"cniVersion": CNI_VERSION, "name": LOOPBACK_NETWORK, "plugins": [{"type": "loopback"}]}
+    return {"cniVersion": CNI_VERSION, "cniVersions": CNI_VERSIONS, "name": LOOPBACK_NETWORK,
+            "plugins": [{"type": "loopback"}]}

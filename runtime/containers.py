@@ -8,6 +8,7 @@ import re
 import secrets
 import subprocess
 import sys
+import threading
 from typing import Any
 
 from . import etcfiles, netns, process
@@ -413,6 +414,10 @@ def exec_in(ctx: Context, ref: str, cmd: list[str], interactive: bool = False) -
     return subprocess.run(argv).returncode
 
 
+#: seconds of a stop's grace period after which it says what it waits for
+WAIT_NOTICE_AFTER = 1.0
+
+
 def stop(ctx: Context, ref: str, timeout: float = 10.0) -> Container:
     """Stop the process (SIGTERM, then SIGKILL) and detach its networks, as Docker does."""
     with ctx.state.locked():
@@ -422,7 +427,18 @@ def stop(ctx: Context, ref: str, timeout: float = 10.0) -> Container:
         if joiners:
             raise NetctlError(f"cannot stop {c.name}: {', '.join(o.name for o in joiners)} share its network namespace")
     process.adopt(c, _etc_dir(ctx, c))
-    process.terminate(c, timeout)
+    # a grace period is silent for a moment, then says what it waits for: a plain `sleep`
+    # as PID 1 ignores SIGTERM, and ten quiet seconds look like a hang
+    waiting = threading.Timer(WAIT_NOTICE_AFTER, lambda: print(
+        f"waiting up to {timeout:g}s for {c.name} to exit after SIGTERM "
+        f"(then SIGKILL; -t sets the grace period)", file=sys.stderr, flush=True))
+    waiting.daemon = True
+    if timeout > WAIT_NOTICE_AFTER:
+        waiting.start()
+    try:
+        process.terminate(c, timeout)
+    finally:
+        waiting.cancel()
     with ctx.state.locked():
         c = ctx.state.container(c.id)
         c.state = "exited"

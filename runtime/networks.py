@@ -56,9 +56,12 @@ def load_conflist(ctx: Context, net: Network) -> dict[str, Any]:
 
         with open(path) as fh:
             data: dict[str, Any] = json.load(fh)
-            return data
     except (OSError, ValueError):
         return write_conflist(ctx, net)
+    if data.get("cniVersion") != conflist.CNI_VERSION and "cniVersions" in data:
+        # written by an older netctl ("cniVersion": "1.1.0", which libcni < 1.2 rejects)
+        return write_conflist(ctx, net)
+    return data
 
 
 def _host_prefixes() -> list[Any]:
@@ -214,6 +217,16 @@ def remove_network(ctx: Context, ref: str) -> str:
             control.reload(ctx.paths.dnsd)
         except (OSError, ValueError):
             pass
+    if net.driver == "bridge":
+        # the lease database goes too (its round-robin cursor with it): a network created
+        # again with the same name and subnet starts at .2, as Docker's does
+        from ipam.errors import IpamError
+        from ipam.sqlstore import remove_database
+
+        try:
+            remove_database(ctx.paths.ipam, net.name)
+        except IpamError as exc:
+            failures.append(str(exc))
     try:
         os.unlink(os.path.join(ctx.paths.conf_dir, f"{net.name}.conflist"))
     except FileNotFoundError:
@@ -276,20 +289,21 @@ def validate_static_ip(net: Network, ip: str) -> None:
 
 
 def attach(ctx: Context, c: Container, net: Network, ep: Endpoint) -> None:
-    """ADD the network's chain for the container; on failure DEL what the chain did.
+    """ADD the network's chain for the container (a failed ADD DELs what the chain did:
+    :meth:`runtime.cnirun.CNI.add`).
 
     Raises:
         NetctlError: the plugin error, after the rollback.
     """
     conf = load_conflist(ctx, net)
-    rt = runtime_conf(c, net, ep, ports=owns_ports(c, ep))
     try:
-        ep.result = ctx.cni.add(conf, rt) or {}
-    except NetctlError:
-        try:
-            ctx.cni.delete(conf, rt)
-        except NetctlError:
-            pass
+        ep.result = ctx.cni.add(conf, runtime_conf(c, net, ep, ports=owns_ports(c, ep))) or {}
+    except NetctlError as exc:
+        # plugins know IDs and owner tags; users know names (Docker's messages use them)
+        from .names import name_containers
+
+        exc.msg = name_containers(exc.msg, {o.id: o.name for o in ctx.state.containers()})
+        exc.args = (exc.msg,)
         raise
 
 

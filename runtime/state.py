@@ -12,12 +12,17 @@ import fcntl
 import json
 import os
 import re
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from .errors import NotFound
 from .models import Container, Network
 from .paths import Paths
+
+#: seconds of waiting for the state lock after which netctl says what it waits for
+LOCK_NOTICE_AFTER = 2.0
 
 
 def write_json(path: str, obj: object, durable: bool = True) -> None:
@@ -59,7 +64,20 @@ class State:
         self.paths.ensure()
         fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                # another netctl is mid-command: usually milliseconds; past a moment, say
+                # what this one waits for rather than look hung
+                notice = threading.Timer(LOCK_NOTICE_AFTER, lambda: print(
+                    f"waiting for another netctl command to finish (it holds {self.paths.lock})",
+                    file=sys.stderr, flush=True))
+                notice.daemon = True
+                notice.start()
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                finally:
+                    notice.cancel()
             yield self
         finally:
             os.close(fd)

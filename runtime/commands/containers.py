@@ -5,55 +5,69 @@ from __future__ import annotations
 import argparse
 
 from ..context import Context
+from ..errors import NetctlError
+from .networks import add_inspect_args, cmd_inspect
 from .output import for_each, print_table
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("run", help="run a command in a new container")
-    p.add_argument("-d", "--detach", action="store_true")
-    p.add_argument("--rm", action="store_true")
-    p.add_argument("--name", default="")
-    p.add_argument("--network", "--net", default="bridge")
-    p.add_argument("--ip", default="")
-    p.add_argument("--alias", "--network-alias", action="append", default=[])
-    p.add_argument("--hostname", default="")
-    p.add_argument("-p", "--publish", action="append", default=[])
-    p.add_argument("-P", "--publish-all", action="store_true")
-    p.add_argument("cmd", nargs=argparse.REMAINDER)
+    p.add_argument("-d", "--detach", action="store_true",
+                   help="run in the background and print the container ID")
+    p.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    p.add_argument("--name", default="", help="container name (default: ctr-<8 hex>)")
+    p.add_argument("--network", "--net", default="bridge",
+                   help="network name, host, none or container:NAME (default: bridge)")
+    p.add_argument("--ip", default="", help="static IPv4 address (networks created with --subnet)")
+    p.add_argument("--alias", "--network-alias", action="append", default=[],
+                   help="extra DNS name on the network (repeatable)")
+    p.add_argument("--hostname", default="", help="hostname inside (default: the short ID)")
+    p.add_argument("-p", "--publish", action="append", default=[],
+                   metavar="[IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]",
+                   help="publish a container port on the host (repeatable)")
+    p.add_argument("-P", "--publish-all", action="store_true",
+                   help="publish the -p ports on free host ports")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND",
+                   help="the command to run, after --")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("exec", help="run a command in a running container")
-    p.add_argument("container")
-    p.add_argument("cmd", nargs=argparse.REMAINDER)
+    p.add_argument("container", help="container name or ID")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND",
+                   help="the command to run, after --")
     p.set_defaults(func=cmd_exec)
 
     p = sub.add_parser("ps", help="list containers")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-a", "--all", action="store_true", help="show exited containers too")
+    p.add_argument("-q", "--quiet", action="store_true", help="print short IDs only")
     p.set_defaults(func=cmd_ps)
 
     p = sub.add_parser("stop", help="stop containers (their networks are detached)")
-    p.add_argument("-t", "--time", type=float, default=10.0)
-    p.add_argument("names", nargs="+")
+    p.add_argument("-t", "--time", type=float, default=10.0, metavar="SECONDS",
+                   help="grace period between SIGTERM and SIGKILL (default: 10)")
+    p.add_argument("names", nargs="+", metavar="CONTAINER", help="container name or ID")
     p.set_defaults(func=cmd_stop)
 
     p = sub.add_parser("container", help="container verbs: rm, ls, inspect")
     csub = p.add_subparsers(dest="container_cmd", required=True)
     rm = csub.add_parser("rm", help="remove containers")
-    rm.add_argument("-f", "--force", action="store_true")
-    rm.add_argument("names", nargs="+")
+    rm.add_argument("-f", "--force", action="store_true", help="stop running containers first")
+    rm.add_argument("names", nargs="+", metavar="CONTAINER", help="container name or ID")
     rm.set_defaults(func=cmd_rm)
     ls = csub.add_parser("ls", help="list containers")
-    ls.add_argument("-a", "--all", action="store_true")
-    ls.add_argument("-q", "--quiet", action="store_true")
+    ls.add_argument("-a", "--all", action="store_true", help="show exited containers too")
+    ls.add_argument("-q", "--quiet", action="store_true", help="print short IDs only")
     ls.set_defaults(func=cmd_ps)
+    ins = csub.add_parser("inspect", help="show containers as JSON (Docker's shape)")
+    add_inspect_args(ins, "container")
+    ins.set_defaults(func=cmd_inspect, type="container")
 
     p = sub.add_parser("port", help="list a container's published ports")
-    p.add_argument("container")
+    p.add_argument("container", help="container name or ID")
     p.set_defaults(func=cmd_port)
 
     p = sub.add_parser("check", help="CNI CHECK of a container's attachments")
-    p.add_argument("container")
+    p.add_argument("container", help="container name or ID")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("gc", help="clean up what dead containers or a killed netctl left")
@@ -71,13 +85,24 @@ def _cmd(argv: list[str]) -> list[str]:
     return argv[1:] if argv and argv[0] == "--" else argv
 
 
+#: ``docker run``'s own exit statuses: the command could not be invoked (126) or found
+#: (127); anything else that fails in netctl is 125, so a script can tell them from the
+#: command's own status
+RUN_FAILED = 125
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from ..containers import run
 
-    ctx = Context.create()
-    c = run(ctx, _cmd(args.cmd), name=args.name, network=args.network, ip=args.ip,
-            aliases=args.alias, hostname=args.hostname, publish=args.publish,
-            publish_all=args.publish_all, detach_=args.detach, remove=args.rm)
+    try:
+        ctx = Context.create()
+        c = run(ctx, _cmd(args.cmd), name=args.name, network=args.network, ip=args.ip,
+                aliases=args.alias, hostname=args.hostname, publish=args.publish,
+                publish_all=args.publish_all, detach_=args.detach, remove=args.rm)
+    except NetctlError as exc:
+        if exc.code not in (126, 127):
+            exc.code = RUN_FAILED
+        raise
     if args.detach:
         print(c.id)
         return 0

@@ -7,10 +7,10 @@ import argparse
 import json
 
 from ..context import Context
-from ..errors import NetctlError
+from ..errors import NetctlError, NotFound
 from ..format import render
 from ..inspect import container_json, network_json
-from .output import for_each, print_table
+from .output import check_format, for_each, print_inspect, print_table
 
 
 def _kv(items: list[str], what: str) -> dict[str, str]:
@@ -23,53 +23,73 @@ def _kv(items: list[str], what: str) -> dict[str, str]:
     return out
 
 
+def add_inspect_args(p: argparse.ArgumentParser, what: str) -> None:
+    """The options ``inspect`` and ``container inspect`` share."""
+    p.add_argument("-f", "--format", default="", metavar="TEMPLATE",
+                   help="a Go template such as '{{.Name}}' or "
+                        "'{{(index .NetworkSettings.Networks \"net1\").IPAddress}}'")
+    p.add_argument("names", nargs="+", metavar="NAME", help=f"{what} name or ID (prefix)")
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("create", help="create a network")
-    p.add_argument("-d", "--driver", default="bridge")
-    p.add_argument("--subnet", action="append", default=[])
-    p.add_argument("--gateway", action="append", default=[])
-    p.add_argument("--ip-range", default="")
-    p.add_argument("--ipv6", action="store_true")
-    p.add_argument("--internal", action="store_true")
-    p.add_argument("--disable-dns", action="store_true")
-    p.add_argument("-o", "--opt", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("-d", "--driver", default="bridge", help="network driver (only bridge can be created)")
+    p.add_argument("--subnet", action="append", default=[], metavar="CIDR",
+                   help="subnet, e.g. 172.22.16.0/24 (repeat for IPv6; default: a free private /16)")
+    p.add_argument("--gateway", action="append", default=[], metavar="IP",
+                   help="gateway of the matching --subnet (default: its first address)")
+    p.add_argument("--ip-range", default="", metavar="CIDR",
+                   help="give dynamic addresses from this part of the first subnet only")
+    p.add_argument("--ipv6", action="store_true", help="dual stack: add an IPv6 subnet")
+    p.add_argument("--internal", action="store_true",
+                   help="no route or NAT to the outside; containers only reach each other")
+    p.add_argument("--disable-dns", action="store_true",
+                   help="no embedded DNS: containers do not resolve each other by name")
+    p.add_argument("-o", "--opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="driver option, e.g. com.docker.network.bridge.name=br0 "
+                        "or com.docker.network.driver.mtu=1400")
+    p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
+                   help="metadata shown by inspect")
     p.add_argument("--plugin", action="append", default=[], metavar="JSON",
                    help='append a CNI plugin to the chain, e.g. \'{"type": "tuning", "mtu": 1400}\' '
                         "(its executable on NETCTL_CNI_PATH)")
-    p.add_argument("name")
+    p.add_argument("name", help="network name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)")
     p.set_defaults(func=cmd_create)
 
     p = sub.add_parser("connect", help="connect a running container to a network")
-    p.add_argument("--ip", default="")
-    p.add_argument("--alias", action="append", default=[])
-    p.add_argument("network")
-    p.add_argument("container")
+    p.add_argument("--ip", default="", help="static IPv4 address (networks created with --subnet)")
+    p.add_argument("--alias", action="append", default=[],
+                   help="extra DNS name of the container on this network (repeatable)")
+    p.add_argument("network", help="network name or ID")
+    p.add_argument("container", help="container name or ID")
     p.set_defaults(func=cmd_connect)
 
     p = sub.add_parser("disconnect", help="disconnect a container from a network")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("network")
-    p.add_argument("container")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="detach even when the container is not running")
+    p.add_argument("network", help="network name or ID")
+    p.add_argument("container", help="container name or ID")
     p.set_defaults(func=cmd_disconnect)
 
     p = sub.add_parser("inspect", help="show networks or containers as JSON")
-    p.add_argument("-f", "--format", default="")
-    p.add_argument("names", nargs="+")
+    add_inspect_args(p, "network or container")
+    p.add_argument("--type", choices=("network", "container"), default="",
+                   help="only look for this kind of object")
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("ls", help="list networks")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--format", default="")
+    p.add_argument("-q", "--quiet", action="store_true", help="print network IDs only")
+    p.add_argument("--format", default="", metavar="TEMPLATE",
+                   help="a Go template per network, e.g. '{{.Name}} {{.Driver}}'")
     p.add_argument("--no-status", action="store_true", help="skip the CNI STATUS column")
     p.set_defaults(func=cmd_ls)
 
     p = sub.add_parser("rm", help="remove networks")
-    p.add_argument("names", nargs="+")
+    p.add_argument("names", nargs="+", metavar="NETWORK", help="network name or ID")
     p.set_defaults(func=cmd_rm)
 
     p = sub.add_parser("prune", help="remove all unused networks")
-    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
     p.set_defaults(func=cmd_prune)
 
 
@@ -123,6 +143,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from ..containers import alive
     from ..networks import ensure_builtin
 
+    check_format(args.format)
     ctx = Context.create()
     with ctx.state.locked():
         ensure_builtin(ctx)
@@ -130,26 +151,24 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     nets = {n.name: n for n in ctx.state.networks()}
     out = []
     for name in args.names:
-        net = ctx.state.find_network(name)
+        net = None if args.type == "container" else ctx.state.find_network(name)
         if net is not None:
             out.append(network_json(net, containers))
             continue
-        c = ctx.state.find_container(name)
+        c = None if args.type == "network" else ctx.state.find_container(name)
         if c is not None:
-            out.append(container_json(c, nets, alive(c)))
+            out.append(container_json(c, nets, alive(c), ctx.paths.container_dir(c.id)))
             continue
-        raise NetctlError(f"no such network or container: {name}")
-    if args.format:
-        for obj in out:
-            print(render(args.format, obj))
-    else:
-        print(json.dumps(out, indent=4))
+        what = {"network": "network", "container": "container"}.get(args.type, "network or container")
+        raise NotFound(f"no such {what}: {name}")
+    print_inspect(out, args.format)
     return 0
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
     from ..networks import ensure_builtin, load_conflist
 
+    check_format(args.format)
     ctx = Context.create()
     with ctx.state.locked():
         ensure_builtin(ctx)
@@ -184,9 +203,24 @@ def cmd_rm(args: argparse.Namespace) -> int:
     return for_each(args.names, remove)
 
 
+def confirm(prompt: str) -> bool:
+    """Ask on stdout, read one line from stdin: True only for y/yes (EOF is no)."""
+    print(prompt, end="", flush=True)
+    try:
+        answer = input()
+    except EOFError:
+        print()
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
     from ..networks import prune_networks
 
+    if not args.force and not confirm(
+            "WARNING! This will remove all custom networks not used by at least one container.\n"
+            "Are you sure you want to continue? [y/N] "):
+        return 0  # Docker: answering no (or no answer at all) is not an error
     ctx = Context.create()
     with ctx.state.locked():
         removed = prune_networks(ctx)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..errors import NetctlError
 
@@ -26,3 +28,26 @@ def for_each(names: Sequence[str], action: Callable[[str], str]) -> int:
             print(f"Error: {exc.msg}", file=sys.stderr)
             failed = True
     return 1 if failed else 0
+
+
+def print_inspect(objs: Sequence[dict[str, Any]], fmt: str) -> None:
+    """Inspect objects as an indented JSON list, or each through ``--format``."""
+    if not fmt:
+        print(json.dumps(list(objs), indent=4))
+        return
+    from ..format import render
+
+    for obj in objs:
+        print(render(fmt, obj))
+
+
+def check_format(fmt: str) -> None:
+    """Parse ``--format`` before doing any work: a malformed one fails first, alone.
+
+    Raises:
+        NetctlError: the template's error, with its position.
+    """
+    if fmt and ("{{" in fmt or "}}" in fmt):
+        from ..template import Template
+
+        Template(fmt)

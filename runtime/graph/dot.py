@@ -100,8 +100,7 @@ def render_dot(model: GraphModel) -> str:
     out = [
         "digraph netctl {",
         "  graph [rankdir=LR, fontname=\"Helvetica\", fontsize=11, nodesep=0.18, ranksep=0.9, "
-        "newrank=true, labelloc=t, label=" + q(f"netctl: {len(model.networks)} networks, "
-                                               f"{len(model.containers)} containers") + "];",
+        "newrank=true, labelloc=t, label=" + q(model.title()) + "];",
         "  node [fontname=\"Helvetica\", fontsize=10, shape=box, style=\"rounded,filled\", "
         "fillcolor=\"#ffffff\", margin=\"0.12,0.04\"];",
         "  edge [fontname=\"Helvetica\", fontsize=8, color=\"#666666\", fontcolor=\"#444444\", arrowhead=none];",

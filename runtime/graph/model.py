@@ -76,6 +76,14 @@ class GraphModel:
         """Containers with an endpoint on ``network``, in model order."""
         return [c for c in self.containers if any(e.network == network for e in c.endpoints)]
 
+    def title(self) -> str:
+        """"netctl: 1 network, 2 containers" (singular for one, plural otherwise)."""
+        return f"netctl: {_count(len(self.networks), 'network')}, {_count(len(self.containers), 'container')}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
 
 def _state(links: dict[str, bool], name: str) -> str:
     if not links:

@@ -46,7 +46,7 @@ def _ep_line(name: str, e: GEndpoint, running: bool) -> str:
 def render_text(model: GraphModel) -> str:
     """The model as an indented tree: networks and their containers, then joined
     containers, containers without a network, and published ports."""
-    lines = [f"netctl: {len(model.networks)} networks, {len(model.containers)} containers"]
+    lines = [model.title()]
     items: list[tuple[str, list[str]]] = []
     for n in model.networks:
         kids = [_ep_line(c.name, e, c.running) for c in model.members(n.name) for e in c.endpoints

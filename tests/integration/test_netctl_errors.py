@@ -11,6 +11,7 @@ left the scene as it found it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -87,7 +88,8 @@ CASES = [
      "networks with user configured subnets"),
     ("ip-on-default-bridge", ["run", "-d", "--ip", "172.17.0.8", *SLEEP],
      "supported on user defined networks only"),
-    ("ip-taken", ["run", "-d", "--network", "my_net2", "--ip", "172.22.16.2", *SLEEP], "172.22.16.2"),
+    ("ip-taken", ["run", "-d", "--network", "my_net2", "--ip", "172.22.16.2", *SLEEP],
+     "172.22.16.2 is already in use by container web1 (interface eth0)"),
     # in use / modes
     ("rm-network-in-use", ["rm", "my_net2"], "has active endpoints"),
     ("connect-joined-container", ["connect", "my_net2", "j1"],
@@ -134,3 +136,25 @@ def test_the_scene_still_works(scene: Netctl) -> None:
     assert scene("check", "b1").stdout.strip() == "ok"
     names = scene("ps", "--quiet").stdout.split()
     assert len(names) == 3
+
+
+def test_run_exits_as_docker_run(scene: Netctl) -> None:
+    """125: netctl itself failed; 126: the command cannot be invoked; 127: not found."""
+    assert scene("run", "-d", "--network", "nope", *SLEEP, check=False).returncode == 125
+    assert scene("run", "-d", "--name", "web1", *SLEEP, check=False).returncode == 125
+    assert scene("run", "--no-such-flag", *SLEEP, check=False).returncode == 125
+    assert scene("run", "-d", "--", scene.path("not-executable"), check=False).returncode == 126
+    assert scene("run", "-d", "--", scene.path("no-such-file"), check=False).returncode == 127
+    # the command's own status passes through
+    assert scene("run", "--rm", "--", "sh", "-c", "exit 3", check=False).returncode == 3
+
+
+def test_conflicts_name_containers_by_name(scene: Netctl) -> None:
+    proc = scene("run", "-d", "--network", "my_net2", "--ip", "172.22.16.2", *SLEEP, check=False)
+    assert "container web1" in proc.stderr
+    assert not re.search(r"[0-9a-f]{64}|cid=", proc.stderr), proc.stderr
+    scene.run_d("pub1", "-p", "18080:80")
+    proc = scene("run", "-d", "-p", "18080:80", *SLEEP, check=False)
+    assert proc.returncode == 125 and "container pub1" in proc.stderr
+    assert not re.search(r"[0-9a-f]{64}|cid=", proc.stderr), proc.stderr
+    scene("container", "rm", "-f", "pub1")

@@ -145,7 +145,8 @@ def test_each_network_is_a_cni_conflist(netctl: Netctl) -> None:
         f"{n}.conflist" for n in ("bridge", "host", "none", "my_net2", "inner"))
     with open(os.path.join(confdir, "my_net2.conflist")) as fh:
         conf = json.load(fh)
-    assert conf["name"] == "my_net2" and conf["cniVersion"] == "1.1.0"
+    assert conf["name"] == "my_net2" and conf["cniVersion"] == "1.0.0"
+    assert conf["cniVersions"][0] == "1.1.0"
     bridge = conf["plugins"][0]
     assert bridge["type"] == "bridge"
     assert bridge["bridge"] == netctl.inspect("my_net2")["Options"]["com.docker.network.bridge.name"]
@@ -171,3 +172,82 @@ def test_check_passes_then_fails_after_address_removed(netctl: Netctl) -> None:
     assert "my_net2" in proc.stdout + proc.stderr
     assert ip in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_prune_asks_unless_forced(netctl: Netctl) -> None:
+    netctl("create", "spare")
+    no = netctl("prune", input="n\n")
+    assert "Are you sure you want to continue? [y/N]" in no.stdout
+    assert "spare" in netctl("ls", "--format", "{{.Name}}").stdout.split()
+    # no answer at all (stdin closed) is a no too
+    netctl("prune", input="")
+    assert "spare" in netctl("ls", "--format", "{{.Name}}").stdout.split()
+    yes = netctl("prune", input="y\n")
+    assert yes.stdout.splitlines()[-1] == "spare"
+    assert "spare" not in netctl("ls", "--format", "{{.Name}}").stdout.split()
+
+
+def test_rm_removes_the_lease_database(netctl: Netctl) -> None:
+    """A network created again with the same name and subnet starts at .2 (Docker)."""
+    from runtime.paths import Paths
+
+    db = os.path.join(Paths.from_env({"NETCTL_ROOT": netctl.path()}).ipam, "again.db")
+    netctl("create", "--subnet", "172.22.42.0/24", "again")
+    netctl.run_d("a1", "--network", "again")
+    netctl.run_d("a2", "--network", "again")
+    assert netctl.ip("a2", "again") == "172.22.42.3"
+    netctl("container", "rm", "-f", "a1", "a2")
+    assert os.path.exists(db)
+    netctl("rm", "again")
+    assert not os.path.exists(db)
+    netctl("create", "--subnet", "172.22.42.0/24", "again")
+    netctl.run_d("a3", "--network", "again")
+    assert netctl.ip("a3", "again") == "172.22.42.2"
+
+
+def test_container_inspect_verb_and_docker_keys(netctl: Netctl) -> None:
+    netctl("create", "--subnet", "172.22.43.0/24", "net1")
+    netctl.run_d("dual", "-p", "8080:80")
+    netctl("connect", "net1", "dual")
+    obj = json.loads(netctl("container", "inspect", "dual").stdout)[0]
+    settings = obj["NetworkSettings"]
+    # top level: the default bridge's endpoint, as the kernel has it
+    addrs = json.loads(netctl.exec("dual", "ip", "-j", "addr", "show", "eth0").stdout)[0]
+    v4 = [a for a in addrs["addr_info"] if a["family"] == "inet"][0]
+    assert settings["IPAddress"] == v4["local"] and settings["IPPrefixLen"] == v4["prefixlen"]
+    assert settings["MacAddress"] == addrs["address"] and settings["Gateway"] == "172.17.0.1"
+    assert settings["SandboxKey"] and os.path.exists(settings["SandboxKey"])
+    assert obj["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}
+    for key in ("ResolvConfPath", "HostsPath", "HostnamePath"):
+        assert os.path.isfile(obj[key]), key
+    assert netctl.exec("dual", "cat", "/etc/hostname").stdout == open(obj["HostnamePath"]).read()
+    tmpl = '{{(index .NetworkSettings.Networks "net1").IPAddress}}'
+    assert netctl("container", "inspect", "-f", tmpl, "dual").stdout.strip() == "172.22.43.2"
+    tmpl = "{{range $n, $e := .NetworkSettings.Networks}}{{$n}}={{$e.IPAddress}};{{end}}"
+    assert netctl("inspect", "-f", tmpl, "dual").stdout.strip() == \
+        f"bridge={settings['IPAddress']};net1=172.22.43.2;"
+    assert netctl("inspect", "-f", '{{join .Args ","}}', "dual").stdout.strip() == "600"
+    # container inspect is for containers only
+    proc = netctl("container", "inspect", "net1", check=False)
+    assert proc.returncode == 1 and proc.stderr.strip() == "Error: no such container: net1"
+
+
+def test_malformed_format_exits_1_with_the_position(netctl: Netctl) -> None:
+    netctl.run_d("fmt1")
+    for tmpl in ("{{.Name", "{{.Name}", "{{range .Args}}x", "{{nosuch .Name}}"):
+        proc = netctl("inspect", "-f", tmpl, "fmt1", check=False)
+        assert proc.returncode == 1, tmpl
+        assert proc.stdout == ""
+        assert re.match(r"Error: template: :1:\d+: ", proc.stderr), proc.stderr
+        assert tmpl not in proc.stderr
+
+
+def test_static_ip_does_not_move_the_dynamic_cursor(netctl: Netctl) -> None:
+    """Docker: .2, .3, a static .50, then .4 (not .51)."""
+    netctl("create", "--subnet", "172.22.45.0/24", "cur")
+    netctl.run_d("d1", "--network", "cur")
+    netctl.run_d("d2", "--network", "cur")
+    netctl.run_d("st", "--network", "cur", "--ip", "172.22.45.50")
+    netctl.run_d("d3", "--network", "cur")
+    assert [netctl.ip(n, "cur") for n in ("d1", "d2", "st", "d3")] == \
+        ["172.22.45.2", "172.22.45.3", "172.22.45.50", "172.22.45.4"]

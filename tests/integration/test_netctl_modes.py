@@ -200,3 +200,15 @@ def test_foreground_run_passes_the_exit_status_on(netctl: Netctl) -> None:
     assert netctl.leases() == [] and os.listdir(netctl.path("run", "netns")) == []
     listed = netctl("ps", "-a").stdout.splitlines()
     assert len(listed) == 2 and "exited" in listed[1]
+
+
+def test_stop_says_what_it_waits_for(netctl: Netctl) -> None:
+    """A plain sleep ignores SIGTERM as PID 1: stop waits its grace period, and says so."""
+    netctl.run_d("sleepy")
+    proc = netctl("stop", "-t", "2", "sleepy")
+    assert proc.stdout.strip() == "sleepy"
+    assert "waiting up to 2s for sleepy to exit after SIGTERM" in proc.stderr
+    # a stop that needs no waiting stays quiet
+    netctl.run_d("quick", cmd=("sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done"))
+    proc = netctl("stop", "-t", "5", "quick")
+    assert proc.stderr == ""

@@ -40,3 +40,19 @@ def test_plugin_option_errors(netctl: Netctl) -> None:
     missing = netctl("create", "--plugin", '{"type": "no-such-plugin"}', "n2", check=False)
     assert missing.returncode != 0 and "no-such-plugin" in missing.stderr
     assert "n1" not in netctl("ls").stdout and "n2" not in netctl("ls").stdout
+
+
+@pytest.mark.skipif(not os.path.exists(TUNING), reason="containernetworking-plugins not installed")
+def test_add_failing_mid_chain_leaves_nothing(netctl: Netctl) -> None:
+    """tuning fails after our bridge made eth0 and took a lease: both are given back."""
+    netctl.extra_env["NETCTL_CNI_PATH"] = "/usr/lib/cni"
+    plugin = json.dumps({"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.no_such_knob": "1"}})
+    netctl("create", "--subnet", "10.62.0.0/24", "--plugin", plugin, "broken")
+    before = netctl.snapshot()
+    bad = netctl("run", "-d", "--name", "b1", "--network", "broken", "--", "sleep", "600", check=False)
+    assert bad.returncode != 0 and "no_such_knob" in bad.stderr
+    assert netctl.leases() == []
+    after = netctl.snapshot()
+    # the network's bridge is made by the first ADD and stays with the network; no veth
+    assert [ln for ln in after["host-links"] if not ln.startswith("br-")] == before["host-links"]
+    assert after["cni-cache"] == before["cni-cache"]

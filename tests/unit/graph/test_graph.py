@@ -159,3 +159,12 @@ def test_render_rejects_unknown_formats() -> None:
 
     with pytest.raises(NetctlError, match="unknown graph format"):
         render(small(), "jpeg")
+
+
+def test_title_is_singular_for_one() -> None:
+    one = GraphModel(networks=(GNetwork(name="n", driver="bridge", subnets=(), bridge="br0"),),
+                     containers=(GContainer(name="c", id="abc"),))
+    assert one.title() == "netctl: 1 network, 1 container"
+    assert render_text(one).splitlines()[0] == "netctl: 1 network, 1 container"
+    assert 'label="netctl: 1 network, 1 container"' in render_dot(one)
+    assert GraphModel().title() == "netctl: 0 networks, 0 containers"

@@ -204,3 +204,13 @@ def test_failed_transaction_leaves_nothing() -> None:
         Allocator(full, store, "1", owner="o").allocate("c1", "eth0")
     assert store.find("c1", "eth0") == []
     assert store.last_reserved("0") is None
+
+
+def test_static_address_does_not_move_the_cursor() -> None:
+    """Docker: .2, .3, a static .50, then .4 (not .51)."""
+    rs = rset({"subnet": "10.9.0.0/24"})
+    store = MemoryStore()
+    assert alloc(rs, store, "a") == "10.9.0.2/24"
+    assert alloc(rs, store, "b") == "10.9.0.3/24"
+    assert alloc(rs, store, "static", requested="10.9.0.50") == "10.9.0.50/24"
+    assert alloc(rs, store, "c") == "10.9.0.4/24"

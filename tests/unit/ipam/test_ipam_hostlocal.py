@@ -96,12 +96,16 @@ def test_requested_addresses_and_precedence(tmp_path: Path) -> None:
     rc, res = p("ADD", "b", cni_args="IP=10.10.0.70", conf=conf)
     assert rc == 0, res
     assert [ip["address"] for ip in res["ips"]] == ["10.10.0.60/24", "fd10::60/64"]
+    # requested addresses leave the round-robin cursors alone (Docker): the next dynamic
+    # address follows the last dynamic one ("a" took fd10::2)
+    rc, res = p("ADD", "d")
+    assert [ip["address"] for ip in res["ips"]] == ["10.10.0.2/24", "fd10::3/64"]
     # runtimeConfig.ipRanges is prepended before the configured ranges
     conf = dict(p.conf, runtimeConfig={"ipRanges": [[{"subnet": "10.99.0.0/24"}]]})
     rc, res = p("ADD", "c", conf=conf)
     assert rc == 0, res
     # and each set keeps its round-robin cursor (keyed by subnets: the shift does not matter)
-    assert [ip["address"] for ip in res["ips"]] == ["10.99.0.2/24", "10.10.0.61/24", "fd10::61/64"]
+    assert [ip["address"] for ip in res["ips"]] == ["10.99.0.2/24", "10.10.0.3/24", "fd10::4/64"]
 
 
 def test_unknown_cni_args_need_ignore_unknown(plugin: Plugin) -> None:

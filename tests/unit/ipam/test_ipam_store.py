@@ -201,3 +201,12 @@ def test_remove_database(tmp_path: Path) -> None:
     assert remove_database(str(tmp_path), "gone")
     assert not any(p.name.startswith("gone.db") for p in tmp_path.iterdir())
     assert not remove_database(str(tmp_path), "gone")
+
+
+def test_reserve_without_cursor_keeps_last_reserved(tmp_path: Path) -> None:
+    for store in (MemoryStore(), SqliteStore(str(tmp_path / "c.db"))):
+        with store.transaction():
+            assert store.reserve(lease("10.1.0.2", range_id="0"))
+            assert store.reserve(lease("10.1.0.50", "c2", range_id="0"), cursor=False)
+        assert store.last_reserved("0") == IPAddress("10.1.0.2")
+        store.close()

@@ -70,10 +70,69 @@ def test_range_over_empty_and_null() -> None:
     "{{.IPAM.Config[3].Subnet}}",
     "{{.Name.Deeper}}",
     "{{range .Containers}}{{.Name}}",          # no end
-    "{{if .Internal}}yes{{end}}",              # unsupported action
+    "{{template \"x\"}}",                     # unsupported action
     "{{Name}}",                                # not a path
 ])
 def test_errors_are_netctl_errors(template: str) -> None:
     with pytest.raises(NetctlError) as exc:
         render(template, NET)
     assert exc.value.msg.startswith("template: ")
+
+
+CTR: dict[str, Any] = {
+    "Name": "web1",
+    "Args": ["-c", "sleep 600"],
+    "NetworkSettings": {"Networks": {
+        "net1": {"IPAddress": "10.1.0.2", "Aliases": ["a", "b"]},
+        "bridge": {"IPAddress": "172.17.0.2", "Aliases": []},
+    }},
+}
+
+
+@pytest.mark.parametrize(("template", "expected"), [
+    ('{{(index .NetworkSettings.Networks "net1").IPAddress}}', "10.1.0.2"),
+    ('{{index .NetworkSettings.Networks "net1" | json}}', '{"IPAddress":"10.1.0.2","Aliases":["a","b"]}'),
+    ('{{json (index .NetworkSettings.Networks "bridge").Aliases}}', "[]"),
+    ('{{join .Args " "}}', "-c sleep 600"),
+    ('{{.Args | join ","}}', None),  # join(sep, list): Go's type error too
+    ("{{range $name, $n := .NetworkSettings.Networks}}{{$name}}={{$n.IPAddress}} {{end}}",
+     "bridge=172.17.0.2 net1=10.1.0.2 "),
+    ("{{range $i, $a := .Args}}{{$i}}:{{$a}};{{end}}", "0:-c;1:sleep 600;"),
+    ("{{range .NetworkSettings.Networks}}{{$.Name}}@{{.IPAddress}} {{end}}",
+     "web1@172.17.0.2 web1@10.1.0.2 "),
+    ("{{$n := .Name}}{{range .Args}}{{$n}} {{end}}", "web1 web1 "),
+    ("{{range .NetworkSettings.Networks}}{{join .Aliases \",\"}}|{{end}}", "|a,b|"),
+    ("{{if .Args}}has{{else}}none{{end}}", "has"),
+    ('{{with index .NetworkSettings.Networks "net1"}}{{.IPAddress}}{{end}}', "10.1.0.2"),
+    ("{{range .Missing2}}x{{else}}empty{{end}}", None),
+    ("{{len .Args}} {{upper .Name}} {{printf \"%s-%d\" .Name 3}}", "2 WEB1 web1-3"),
+    ("a {{- \" b \" -}} c", "a b c"),
+    ('{{eq .Name "web1"}} {{ne .Name "web1"}}', "true false"),
+])
+def test_go_template_features(template: str, expected: str | None) -> None:
+    if expected is None:
+        with pytest.raises(NetctlError):
+            render(template, CTR)
+        return
+    assert render(template, CTR) == expected
+
+
+@pytest.mark.parametrize(("template", "where"), [
+    ("{{.Name", ":1:1:"),
+    ("{{.Name}", ":1:1:"),
+    ("{.Name}}", ":1:7:"),
+    ("ok {{range .Args}}x", ":1:4:"),
+    ("x {{end}}", ":1:5:"),
+    ("{{nosuchfunc .Name}}", ":1:3:"),
+    ("{{.Name | }}", ":1:"),
+    ("line one\n  {{(index .X \"a\"}}", ":2:5:"),
+    ("{{$undefined}}", ":1:3:"),
+    ("{{and}}", ":1:3:"),
+])
+def test_malformed_templates_say_where_and_never_echo(template: str, where: str) -> None:
+    with pytest.raises(NetctlError) as exc:
+        render(template, CTR)
+    msg = exc.value.msg
+    assert msg.startswith("template: ") and where in msg, msg
+    assert template.strip() not in msg
+    assert exc.value.code == 1

@@ -139,3 +139,58 @@ def test_results_without_sandbox_index() -> None:
     assert entry["MacAddress"] == "02:00:00:00:00:77" and entry["IPv4Address"] == "10.9.0.2/24"
     empty = ctr("8", "empty", [Endpoint("my_net2", "eth0", result={})])
     assert network_json(NET, [empty])["Containers"][empty.id]["IPv4Address"] == ""
+
+
+# the keys `docker container inspect` has (Docker 20.10) that users' scripts read
+DOCKER_SETTINGS_KEYS = {
+    "Bridge", "SandboxID", "HairpinMode", "LinkLocalIPv6Address", "LinkLocalIPv6PrefixLen",
+    "Ports", "SandboxKey", "SecondaryIPAddresses", "SecondaryIPv6Addresses", "EndpointID",
+    "Gateway", "GlobalIPv6Address", "GlobalIPv6PrefixLen", "IPAddress", "IPPrefixLen",
+    "IPv6Gateway", "MacAddress", "Networks"}
+DOCKER_ENDPOINT_KEYS = {
+    "IPAMConfig", "Links", "Aliases", "NetworkID", "EndpointID", "Gateway", "IPAddress",
+    "IPPrefixLen", "IPv6Gateway", "GlobalIPv6Address", "GlobalIPv6PrefixLen", "MacAddress",
+    "DriverOpts"}
+
+
+def test_container_has_dockers_network_settings_keys() -> None:
+    obj = container_json(WEB1, NETS, running=True, etc_dir="/var/lib/netctl/containers/x")
+    settings = obj["NetworkSettings"]
+    assert DOCKER_SETTINGS_KEYS <= set(settings)
+    for ep in settings["Networks"].values():
+        assert DOCKER_ENDPOINT_KEYS <= set(ep)
+        assert ep["Links"] is None and ep["DriverOpts"] is None
+    # the top-level address fields are the default bridge's endpoint (eth1 here)
+    assert settings["IPAddress"] == "172.17.0.5" and settings["IPPrefixLen"] == 16
+    assert settings["Gateway"] == "172.17.0.1" and settings["MacAddress"] == "02:00:00:00:00:05"
+    assert settings["EndpointID"] == settings["Networks"]["bridge"]["EndpointID"]
+    assert re.fullmatch(r"[0-9a-f]{64}", settings["SandboxID"])
+    assert settings["SandboxKey"] == WEB1.netns and settings["HairpinMode"] is False
+    assert settings["Bridge"] == "" and settings["SecondaryIPAddresses"] is None
+    host = obj["HostConfig"]
+    assert host["PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort": "8080"}],
+                                    "53/udp": [{"HostIp": "127.0.0.1", "HostPort": "5353"}]}
+    assert host["PublishAllPorts"] is False and host["Dns"] == [] and host["ExtraHosts"] is None
+    assert obj["ResolvConfPath"] == "/var/lib/netctl/containers/x/resolv.conf"
+    assert obj["HostsPath"] == "/var/lib/netctl/containers/x/hosts"
+    assert obj["HostnamePath"] == "/var/lib/netctl/containers/x/hostname"
+
+
+def test_top_level_fields_empty_off_the_default_bridge_and_ipv6_gateway() -> None:
+    settings = container_json(DUALC, NETS, running=True)["NetworkSettings"]
+    assert settings["IPAddress"] == "" and settings["Gateway"] == "" and settings["EndpointID"] == ""
+    assert settings["Networks"]["dual"]["IPv6Gateway"] == "fd00:18::1"
+
+
+def test_default_bridge_options_as_docker_shows_them() -> None:
+    opts = network_json(DEFAULT, [])["Options"]
+    assert opts == {
+        "com.docker.network.bridge.default_bridge": "true",
+        "com.docker.network.bridge.enable_icc": "true",
+        "com.docker.network.bridge.enable_ip_masquerade": "true",
+        "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
+        "com.docker.network.bridge.name": "netctl0",
+        "com.docker.network.driver.mtu": "1500",
+    }
+    # a user network shows only what it was given (plus its bridge name), as Docker
+    assert network_json(NET, [])["Options"] == {"com.docker.network.bridge.name": "br-aaaaaaaaaaaa"}

@@ -1,0 +1,80 @@
+"""The CNI runtime (runtime/cnirun.py) against fake plugin executables: an ADD that fails
+in the middle of a chain DELs what already ran, in reverse order, with the last result."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from runtime.cnirun import CNI, PluginError, RuntimeConf
+
+# a plugin that logs every call (command + stdin) and fails ADD when its conf says so
+FAKE = """#!/bin/sh
+stdin=$(cat)
+printf '%s %s %s\\n' "$CNI_COMMAND" "$(basename "$0")" "$stdin" >> "$LOG"
+case "$CNI_COMMAND" in
+VERSION) echo '{"cniVersion":"1.1.0","supportedVersions":["1.0.0","1.1.0"]}' ;;
+ADD)
+  case "$stdin" in
+  *'"fail": true'*) echo '{"cniVersion":"1.1.0","code":100,"msg":"boom"}'; exit 1 ;;
+  esac
+  echo '{"cniVersion":"1.1.0","ips":[{"address":"10.0.0.2/24"}],"by":"'$(basename "$0")'"}' ;;
+esac
+"""
+
+
+@pytest.fixture
+def cni(tmp_path: Path) -> CNI:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in ("first", "second", "third"):
+        exe = bindir / name
+        exe.write_text(FAKE)
+        exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    return CNI([str(bindir)], str(tmp_path / "cache"),
+               dict(os.environ, LOG=str(tmp_path / "log")))
+
+
+def calls(tmp_path: Path) -> list[tuple[str, str, dict]]:
+    out = []
+    for line in (tmp_path / "log").read_text().splitlines():
+        cmd, ptype, stdin = line.split(" ", 2)
+        if cmd != "VERSION":
+            out.append((cmd, ptype, json.loads(stdin)))
+    return out
+
+
+def test_add_failing_mid_chain_dels_what_ran(cni: CNI, tmp_path: Path) -> None:
+    conflist = {"cniVersion": "1.0.0", "cniVersions": ["1.1.0", "1.0.0"], "name": "n",
+                "plugins": [{"type": "first"}, {"type": "second", "fail": True}, {"type": "third"}]}
+    rt = RuntimeConf("cid", "/run/netns/x", "eth0")
+    with pytest.raises(PluginError, match="boom"):
+        cni.add(conflist, rt)
+    seen = calls(tmp_path)
+    assert [(c, p) for c, p, _ in seen] == [("ADD", "first"), ("ADD", "second"),
+                                            ("DEL", "second"), ("DEL", "first")]
+    # the DELs carry the last good result (first's) as prevResult, at the negotiated version
+    for _cmd, _, stdin in seen[2:]:
+        assert stdin["prevResult"]["by"] == "first"
+        assert stdin["cniVersion"] == "1.1.0"
+    assert not os.path.exists(cni.cache_path("n", rt))
+
+
+def test_add_that_succeeds_dels_nothing(cni: CNI, tmp_path: Path) -> None:
+    conflist = {"cniVersion": "1.0.0", "cniVersions": ["1.1.0", "1.0.0"], "name": "n",
+                "plugins": [{"type": "first"}, {"type": "third"}]}
+    rt = RuntimeConf("cid", "/run/netns/x", "eth0")
+    assert cni.add(conflist, rt)["by"] == "third"
+    assert [(c, p) for c, p, _ in calls(tmp_path)] == [("ADD", "first"), ("ADD", "third")]
+    assert os.path.exists(cni.cache_path("n", rt))
+
+
+def test_negotiation_uses_cni_versions_over_the_top_level_version(cni: CNI) -> None:
+    conflist = {"cniVersion": "1.0.0", "cniVersions": ["1.1.0", "1.0.0", "0.4.0"], "name": "n",
+                "plugins": [{"type": "first"}]}
+    assert cni.negotiate(conflist) == "1.1.0"
+    assert cni.negotiate({"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "first"}]}) == "1.0.0"
