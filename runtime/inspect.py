@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from .caps import effective
 from .models import Container, Network
 
 
@@ -89,7 +90,11 @@ def container_json(c: Container, networks: dict[str, Network], running: bool) ->
         "State": {"Status": "running" if running else c.state, "Running": running,
                   "Pid": c.pid if running else 0, "ExitCode": c.exit_code},
         "Config": {"Hostname": c.hostname, "Cmd": c.command},
-        "HostConfig": {"NetworkMode": c.network_mode},
+        "HostConfig": {"NetworkMode": c.network_mode, "CapAdd": list(c.cap_add) or None,
+                       "CapDrop": list(c.cap_drop) or None, "Privileged": c.privileged},
+        # not in Docker's output: what the container's processes hold (bounding, permitted
+        # and effective sets), after --cap-add / --cap-drop / --privileged
+        "EffectiveCapabilities": list(effective(c.cap_add, c.cap_drop, c.privileged)),
         "NetworkSettings": {"SandboxKey": c.netns, "Ports": ports, "Networks": nets},
     }
 

@@ -19,6 +19,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--hostname", default="")
     p.add_argument("-p", "--publish", action="append", default=[])
     p.add_argument("-P", "--publish-all", action="store_true")
+    p.add_argument("--cap-add", action="append", default=[],
+                   help="add a Linux capability (NET_ADMIN, CAP_SYS_TIME, ALL ...)")
+    p.add_argument("--cap-drop", action="append", default=[], help="drop a Linux capability (or ALL)")
+    p.add_argument("--privileged", action="store_true", help="every capability (docs/security.md)")
     p.add_argument("cmd", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_run)
 
@@ -77,7 +81,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     ctx = Context.create()
     c = run(ctx, _cmd(args.cmd), name=args.name, network=args.network, ip=args.ip,
             aliases=args.alias, hostname=args.hostname, publish=args.publish,
-            publish_all=args.publish_all, detach_=args.detach, remove=args.rm)
+            publish_all=args.publish_all, detach_=args.detach, remove=args.rm,
+            cap_add=args.cap_add, cap_drop=args.cap_drop, privileged=args.privileged)
     if args.detach:
         print(c.id)
         return 0
