@@ -12,7 +12,11 @@ dispatch points are evaluated in this order for a forwarded packet:
    DNAT'ed (published ports, added later by portmap) and same-bridge traffic
    (br_netfilter sends bridged frames through FORWARD with iif = oif = bridge);
    drop the rest when the network is isolated. Internal networks accept only
-   same-bridge traffic.
+   same-bridge traffic. With icc off, same-bridge traffic is dropped instead (Docker's
+   ``-i br -o br -j DROP``): bridge port isolation stops frames between the ports, this
+   rule stops a container that routes to a peer through the gateway (a /32 route via
+   the gateway, or frames sent to the gateway's MAC), which the host would otherwise
+   route straight back onto the bridge.
 3. ``out`` (non-internal networks), entered when the packet comes FROM the bridge:
    accept (egress).
 4. ``nat`` (masquerading networks): in NAT postrouting, masquerade packets from a
@@ -126,6 +130,9 @@ class NetworkPolicy:
     internal: bool = False
     #: drop traffic forwarded into the bridge from other interfaces (not established/DNAT)
     isolate: bool = True
+    #: inter-container communication: when false, traffic routed from the bridge back onto
+    #: it (container -> gateway -> peer) is dropped, unless established or DNAT'ed
+    icc: bool = True
 
     def __post_init__(self) -> None:
         validate_network_name(self.name)
@@ -145,7 +152,7 @@ class NetworkPolicy:
                 nets.append(net)
         # frozen dataclass: normalise in place once, at construction
         object.__setattr__(self, "subnets", tuple(nets))
-        for flag in ("masquerade", "internal", "isolate"):
+        for flag in ("masquerade", "internal", "isolate", "icc"):
             if not isinstance(getattr(self, flag), bool):
                 raise FirewallError(f"{flag} of network {self.name!r} must be true or false")
 
@@ -243,7 +250,11 @@ def plan_network(policy: NetworkPolicy) -> Ruleset:
         chains.append(Chain("guard", tuple(guard)))
         # internal implies isolation: nothing from outside the bridge may enter, and
         # nothing legitimate can be established/DNAT'ed from outside (egress is guarded)
-        chains.append(Chain("in", (rule(Match("iif", br), verdict="accept"), rule(verdict="drop"))))
+        if policy.icc:
+            ingress = (rule(Match("iif", br), verdict="accept"), rule(verdict="drop"))
+        else:
+            ingress = (rule(verdict="drop"),)
+        chains.append(Chain("in", ingress))
         return Ruleset(
             policy.name, br, tag, network_hash(policy.name), policy.families, tuple(chains)
         )
@@ -251,7 +262,7 @@ def plan_network(policy: NetworkPolicy) -> Ruleset:
     ingress = [
         rule(Match("ct_state", "established,related"), verdict="accept"),
         rule(Match("ct_dnat"), verdict="accept"),
-        rule(Match("iif", br), verdict="accept"),
+        rule(Match("iif", br), verdict="accept" if policy.icc else "drop"),
     ]
     if policy.isolate:
         ingress.append(rule(verdict="drop"))

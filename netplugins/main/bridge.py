@@ -61,7 +61,8 @@ def _policy(conf: BridgeConf, subnets: list[str]) -> Any:
     from ..firewall.plan import NetworkPolicy
 
     return NetworkPolicy(name=conf.name, bridge=conf.bridge, subnets=tuple(subnets),
-                         masquerade=conf.ip_masq, internal=conf.internal, isolate=conf.isolate)
+                         masquerade=conf.ip_masq, internal=conf.internal, isolate=conf.isolate,
+                         icc=conf.icc)
 
 
 def _firewall_error(exc: Exception) -> CniError:
@@ -303,7 +304,7 @@ def cmd_check(args: CmdArgs) -> None:
     from .bridge_check import check_attachment
 
     problems = check_attachment(conf, args, prev)
-    if conf.ip_masq or conf.isolate or conf.internal:
+    if conf.ip_masq or conf.isolate or conf.internal or not conf.icc:
         ips = [ip.address for ip in prev.ips]
         from ..firewall.driver import get_driver
         from ..firewall.errors import FirewallError

@@ -12,7 +12,8 @@ import json
 import os
 
 import pytest
-from netctlutil import Netctl, netctl_fixture  # noqa: F401 - the netctl fixture
+from netctlutil import Netctl, netctl_fixture, ping  # noqa: F401 - the netctl fixture
+from nsutil import wait_for
 
 from runtime import caps
 
@@ -124,3 +125,51 @@ def test_unknown_capability_is_refused_before_anything_is_made(netctl: Netctl) -
     assert "unknown capability" in proc.stderr and "NET_WIZARD" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert netctl.container_ids() == []
+
+
+def _udp_sink(n: Netctl, name: str, network: str) -> str:
+    """A container that writes every UDP datagram it gets on port 9999 to its log; the
+    log's path. One-way traffic is the attack: the peer's answer would go straight back
+    over the bridge (on-link), where port isolation stops it, so a ping proves nothing."""
+    cid = n.run_d(name, "--network", network, cmd=("socat", "-u", "UDP-RECV:9999", "-"))
+    return n.path("lib", "containers", cid, "log")
+
+
+def _send(n: Netctl, ctr: str, addr: str, text: str) -> None:
+    for _ in range(3):
+        n.exec(ctr, "socat", "-u", f"EXEC:echo {text}", f"UDP-SENDTO:{addr}:9999")
+
+
+def _received(log: str) -> str:
+    with open(log) as fh:
+        return fh.read()
+
+
+def test_icc_off_holds_against_routing_through_the_gateway(netctl: Netctl) -> None:
+    """A container with NET_ADMIN routes to its peer through the gateway (a /32 route via
+    the gateway): bridge port isolation does not see that, the firewall's icc rule does."""
+    netctl("create", "--subnet", SUBNET, "--gateway", GATEWAY,
+           "-o", "com.docker.network.bridge.enable_icc=false", "quiet")
+    log = _udp_sink(netctl, "peer", "quiet")
+    netctl.run_d("attacker", "--network", "quiet", "--cap-add", "NET_ADMIN")
+    peer = netctl.ip("peer", "quiet")
+    _send(netctl, "attacker", peer, "direct")  # port isolation: no direct path
+    netctl.exec("attacker", "ip", "route", "add", f"{peer}/32", "via", GATEWAY, "dev", "eth0")
+    route = netctl.exec("attacker", "ip", "route", "get", peer).stdout
+    assert f"via {GATEWAY}" in route  # the datagrams do go to the gateway
+    _send(netctl, "attacker", peer, "routed")
+    # the control test below sees its datagrams within milliseconds
+    assert not wait_for(lambda: _received(log) != "", timeout=1.5), _received(log)
+    # the gateway itself still answers (INPUT, not forwarding)
+    assert ping(netctl, "attacker", GATEWAY)
+
+
+def test_icc_on_routing_through_the_gateway_reaches_the_peer(netctl: Netctl) -> None:
+    """The control: on an icc network the same datagrams arrive."""
+    netctl("create", "--subnet", SUBNET, "--gateway", GATEWAY, "chatty")
+    log = _udp_sink(netctl, "peer", "chatty")
+    netctl.run_d("other", "--network", "chatty", "--cap-add", "NET_ADMIN")
+    peer = netctl.ip("peer", "chatty")
+    netctl.exec("other", "ip", "route", "add", f"{peer}/32", "via", GATEWAY, "dev", "eth0")
+    _send(netctl, "other", peer, "routed")
+    assert wait_for(lambda: "routed" in _received(log), timeout=5)

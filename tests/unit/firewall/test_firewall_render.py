@@ -26,6 +26,8 @@ SCENARIOS: dict[str, NetworkPolicy] = {
     "internal": NetworkPolicy("db", "br-db", ("10.88.2.0/24",), internal=True),
     "isolate-off": NetworkPolicy("shared", "br-shared", ("10.88.3.0/24",), isolate=False),
     "dual-stack": NetworkPolicy("v6net", "br-v6", ("10.88.4.0/24", "fd88:4::/64")),
+    "icc-off": NetworkPolicy("quiet", "br-quiet", ("10.88.5.0/24",), icc=False),
+    "internal-icc-off": NetworkPolicy("vault", "br-vault", ("10.88.6.0/24",), internal=True, icc=False),
 }
 
 
