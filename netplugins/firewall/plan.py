@@ -250,11 +250,8 @@ def plan_network(policy: NetworkPolicy) -> Ruleset:
         chains.append(Chain("guard", tuple(guard)))
         # internal implies isolation: nothing from outside the bridge may enter, and
         # nothing legitimate can be established/DNAT'ed from outside (egress is guarded)
-        if policy.icc:
-            ingress = (rule(Match("iif", br), verdict="accept"), rule(verdict="drop"))
-        else:
-            ingress = (rule(verdict="drop"),)
-        chains.append(Chain("in", ingress))
+        inner = [rule(Match("iif", br), verdict="accept")] if policy.icc else []
+        chains.append(Chain("in", (*inner, rule(verdict="drop"))))
         return Ruleset(
             policy.name, br, tag, network_hash(policy.name), policy.families, tuple(chains)
         )
