@@ -29,6 +29,7 @@ from ..cni.types import IPConfig, Result
 from ..nl import sysctl
 from ..nl.bridge import (
     Rtnl,
+    bridge_mark,
     configure_container_iface,
     create_veth,
     delete_link,
@@ -187,7 +188,8 @@ def cmd_add(args: CmdArgs) -> Result:
 
 def _add(conf: BridgeConf, args: CmdArgs, cfd: int, nl: Rtnl, cnl: Rtnl, stack: ExitStack) -> Result:
     """The ADD steps; each registers its undo on ``stack``."""
-    br_index, br_mac = ensure_bridge(nl, conf.bridge, conf.mtu, conf.promisc, random_mac())
+    br_index, br_mac = ensure_bridge(nl, conf.bridge, conf.mtu, conf.promisc, random_mac(),
+                                     mark=bridge_mark(conf.name))
     ipam = _ipam_add(conf, args, stack)
     ips, gateways = plan_gateways(conf, ipam.ips)
     routes = plan_routes(conf, ips, ipam.routes)
