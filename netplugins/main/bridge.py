@@ -26,7 +26,6 @@ from ..cni.types import IPConfig, Result
 
 # stdlib only (the rtnetlink client is ours): cheap enough to import up front, and then
 # the plugin daemon has them loaded before it forks a worker
-from ..nl import sysctl
 from ..nl.bridge import (
     Rtnl,
     bridge_mark,
@@ -51,6 +50,7 @@ from .bridge_plan import (
     random_mac,
     route_gateway,
 )
+from .forwarding import Forwarding
 
 KNOWN_ARGS = frozenset({"IP", "MAC", "K8S_POD_NAME", "K8S_POD_NAMESPACE",
                         "K8S_POD_INFRA_CONTAINER_ID", "K8S_POD_UID"})
@@ -58,24 +58,26 @@ KNOWN_ARGS = frozenset({"IP", "MAC", "K8S_POD_NAME", "K8S_POD_NAMESPACE",
 
 # --- firewall -----------------------------------------------------------------------------
 
-def _policy(conf: BridgeConf, subnets: list[str]) -> Any:
+def _policy(conf: BridgeConf, subnets: list[str], guard: tuple[int, ...] = ()) -> Any:
+    """The network's firewall policy; ``guard``: the families whose forwarding netctl turned
+    on (forwarding.py), whose other forwarded traffic the firewall drops."""
     from ..firewall.plan import NetworkPolicy
 
     return NetworkPolicy(name=conf.name, bridge=conf.bridge, subnets=tuple(subnets),
                          masquerade=conf.ip_masq, internal=conf.internal, isolate=conf.isolate,
-                         icc=conf.icc)
+                         icc=conf.icc, guard_forwarding=guard)
 
 
 def _firewall_error(exc: Exception) -> CniError:
     return CniError(errors.FIREWALL_FAILURE, "firewall rules could not be changed", str(exc))
 
 
-def _setup_firewall(conf: BridgeConf, subnets: list[str]) -> None:
+def _setup_firewall(conf: BridgeConf, subnets: list[str], guard: tuple[int, ...]) -> None:
     from ..firewall.driver import get_driver
     from ..firewall.errors import FirewallError
 
     try:
-        get_driver(conf.firewall_driver).setup_network(_policy(conf, subnets))
+        get_driver(conf.firewall_driver).setup_network(_policy(conf, subnets, guard))
     except FirewallError as exc:
         raise _firewall_error(exc) from None
 
@@ -207,26 +209,29 @@ def _add(conf: BridgeConf, args: CmdArgs, cfd: int, nl: Rtnl, cnl: Rtnl, stack: 
             enable_ipv6(args.ifname)
     mtu = configure_container_iface(cnl, args.ifname, [(ip.address, ip.gateway) for ip in ips],
                                     [(r.dst, route_gateway(r, ips)) for r in routes])
-    if gateways:
-        try:
-            if any(g.family == 4 for g in gateways):
-                sysctl.write("net/ipv4/ip_forward", "1")
-            if any(g.family == 6 for g in gateways):
-                sysctl.write("net/ipv6/conf/all/forwarding", "1")
-        except OSError as exc:
-            raise CniError(errors.IO_FAILURE, "failed to enable IP forwarding", str(exc)) from None
     addrs = [ip.address for ip in ips]
     subnets = _subnets(addrs)
     record = {"containerID": args.container_id, "ifname": args.ifname, "netns": args.netns,
               "bridge": conf.bridge, "hostVeth": host_name, "ips": addrs}
     att = Attachments(conf.state_dir, conf.name)
+    fwd = Forwarding(conf.state_dir)
     try:
-        with att.locked():
-            first = att.count() == 0
-            att.put(args.container_id, args.ifname, record)
-            stack.callback(_quiet, _undo_record, conf, att, args)
-            if first and subnets:
-                _setup_firewall(conf, subnets)
+        # one lock from forwarding on to the record: a concurrent last DEL elsewhere must
+        # see this attachment before it turns forwarding off (forwarding.py)
+        with fwd.locked():
+            guard = fwd.recorded()
+            if gateways:
+                try:
+                    guard = fwd.enable({g.family for g in gateways})
+                except OSError as exc:
+                    raise CniError(errors.IO_FAILURE, "failed to enable IP forwarding", str(exc)) from None
+                stack.callback(_quiet, _release_forwarding, fwd)
+            with att.locked():
+                first = att.count() == 0
+                att.put(args.container_id, args.ifname, record)
+                stack.callback(_quiet, _undo_record, conf, att, args)
+                if first and subnets:
+                    _setup_firewall(conf, subnets, guard)
     except OSError as exc:
         raise CniError(errors.IO_FAILURE, f"failed to record the attachment in {conf.state_dir!r}",
                        str(exc)) from None
@@ -239,11 +244,35 @@ def _add(conf: BridgeConf, args: CmdArgs, cfd: int, nl: Rtnl, cnl: Rtnl, stack: 
 
 def _undo_record(conf: BridgeConf, att: Attachments, args: CmdArgs) -> None:
     """Rollback of the record step: drop the record and, if it was the last, the rules."""
-    with att.locked():
+    with Forwarding(conf.state_dir).locked(), att.locked():
         att.remove(args.container_id, args.ifname)
         if att.count() == 0:
             _quiet(_teardown_firewall, conf)
             att.cleanup_dir()
+
+
+def _release_forwarding(fwd: Forwarding) -> None:
+    """Turn off the forwarding netctl turned on, if no attachment is left (forwarding.py)."""
+    with fwd.locked():
+        fwd.release_if_idle()
+
+
+def _forget(conf: BridgeConf, att: Attachments, gone: list[tuple[str, str]]) -> None:
+    """Drop records (DEL, GC); after the network's last one its rules, after the last of
+    every network the forwarding netctl turned on.
+
+    Raises:
+        CniError / OSError: the firewall or the records could not be changed.
+    """
+    fwd = Forwarding(conf.state_dir)
+    with fwd.locked():
+        with att.locked():
+            for cid, ifname in gone:
+                att.remove(cid, ifname)
+            if att.count() == 0:
+                _teardown_firewall(conf)
+                att.cleanup_dir()
+        fwd.release_if_idle()
 
 
 # --- DEL ----------------------------------------------------------------------------------
@@ -277,13 +306,8 @@ def cmd_del(args: CmdArgs) -> None:
             _unregister_dns(conf, args)
         except Exception as exc:  # noqa: BLE001
             errs.collect(exc)
-    att = Attachments(conf.state_dir, conf.name)
     try:
-        with att.locked():
-            att.remove(args.container_id, args.ifname)
-            if att.count() == 0:
-                _teardown_firewall(conf)
-                att.cleanup_dir()
+        _forget(conf, Attachments(conf.state_dir, conf.name), [(args.container_id, args.ifname)])
     except Exception as exc:  # noqa: BLE001
         errs.collect(exc)
     errs.raise_if_any()
@@ -312,7 +336,8 @@ def cmd_check(args: CmdArgs) -> None:
         from ..firewall.errors import FirewallError
 
         try:
-            problems += get_driver(conf.firewall_driver).check_network(_policy(conf, _subnets(ips)))
+            policy = _policy(conf, _subnets(ips), Forwarding(conf.state_dir).recorded())
+            problems += get_driver(conf.firewall_driver).check_network(policy)
         except FirewallError as exc:
             problems.append(f"firewall rules cannot be read: {exc}")
     if Attachments(conf.state_dir, conf.name).get(args.container_id, args.ifname) is None:
@@ -362,10 +387,7 @@ def cmd_gc(args: CmdArgs) -> None:
         except Exception as exc:  # noqa: BLE001
             errs.collect(exc)
     try:
-        with att.locked():
-            if att.count() == 0:
-                _teardown_firewall(conf)
-                att.cleanup_dir()
+        _forget(conf, att, [])
     except Exception as exc:  # noqa: BLE001
         errs.collect(exc)
     errs.raise_if_any()
