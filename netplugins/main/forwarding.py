@@ -3,7 +3,7 @@
 A gateway needs ``net.ipv4.ip_forward`` (``net.ipv6.conf.all.forwarding``) on. A host
 that forwarded already keeps its behaviour: nothing is recorded, nothing is guarded, and
 nothing is turned off later. When the plugin is the one that turns a family on (it was
-0), it records that in ``<stateDir>/forwarding.json``, and every network's firewall
+0), it records that in ``<stateDir>/forwarding.record`` (JSON), and every network's firewall
 policy then carries that family in ``guard_forwarding``: forwarded packets that neither
 enter nor leave a netctl bridge are dropped (firewall/plan.py, the forwarding guard), so
 the host does not start routing between its other interfaces. When the last attachment
@@ -26,7 +26,8 @@ from contextlib import contextmanager
 
 from ..nl import sysctl
 
-RECORD = "forwarding.json"
+#: JSON, but not named *.json: those are attachment records (tests and tools walk them)
+RECORD = "forwarding.record"
 LOCK = "forwarding.lock"
 KEYS = {4: "net/ipv4/ip_forward", 6: "net/ipv6/conf/all/forwarding"}
 

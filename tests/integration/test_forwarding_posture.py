@@ -70,7 +70,7 @@ def test_host_that_did_not_forward_still_does_not(netctl: Netctl, sides: tuple[N
     # the containers do: out through the host (masqueraded) and back
     assert netctl.exec("c1", "ping", "-c", "1", "-W", "2", "198.51.100.2", check=False).returncode == 0
     assert "netctl forwarding" in netctl_rules(netctl)
-    record = json.loads(open(netctl.path("run", "bridge", "forwarding.json")).read())
+    record = json.loads(open(netctl.path("run", "bridge", "forwarding.record")).read())
     assert record == {"enabledByNetctl": [4]}
     # a second network shares the guard; the last container gone, all is as it was
     netctl("create", "--subnet", "172.22.43.0/24", "net2")
