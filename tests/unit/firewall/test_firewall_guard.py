@@ -89,3 +89,14 @@ def test_record_and_in_use(tmp_path) -> None:  # type: ignore[no-untyped-def]
     # release_if_idle while in use changes nothing (and touches no sysctl)
     fwd.release_if_idle()
     assert fwd.recorded() == (4,)
+
+
+def test_policy_round_trips_through_json() -> None:
+    """A reconciler stores policies as JSON and re-applies them with setup_network."""
+    import json
+    from dataclasses import asdict
+
+    p = NetworkPolicy("n", "br0", ("10.0.0.0/24", "fd00::/64"), icc=False, guard_forwarding=(4, 6))
+    again = NetworkPolicy(**json.loads(json.dumps(asdict(p))))
+    assert again == p
+    assert plan_network(again) == plan_network(p)
