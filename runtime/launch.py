@@ -99,13 +99,14 @@ def _under(path: str, dirs: list[str]) -> bool:
     return any(path == d or path.startswith(d.rstrip("/") + "/") for d in dirs)
 
 
-def isolate_mounts(hide: list[str], etc: str) -> None:
+def isolate_mounts(hide: list[str], etc: str, etc_root: str = "/etc") -> None:
     """In a new mount namespace of the calling process: hide ``hide`` under read-only empty
     tmpfs mounts and bind-mount the container's /etc files (from ``etc``) over the image's.
 
     A /etc file may be a symlink into a hidden directory (resolv.conf into /run/systemd):
     its target is recreated, empty, in the tmpfs and the file bind-mounted there. In host
-    mode (no ``etc``) the host's own file is kept visible that way.
+    mode (no ``etc``) the host's own file is kept visible that way. ``etc_root``: /etc
+    (tests point it at a directory of their own).
 
     Raises:
         OSError: a mount failed.
@@ -114,7 +115,7 @@ def isolate_mounts(hide: list[str], etc: str) -> None:
     # the files to show, opened before their directories may be hidden
     shown: list[tuple[int, str]] = []
     for name in ("hosts", "resolv.conf", "hostname"):
-        dst = os.path.realpath(os.path.join("/etc", name))
+        dst = os.path.realpath(os.path.join(etc_root, name))
         src = os.path.join(etc, name) if etc else dst
         if not os.path.exists(src) or not os.path.exists(dst):
             continue
