@@ -38,7 +38,8 @@ def test_default_container_cannot_change_its_network(netctl: Netctl) -> None:
     netctl.run_d("plain", "--network", "net1")
     for cmd in (("ip", "addr", "add", "172.22.40.99/24", "dev", "eth0"),
                 ("ip", "route", "add", "10.99.0.0/16", "via", GATEWAY),
-                ("ip", "link", "set", "eth0", "down")):
+                ("ip", "link", "set", "eth0", "down"),
+                ("ip", "neigh", "replace", GATEWAY, "lladdr", "02:00:00:00:00:01", "dev", "eth0")):
         proc = netctl.exec("plain", *cmd, check=False)
         assert proc.returncode != 0, cmd
         assert "Operation not permitted" in proc.stderr, proc.stderr
