@@ -8,7 +8,8 @@ to it, reaps it and exits with its status. When the exec fails it writes the rea
 
 The first process gets a mount namespace of its own (nested in the launcher's, so the
 launcher can still write the pidfile): its own /proc, a read-only empty tmpfs over every
-``--hide`` directory (netctl's state and sockets, the host's /run), the container's hosts /
+``--hide`` directory (netctl's state and sockets), a writable empty one of its own over every
+``--hide-rw`` directory (the host's /run: programs expect to write there), the container's hosts /
 resolv.conf / hostname bind-mounted over /etc, and then only the capabilities of ``--caps``
 (bounding, permitted and effective sets; inheritable and ambient empty) with
 ``no_new_privs``: see docs/security.md.
@@ -99,9 +100,11 @@ def _under(path: str, dirs: list[str]) -> bool:
     return any(path == d or path.startswith(d.rstrip("/") + "/") for d in dirs)
 
 
-def isolate_mounts(hide: list[str], etc: str, etc_root: str = "/etc") -> None:
+def isolate_mounts(hide: list[str], etc: str, etc_root: str = "/etc",
+                   hide_rw: tuple[str, ...] | list[str] = ()) -> None:
     """In a new mount namespace of the calling process: hide ``hide`` under read-only empty
-    tmpfs mounts and bind-mount the container's /etc files (from ``etc``) over the image's.
+    tmpfs mounts, ``hide_rw`` under writable ones (private to the container), and bind-mount
+    the container's /etc files (from ``etc``) over the image's.
 
     A /etc file may be a symlink into a hidden directory (resolv.conf into /run/systemd):
     its target is recreated, empty, in the tmpfs and the file bind-mounted there. In host
@@ -119,12 +122,12 @@ def isolate_mounts(hide: list[str], etc: str, etc_root: str = "/etc") -> None:
         src = os.path.join(etc, name) if etc else dst
         if not os.path.exists(src) or not os.path.exists(dst):
             continue
-        if not etc and not _under(dst, hide):
+        if not etc and not _under(dst, [*hide, *hide_rw]):
             continue  # host mode: the host's file, visible as it is
         shown.append((os.open(src, os.O_PATH | os.O_CLOEXEC), dst))
     hidden: list[str] = []
-    for d in hide:
-        # a directory inside one hidden already is gone with it
+    # parents first: a directory inside one hidden already is gone with it
+    for d in sorted([*hide, *hide_rw], key=len):
         if os.path.isdir(d) and not _under(d, hidden):
             _mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)
             hidden.append(d)
@@ -135,6 +138,8 @@ def isolate_mounts(hide: list[str], etc: str, etc_root: str = "/etc") -> None:
         _mount(f"/proc/self/fd/{fd}", dst, None, MS_BIND)
         os.close(fd)
     for d in hidden:
+        if d in hide_rw:
+            continue
         _check(_libc.mount(b"tmpfs", d.encode(), None,
                            MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, None),
                f"remount {d} read-only")
@@ -174,13 +179,14 @@ class Options:
         #: capability numbers to keep; None = all (--caps all, i.e. --privileged)
         self.caps: set[int] | None = set()
         self.hide: list[str] = []  # directories the container must not see
+        self.hide_rw: list[str] = []  # the same, but with a writable tmpfs of its own
         self.enter = 0           # exec mode: the PID of the container's first process
         self.cmd: list[str] = []
 
 
 def parse_args(argv: list[str]) -> Options:
     """``--pidfile P [--netns N] [--hostname H] [--etc D] [--share-uts] [--lock-fd FD]
-    [--caps N,N,...|all] [--hide DIR]... -- CMD...``, or ``--enter PID --caps ... -- CMD...``.
+    [--caps N,N,...|all] [--hide DIR]... [--hide-rw DIR]... -- CMD...``, or ``--enter PID --caps ... -- CMD...``.
     Without ``--caps`` the command keeps no capability at all.
 
     By hand rather than with argparse: importing argparse costs ~12 ms, paid on every
@@ -206,9 +212,9 @@ def parse_args(argv: list[str]) -> Options:
                 opts.caps = None if argv[i] == "all" else {int(c) for c in argv[i].split(",") if c}
             except ValueError:
                 sys.exit(f"netctl-launch: bad --caps {argv[i]!r}")
-        elif arg == "--hide" and i + 1 < len(argv):
+        elif arg in ("--hide", "--hide-rw") and i + 1 < len(argv):
             i += 1
-            opts.hide.append(argv[i])
+            (opts.hide if arg == "--hide" else opts.hide_rw).append(argv[i])
         else:
             sys.exit(f"netctl-launch: bad argument {arg!r}")
         i += 1
@@ -244,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     if child == 0:
         os.close(rfd)
         try:
-            isolate_mounts(opts.hide, opts.etc)
+            isolate_mounts(opts.hide, opts.etc, hide_rw=opts.hide_rw)
             # PID 1 of the new PID namespace: a /proc of its own so ps shows the container
             _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
             drop_capabilities(opts.caps)

@@ -126,20 +126,27 @@ def caps_arg(c: Container) -> str:
     return ",".join(str(n) for n in caps.numbers(caps.effective(c.cap_add, c.cap_drop)))
 
 
-def hidden_dirs(state_dirs: list[str]) -> list[str]:
-    """What a container must not see: the host's /run (every daemon's socket, netctl's
-    runtime state, the plugin daemon's and the agent's sockets) and netctl's state
-    directories (``state_dirs`` plus the defaults), parents first, symlinks resolved."""
-    out: list[str] = []
-    for d in ["/run", "/var/run", "/var/lib/netctl", *state_dirs]:
+#: hidden behind a writable tmpfs of the container's own: programs write pid files there
+PRIVATE_DIRS = ("/run", "/var/run")
+
+
+def hidden_dirs(state_dirs: list[str]) -> list[tuple[str, bool]]:
+    """What a container must not see, as (directory, gets a writable tmpfs): the host's /run
+    (every daemon's socket, netctl's runtime state, the plugin daemon's and the agent's
+    sockets; writable, private) and netctl's state directories (``state_dirs`` plus the
+    default; read-only), parents first, symlinks resolved."""
+    out: list[tuple[str, bool]] = []
+    seen: set[str] = set()
+    for d in [*PRIVATE_DIRS, "/var/lib/netctl", *state_dirs]:
         real = os.path.realpath(d)
-        if real not in out:
-            out.append(real)
-    return sorted(out, key=len)
+        if real not in seen:
+            seen.add(real)
+            out.append((real, d in PRIVATE_DIRS))
+    return sorted(out, key=lambda item: len(item[0]))
 
 
 def launch_argv(c: Container, kind: str, container_dir: str, etc_dir: str, lock_fd: int = -1,
-                hide: list[str] | None = None) -> list[str]:
+                hide: list[tuple[str, bool]] | None = None) -> list[str]:
     """The launcher's command line for ``c`` (``kind``: its network mode's kind; ``lock_fd``:
     the start lock it inherits, see :func:`launch`; ``hide``: see :func:`hidden_dirs`).
 
@@ -151,8 +158,8 @@ def launch_argv(c: Container, kind: str, container_dir: str, etc_dir: str, lock_
     argv = [_launcher(), "--pidfile", os.path.join(container_dir, PIDFILE), "--hostname", c.hostname,
             "--lock-fd", str(lock_fd), "--caps", caps_arg(c)]
     argv = [sys.executable, "-I", "-S", *argv]
-    for d in hide or []:
-        argv += ["--hide", d]
+    for d, writable in hide or []:
+        argv += ["--hide-rw" if writable else "--hide", d]
     if kind == "host":
         argv += ["--share-uts", "--etc", ""]
     else:

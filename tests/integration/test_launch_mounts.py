@@ -75,6 +75,15 @@ def test_hidden_dirs_and_a_resolv_conf_symlink_into_one(tmp_path: Path) -> None:
         assert (etc / "resolv.conf").read_text() == "nameserver 10.0.0.9\n"
 
     _in_private_mount_ns(check)
+
+    def check_rw() -> None:
+        launch.isolate_mounts([], str(mine), etc_root=str(etc), hide_rw=[str(run)])
+        assert (etc / "resolv.conf").read_text() == "nameserver 10.0.0.9\n"
+        assert os.listdir(run) == ["resolve"]
+        (run / "x.pid").write_text("1\n")  # writable, and private
+
+    _in_private_mount_ns(check_rw)
+    assert not (run / "x.pid").exists()
     # the test's (and the machine's) view is unchanged
     assert (run / "plugind.sock").exists()
     assert (etc / "resolv.conf").read_text() == "nameserver 127.0.0.53\n"

@@ -78,13 +78,15 @@ def test_launcher_gets_numbers_or_all() -> None:
 
 def test_launch_argv_hides_state_and_round_trips() -> None:
     hide = process.hidden_dirs(["/tmp/r/lib", "/tmp/r/run", "/run/netctl"])
-    assert hide[0] == "/run" and "/var/lib/netctl" in hide and "/tmp/r/lib" in hide
+    assert hide[0] == ("/run", True)
+    assert ("/var/lib/netctl", False) in hide and ("/tmp/r/lib", False) in hide
     argv = process.launch_argv(_ctr(cap_add=["CAP_NET_ADMIN"]), "bridge", "/tmp/r/lib/containers/a",
                                "/tmp/r/lib/containers/a", 5, hide)
     opts = parse_args(argv[argv.index("--pidfile"):])
     assert opts.cmd == ["sleep", "1"] and opts.lock_fd == 5
     assert opts.caps is not None and 12 in opts.caps
-    assert opts.hide == hide
+    assert opts.hide_rw == ["/run"]
+    assert opts.hide == [d for d, rw in hide if not rw]
     ex = process.exec_argv(_ctr(pid=42, privileged=True), ["ip", "a"])
     eopts = parse_args(ex[ex.index("--enter"):])
     assert eopts.enter == 42 and eopts.caps is None and eopts.cmd == ["ip", "a"]
