@@ -11,7 +11,7 @@ import sys
 import threading
 from typing import Any
 
-from . import etcfiles, netns, process
+from . import caps, etcfiles, netns, process
 from .context import Context
 from .errors import Conflict, NetctlError
 from .models import Container, Endpoint, Network, PortMapping
@@ -186,14 +186,21 @@ def _resolve_mode(ctx: Context, network: str) -> tuple[str, Network | None, Cont
 
 def run(ctx: Context, cmd: list[str], *, name: str = "", network: str = "bridge", ip: str = "",
         aliases: list[str] | None = None, hostname: str = "", publish: list[str] | None = None,
-        publish_all: bool = False, detach_: bool = True, remove: bool = False) -> Container:
-    """Create and start a container; the process runs in its own net, UTS, mount, PID namespaces.
+        publish_all: bool = False, detach_: bool = True, remove: bool = False,
+        cap_add: list[str] | None = None, cap_drop: list[str] | None = None,
+        privileged: bool = False) -> Container:
+    """Create and start a container; the process runs in its own net, UTS, mount, PID namespaces,
+    with Docker's default capabilities changed by ``cap_add`` / ``cap_drop`` / ``privileged``
+    (see runtime/caps.py).
 
     Raises:
-        NetctlError: any failure, after undoing what was done.
+        NetctlError: any failure (an unknown capability before anything is made), after
+            undoing what was done.
     """
     if not cmd:
         raise NetctlError("no command given: netctl run [OPTIONS] -- COMMAND...")
+    adds = caps.normalize(cap_add or [], "--cap-add")
+    drops = caps.normalize(cap_drop or [], "--cap-drop")
     process.check_command(cmd[0])
     with ctx.state.locked():
         ensure_builtin(ctx)
@@ -220,7 +227,8 @@ def run(ctx: Context, cmd: list[str], *, name: str = "", network: str = "bridge"
                               "nothing from outside it can reach them")
         c = Container(id=cid, name=name, created=now(), command=list(cmd), hostname=hostname or cid[:12],
                       network_mode=network if kind != "container" else f"container:{owner.id}",  # type: ignore[union-attr]
-                      ports=ports, publish_all=publish_all)
+                      ports=ports, publish_all=publish_all, cap_add=adds, cap_drop=drops,
+                      privileged=privileged)
         if publish_all and not ports:
             raise NetctlError("-P needs the ports to publish: give them with -p CONTAINER_PORT")
         _pick_free_ports(ctx, c)
@@ -387,7 +395,8 @@ def _start(ctx: Context, c: Container, kind: str, detach_: bool,
     """
     d = _etc_dir(ctx, c)
     etc = ctx.paths.container_dir(c.network_mode.split(":", 1)[1]) if kind == "container" else d
-    proc, c.pid = process.launch(process.launch_argv(c, kind, d, etc, lock_fd), d, detach_, lock_fd)
+    hide = process.hidden_dirs([ctx.paths.lib, ctx.paths.run])
+    proc, c.pid = process.launch(process.launch_argv(c, kind, d, etc, lock_fd, hide), d, detach_, lock_fd)
     c.pid_start = process.start_time(c.pid)
     c.state = "running"
     with ctx.state.locked():
@@ -410,8 +419,8 @@ def exec_in(ctx: Context, ref: str, cmd: list[str], interactive: bool = False) -
         raise NetctlError("no command given: netctl exec CONTAINER -- COMMAND...")
     # a clear error instead of nsenter's
     process.check_command(cmd[0])
-    argv = ["nsenter", f"--target={c.pid}", "--net", "--uts", "--mount", "--pid", "--", *cmd]
-    return subprocess.run(argv).returncode
+    # the launcher rather than nsenter: the command gets the container's capabilities
+    return subprocess.run(process.exec_argv(c, cmd)).returncode
 
 
 #: seconds of a stop's grace period after which it says what it waits for

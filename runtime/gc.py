@@ -79,6 +79,13 @@ def collect(ctx: Context) -> list[str]:
             if path not in known:
                 netns.remove(path)
                 report.append(f"removed orphan network namespace {name}")
+        from .bridges import remove_orphans
+        from .errors import NetctlError
+
+        try:
+            report += remove_orphans({n.name for n in ctx.state.networks()})
+        except NetctlError as exc:
+            report.append(exc.msg)
         for name in _orphan_dirs(ctx, {c.id for c in containers}):
             shutil.rmtree(ctx.paths.container_dir(name), ignore_errors=True)
             report.append(f"removed the directory of unfinished container {name[:12]}")

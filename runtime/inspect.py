@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from .caps import effective
 from .models import Container, Endpoint, Network, PortMapping
 
 
@@ -165,7 +166,12 @@ def container_json(c: Container, networks: dict[str, Network], running: bool,
             "NetworkMode": c.network_mode, "PortBindings": bindings,
             "PublishAllPorts": c.publish_all,
             "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None,
+            "CapAdd": list(c.cap_add) or None, "CapDrop": list(c.cap_drop) or None,
+            "Privileged": c.privileged,
         },
+        # not in Docker's output: what the container's processes hold (bounding, permitted
+        # and effective sets), after --cap-add / --cap-drop / --privileged
+        "EffectiveCapabilities": list(effective(c.cap_add, c.cap_drop, c.privileged)),
         "NetworkSettings": {
             "Bridge": "", "SandboxID": _sandbox_id(c), "HairpinMode": False,
             "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,

@@ -85,6 +85,11 @@ class Container:
     endpoints: list[Endpoint] = field(default_factory=list)
     ports: list[PortMapping] = field(default_factory=list)
     publish_all: bool = False
+    #: --cap-add / --cap-drop as given, normalised (``CAP_NET_ADMIN``, ``ALL``)
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    #: --privileged: every capability, no ``no_new_privs``
+    privileged: bool = False
 
     def endpoint(self, network: str) -> Endpoint | None:
         return next((e for e in self.endpoints if e.network == network), None)

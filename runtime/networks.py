@@ -78,8 +78,10 @@ def create_network(ctx: Context, name: str, *, driver: str = "bridge", subnets: 
                    gateways: list[str] | None = None, ip_range: str = "", ipv6: bool = False,
                    internal: bool = False, disable_dns: bool = False, options: dict[str, str] | None = None,
                    labels: dict[str, str] | None = None, builtin: bool = False,
-                   extra_plugins: list[dict[str, Any]] | None = None) -> Network:
-    """Create a network (state + conflist). Call with the state lock held.
+                   extra_plugins: list[dict[str, Any]] | None = None,
+                   notes: list[str] | None = None) -> Network:
+    """Create a network (state + conflist). Call with the state lock held. ``notes`` gets a
+    line when the bridge named by an option exists already (adopted, see runtime/bridges.py).
 
     Raises:
         NetctlError: invalid name/option/subnet, an overlap, a duplicate name.
@@ -109,6 +111,13 @@ def create_network(ctx: Context, name: str, *, driver: str = "bridge", subnets: 
         raise NetctlError(f"invalid bridge name {net.bridge!r}")
     if any(n.bridge == net.bridge for n in ctx.state.networks()):
         raise Conflict(f"bridge name {net.bridge} is already used by another network")
+    if notes is not None and OPT_BRIDGE_NAME in opts:
+        from .bridges import bridge_exists
+
+        if bridge_exists(net.bridge):
+            notes.append(f"bridge {net.bridge} exists: netctl uses it but did not create it, so "
+                         f"'netctl rm {name}' will keep it and its other links (removing only "
+                         "netctl's addresses and rules)")
     net.icc = _bool_opt(opts, OPT_ICC, True)
     net.masquerade = _bool_opt(opts, OPT_MASQ, True)
     if OPT_MTU in opts:
@@ -187,8 +196,10 @@ def attached(ctx: Context, net: Network) -> list[Container]:
     return [c for c in ctx.state.containers() if c.endpoint(net.name) is not None]
 
 
-def remove_network(ctx: Context, ref: str) -> str:
-    """Remove a network nobody uses: GC its plugins (leases, rules, DNS), delete its bridge.
+def remove_network(ctx: Context, ref: str, notes: list[str] | None = None) -> str:
+    """Remove a network nobody uses: GC its plugins (leases, rules, DNS), delete its bridge
+    if netctl created it, else take only netctl's addresses off it and add a line saying so
+    to ``notes`` (see runtime/bridges.py).
 
     Raises:
         NotFound / NetctlError: unknown, built-in, or still with active endpoints.
@@ -203,11 +214,11 @@ def remove_network(ctx: Context, ref: str) -> str:
     conf = load_conflist(ctx, net)
     failures = ctx.cni.gc(conf, set())
     if net.bridge:
-        from netplugins.nl.bridge import delete_link
-        from netplugins.nl.links import iproute
+        from .bridges import remove_bridge
 
-        with iproute() as ipr:
-            delete_link(ipr, net.bridge)
+        note = remove_bridge(net)
+        if note and notes is not None:
+            notes.append(note)
     if net.dns:
         try:
             from dnsd import config as dnsconf
@@ -319,12 +330,13 @@ def detach(ctx: Context, c: Container, net: Network | None, ep: Endpoint) -> Non
     ctx.cni.delete(conf, runtime_conf(c, net, ep, ports=owns_ports(c, ep)))
 
 
-def prune_networks(ctx: Context) -> list[str]:
+def prune_networks(ctx: Context, notes: list[str] | None = None) -> list[str]:
+    """Remove every unused user-defined network (``notes``: see :func:`remove_network`)."""
     removed = []
     for net in ctx.state.networks():
         if net.builtin or attached(ctx, net):
             continue
-        removed.append(remove_network(ctx, net.name))
+        removed.append(remove_network(ctx, net.name, notes))
     return removed
 
 

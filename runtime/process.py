@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 
+from . import caps
 from .errors import NetctlError
 from .models import Container
 
@@ -114,19 +115,71 @@ def start_abandoned(container_dir: str) -> bool:
         os.close(fd)
 
 
-def launch_argv(c: Container, kind: str, container_dir: str, etc_dir: str, lock_fd: int = -1) -> list[str]:
+def caps_arg(c: Container) -> str:
+    """The launcher's ``--caps`` for ``c``: capability numbers, or ``all`` when privileged.
+
+    Raises:
+        NetctlError: an unknown capability name in the record.
+    """
+    if c.privileged:
+        return "all"
+    return ",".join(str(n) for n in caps.numbers(caps.effective(c.cap_add, c.cap_drop)))
+
+
+#: hidden behind a writable tmpfs of the container's own: programs write pid files there
+PRIVATE_DIRS = ("/run", "/var/run")
+
+
+def hidden_dirs(state_dirs: list[str]) -> list[tuple[str, bool]]:
+    """What a container must not see, as (directory, gets a writable tmpfs): the host's /run
+    (every daemon's socket, netctl's runtime state, the plugin daemon's and the agent's
+    sockets; writable, private) and netctl's state directories (``state_dirs`` plus the
+    default; read-only), parents first, symlinks resolved."""
+    out: list[tuple[str, bool]] = []
+    seen: set[str] = set()
+    for d in [*PRIVATE_DIRS, "/var/lib/netctl", *state_dirs]:
+        real = os.path.realpath(d)
+        if real not in seen:
+            seen.add(real)
+            out.append((real, d in PRIVATE_DIRS))
+    return sorted(out, key=lambda item: len(item[0]))
+
+
+def launch_argv(c: Container, kind: str, container_dir: str, etc_dir: str, lock_fd: int = -1,
+                hide: list[tuple[str, bool]] | None = None) -> list[str]:
     """The launcher's command line for ``c`` (``kind``: its network mode's kind; ``lock_fd``:
-    the start lock it inherits, see :func:`launch`)."""
+    the start lock it inherits, see :func:`launch`; ``hide``: see :func:`hidden_dirs`).
+
+    Raises:
+        NetctlError: an unknown capability name in the record.
+    """
     # launch.py needs the standard library only: run it as a script, isolated and without
     # site (the editable install's import hooks alone cost ~25 ms on every start)
-    argv = [sys.executable, "-I", "-S", os.path.join(_pkg_root(), "runtime", "launch.py"),
-            "--pidfile", os.path.join(container_dir, PIDFILE), "--hostname", c.hostname,
-            "--lock-fd", str(lock_fd)]
+    argv = [_launcher(), "--pidfile", os.path.join(container_dir, PIDFILE), "--hostname", c.hostname,
+            "--lock-fd", str(lock_fd), "--caps", caps_arg(c)]
+    argv = [sys.executable, "-I", "-S", *argv]
+    for d, writable in hide or []:
+        argv += ["--hide-rw" if writable else "--hide", d]
     if kind == "host":
         argv += ["--share-uts", "--etc", ""]
     else:
         argv += ["--netns", c.netns, "--etc", etc_dir]
     return [*argv, "--", *c.command]
+
+
+def exec_argv(c: Container, cmd: list[str]) -> list[str]:
+    """The launcher's command line running ``cmd`` in the running container ``c``, with
+    the container's capabilities (``docker exec`` gets the container's set too).
+
+    Raises:
+        NetctlError: an unknown capability name in the record.
+    """
+    return [sys.executable, "-I", "-S", _launcher(), "--enter", str(c.pid), "--caps", caps_arg(c),
+            "--", *cmd]
+
+
+def _launcher() -> str:
+    return os.path.join(_pkg_root(), "runtime", "launch.py")
 
 
 def launch(argv: list[str], container_dir: str, detach: bool,

@@ -51,7 +51,6 @@ def save_policy(state_dir: str, policy: NetworkPolicy, driver: str) -> None:
     path = _policy_path(state_dir, policy.name)
     tmp = f"{path}.tmp{os.getpid()}"
     data = dataclasses.asdict(policy)
-    data["subnets"] = list(policy.subnets)
     data["driver"] = driver
     with open(tmp, "w") as fh:
         json.dump(data, fh)
@@ -76,9 +75,9 @@ def policy_from_record(data: dict[str, Any]) -> DesiredNetwork:
         FirewallError: the record does not describe a valid policy.
     """
     names = {f.name for f in dataclasses.fields(NetworkPolicy)}
-    kwargs = {k: v for k, v in data.items() if k in names}
-    if isinstance(kwargs.get("subnets"), list):
-        kwargs["subnets"] = tuple(kwargs["subnets"])
+    # JSON has lists where the policy has tuples (subnets, guarded families)
+    kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                              for k, v in data.items() if k in names}
     try:
         policy = NetworkPolicy(**kwargs)
     except TypeError as exc:

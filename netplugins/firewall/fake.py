@@ -78,6 +78,8 @@ class FakeDriver:
                 f"{k}={'yes' if getattr(p, k) else 'no'}"
                 for k in ("masquerade", "internal", "isolate")
             )
+            if not p.icc:
+                flags += " icc=no"
             lines.append(f"{name} bridge={p.bridge} subnets={','.join(p.subnets) or '-'} {flags}")
         return "\n".join(lines)
 

@@ -6,6 +6,8 @@ Layout, per IP family (IPv6 only for networks with an IPv6 subnet)::
              -A NETCTL-FORWARD -i <br> ... -j NETCTL-GUARD-<hash8>   (internal networks)
              -A NETCTL-FORWARD -o <br> ... -j NETCTL-IN-<hash8>
              -A NETCTL-FORWARD -i <br> ... -j NETCTL-OUT-<hash8>     (other networks)
+             -A NETCTL-FORWARD -m comment --comment "netctl forwarding" -j DROP
+                                                     (the forwarding guard, see plan.py)
     nat:     -A POSTROUTING -m comment --comment netctl -j NETCTL-POSTROUTING
              -A NETCTL-POSTROUTING -s <subnet> ! -d 224.0.0.0/4 ! -o <br> ... -j MASQUERADE
 
@@ -21,7 +23,15 @@ from dataclasses import dataclass
 
 from .errors import FirewallError
 from .lock import DEFAULT_XTABLES_LOCK, file_lock
-from .plan import ChainRole, NetworkPolicy, Rule, Ruleset, plan_network, validate_network_name
+from .plan import (
+    GUARD_TAG,
+    ChainRole,
+    NetworkPolicy,
+    Rule,
+    Ruleset,
+    plan_network,
+    validate_network_name,
+)
 
 FORWARD_CHAIN = "NETCTL-FORWARD"
 POSTROUTING_CHAIN = "NETCTL-POSTROUTING"
@@ -32,8 +42,10 @@ SKELETON = {
     FORWARD_CHAIN: ("filter", "FORWARD", True),
     POSTROUTING_CHAIN: ("nat", "POSTROUTING", False),
 }
-#: dispatch group of a per-network chain in NETCTL-FORWARD
+#: dispatch group of a per-network chain in NETCTL-FORWARD (the forwarding guard, a DROP,
+#: comes last: group 3)
 GROUPS: dict[str, int] = {"GUARD": 0, "IN": 1, "OUT": 2}
+GUARD_GROUP = 3
 _VERDICTS = {"accept": "ACCEPT", "drop": "DROP", "return": "RETURN", "masquerade": "MASQUERADE"}
 _NO_QUOTE = set("_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
@@ -44,7 +56,10 @@ def ipt_chain(role: ChainRole, net_hash: str) -> str:
 
 
 def dispatch_group(target: str) -> int:
-    """Where a jump belongs in NETCTL-FORWARD: 0 guard, 1 in (and anything foreign), 2 out."""
+    """Where a jump belongs in NETCTL-FORWARD: 0 guard, 1 in (and anything foreign), 2 out,
+    3 the forwarding guard's DROP."""
+    if target == "DROP":
+        return GUARD_GROUP
     parts = target.split("-")
     if len(parts) == 3 and parts[0] == "NETCTL":
         return GROUPS.get(parts[1], 1)
@@ -193,7 +208,21 @@ def render_iptables(rs: Ruleset) -> IptablesPlan:
                     target=name,
                 )
             )
+    for fam in rs.guard_forwarding:
+        if fam in rs.families:
+            rules.append(guard_rule(fam))
     return IptablesPlan(tuple(chains), tuple(rules), rs.families)
+
+
+def guard_rule(family: int) -> IptRule:
+    """The forwarding guard of one family: the last rule of NETCTL-FORWARD."""
+    return IptRule(family, "filter", FORWARD_CHAIN, matches=(("comment", (("comment", GUARD_TAG),)),),
+                   target="DROP")
+
+
+def is_guard(rule: IptRule) -> bool:
+    """Whether ``rule`` is a forwarding guard (shared: it belongs to no network)."""
+    return rule.chain == FORWARD_CHAIN and rule.target == "DROP" and rule.comment == GUARD_TAG
 
 
 def skeleton_rules(plan: IptablesPlan) -> list[IptRule]:

@@ -25,6 +25,7 @@ from .iptables import (
     IptablesPlan,
     IptRule,
     dispatch_group,
+    is_guard,
     skeleton_rules,
 )
 from .plan import network_hash, network_owner
@@ -205,14 +206,15 @@ def _remove_owned(table: Any, live: dict[str, list[tuple[IptRule, Any]]], networ
     return changed or bool(doomed)
 
 
-def _prune_skeleton(table: Any) -> bool:
-    """Drop NETCTL-FORWARD/NETCTL-POSTROUTING and their jumps once they are empty."""
+def _prune_skeleton(table: Any, fam: int) -> bool:
+    """Drop NETCTL-FORWARD/NETCTL-POSTROUTING and their jumps once they are empty (the
+    forwarding guard alone does not count: it goes with the last network)."""
     changed = False
     for chain, (tname, builtin, _first) in SKELETON.items():
         if tname != table.name or not table.is_chain(chain):
             continue
         iptc = _iptc()
-        if iptc.Chain(table, chain).rules:
+        if any(not is_guard(from_iptc(r, fam, tname, chain)) for r in iptc.Chain(table, chain).rules):
             continue
         base = iptc.Chain(table, builtin)
         for r in base.rules:
@@ -245,6 +247,8 @@ def _add_plan(table: Any, plan: IptablesPlan, fam: int) -> None:
         if r.family != fam or r.table != table.name:
             continue
         chain = iptc.Chain(table, r.chain)
+        if is_guard(r) and any(is_guard(from_iptc(x, fam, table.name, r.chain)) for x in chain.rules):
+            continue  # shared by the networks that need it: once is enough
         if r.chain == FORWARD_CHAIN:
             # keep the guard / in / out groups in order (plan.py: why the order matters)
             group = dispatch_group(r.target)
@@ -273,7 +277,7 @@ def sync_family(fam: int, network: str, plan: IptablesPlan | None) -> None:
                 assert plan is not None
                 _add_plan(table, plan, fam)
                 changed = True
-            changed = _prune_skeleton(table) or changed
+            changed = _prune_skeleton(table, fam) or changed
             if changed:
                 table.commit()
         except iptc.IPTCError as exc:

@@ -10,6 +10,10 @@ Everything lives in our own table ``inet netctl`` (IPv4 and IPv6 at once)::
                         iifname vmap @postrouting-out }
     chain <role>-<hash8> { ... }            # per network, see plan.py
 
+and, when netctl turned forwarding on (plan.py: the forwarding guard), at the end of
+``forward``: ``meta nfproto ipv4 drop comment "netctl forwarding"`` (ipv6 likewise).
+The guard only ever grows here; it goes with the table when the last network goes.
+
 Per network, the jumps are map elements keyed by the bridge name (Docker 29 style),
 so they are added and deleted by key, without rule handles. Each change is one
 ``nft -f -`` transaction built from what ``nft -j list table`` showed under our lock:
@@ -26,6 +30,7 @@ from .lock import DEFAULT_NFT_LOCK, file_lock
 from .nft_state import ABSENT, LiveElement, LiveRule, LiveTable, parse_table
 from .nftcli import find_nft, run_nft
 from .plan import (
+    GUARD_TAG,
     ChainRole,
     Match,
     NetworkPolicy,
@@ -59,6 +64,26 @@ BASE_CHAINS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
 }
 ROLES: tuple[ChainRole, ...] = ("guard", "in", "out", "nat")
+_NFPROTO = {4: "ipv4", 6: "ipv6"}
+
+
+def guard_rule(family: int) -> str:
+    """The forwarding guard's rule text for one family (as ``nft list`` prints it back)."""
+    return f'meta nfproto {_NFPROTO[family]} drop comment "{GUARD_TAG}"'
+
+
+def live_guard(live: LiveTable) -> set[int]:
+    """Families whose forwarding guard the live ``forward`` chain holds."""
+    texts = {r.text for r in live.chain_rules("forward")}
+    return {f for f in _NFPROTO if guard_rule(f) in texts}
+
+
+def base_rules(name: str, guard: set[int] | tuple[int, ...] = ()) -> tuple[str, ...]:
+    """The rules a base chain must hold, the forwarding guard of ``guard`` included."""
+    rules = BASE_CHAINS[name][1]
+    if name == "forward":
+        rules += tuple(guard_rule(f) for f in sorted(guard))
+    return rules
 
 
 def chain_name(role: ChainRole, net_hash: str) -> str:
@@ -142,9 +167,9 @@ def _skeleton_lines() -> list[str]:
     return lines
 
 
-def _base_ok(live: LiveTable, name: str) -> bool:
+def _base_ok(live: LiveTable, name: str, guard: set[int] | tuple[int, ...] = ()) -> bool:
     return name in live.chains and [r.text for r in live.chain_rules(name)] == list(
-        BASE_CHAINS[name][1]
+        base_rules(name, guard)
     )
 
 
@@ -180,7 +205,9 @@ def render_setup(rs: Ruleset, live: LiveTable = ABSENT) -> str:
                 f" in map {elem.map} of table {TABLE}; tear that network down first"
             )
     planned = render_chains(rs)
-    repair = {name for name in BASE_CHAINS if not _base_ok(live, name)}
+    # the guard only grows: another network may need what this one does not
+    guard = live_guard(live) | set(rs.guard_forwarding)
+    repair = {name for name in BASE_CHAINS if not _base_ok(live, name, guard)}
     lines = _skeleton_lines()
     owned = find_owned(live, rs.network)
     stale = Owned(owned.elements, owned.rules, tuple(c for c in owned.chains if c not in planned))
@@ -188,7 +215,7 @@ def render_setup(rs: Ruleset, live: LiveTable = ABSENT) -> str:
     for name in sorted(repair):
         if name in live.chains and live.chain_rules(name):
             lines.append(f"flush chain {TABLE} {name}")
-        lines += [f"add rule {TABLE} {name} {text}" for text in BASE_CHAINS[name][1]]
+        lines += [f"add rule {TABLE} {name} {text}" for text in base_rules(name, guard)]
     for name, rules in planned.items():
         lines.append(f'add chain {TABLE} {name} {{ comment "{rs.tag}" ; }}')
         lines.append(f"flush chain {TABLE} {name}")
@@ -210,7 +237,7 @@ def _bare_after(live: LiveTable, owned: Owned) -> bool:
         return False
     for name in BASE_CHAINS:
         rest = [r.text for r in live.chain_rules(name) if r not in owned.rules]
-        if rest and rest != list(BASE_CHAINS[name][1]):
+        if rest and rest != list(base_rules(name, live_guard(live))):
             return False
     return True
 
@@ -236,12 +263,13 @@ def check_ruleset(rs: Ruleset, live: LiveTable) -> list[str]:
     if not live.exists:
         return [f"table {TABLE} is missing"]
     problems = [f"map {m} is missing" for m, _k in MAPS.values() if m not in live.maps]
-    for name, (_spec, rules) in BASE_CHAINS.items():
+    guard = live_guard(live) | set(rs.guard_forwarding)
+    for name in BASE_CHAINS:
         if name not in live.chains:
             problems.append(f"base chain {name} is missing")
-        elif not _base_ok(live, name):
+        elif not _base_ok(live, name, guard):
             got = [r.text for r in live.chain_rules(name)]
-            problems.append(f"base chain {name} has rules {got}, expected {list(rules)}")
+            problems.append(f"base chain {name} has rules {got}, expected {list(base_rules(name, guard))}")
     planned = render_chains(rs)
     for name, rules in planned.items():
         if name not in live.chains:

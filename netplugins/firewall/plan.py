@@ -12,11 +12,22 @@ dispatch points are evaluated in this order for a forwarded packet:
    DNAT'ed (published ports, added later by portmap) and same-bridge traffic
    (br_netfilter sends bridged frames through FORWARD with iif = oif = bridge);
    drop the rest when the network is isolated. Internal networks accept only
-   same-bridge traffic.
+   same-bridge traffic. With icc off, same-bridge traffic is dropped instead (Docker's
+   ``-i br -o br -j DROP``): bridge port isolation stops frames between the ports, this
+   rule stops a container that routes to a peer through the gateway (a /32 route via
+   the gateway, or frames sent to the gateway's MAC), which the host would otherwise
+   route straight back onto the bridge.
 3. ``out`` (non-internal networks), entered when the packet comes FROM the bridge:
    accept (egress).
 4. ``nat`` (masquerading networks): in NAT postrouting, masquerade packets from a
    subnet that leave through another interface, except to multicast.
+5. the forwarding guard (``NetworkPolicy.guard_forwarding``): when netctl was the one
+   that turned forwarding on for a family, a drop at the very end of the dispatch, for
+   that family. Every ``in`` chain ends in a verdict and every ``out`` chain accepts, so
+   only packets that neither enter nor leave a netctl bridge get there: the host keeps
+   not routing between its other interfaces (Docker sets FORWARD's policy to DROP for
+   the same reason). It is shared by all networks, tagged ``netctl forwarding`` (no
+   ``net=``), and goes with our table/chains when the last network goes.
 
 Everything here is per network, never per container, and every object carries the
 owner tag ``netctl net=<network>`` so teardown, CHECK and GC find it after a config
@@ -40,6 +51,8 @@ NETWORK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:@+-]{1,15}$")
 
 OWNER_PREFIX = "netctl"
+#: the comment of the forwarding guard (no ``net=``: it belongs to no one network)
+GUARD_TAG = "netctl forwarding"
 MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
 
 MatchKind = Literal["iif", "oif", "saddr", "daddr", "ct_state", "ct_dnat"]
@@ -126,6 +139,12 @@ class NetworkPolicy:
     internal: bool = False
     #: drop traffic forwarded into the bridge from other interfaces (not established/DNAT)
     isolate: bool = True
+    #: inter-container communication: when false, traffic routed from the bridge back onto
+    #: it (container -> gateway -> peer) is dropped, unless established or DNAT'ed
+    icc: bool = True
+    #: IP families (4, 6) whose forwarding netctl turned on: forwarded packets of those
+    #: families that neither enter nor leave a netctl bridge are dropped (module docstring)
+    guard_forwarding: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         validate_network_name(self.name)
@@ -145,9 +164,15 @@ class NetworkPolicy:
                 nets.append(net)
         # frozen dataclass: normalise in place once, at construction
         object.__setattr__(self, "subnets", tuple(nets))
-        for flag in ("masquerade", "internal", "isolate"):
+        for flag in ("masquerade", "internal", "isolate", "icc"):
             if not isinstance(getattr(self, flag), bool):
                 raise FirewallError(f"{flag} of network {self.name!r} must be true or false")
+        # a list from JSON (a stored policy) is fine; the value is a sorted tuple
+        guard = self.guard_forwarding
+        if isinstance(guard, (str, bytes)) or not all(f in (4, 6) and not isinstance(f, bool)
+                                                       for f in guard):
+            raise FirewallError(f"guard_forwarding of network {self.name!r} must list IP families 4 and/or 6")
+        object.__setattr__(self, "guard_forwarding", tuple(sorted(set(guard))))
 
     def subnets_of(self, family: int) -> tuple[str, ...]:
         """The subnets of one IP family (4 or 6)."""
@@ -214,6 +239,8 @@ class Ruleset:
     #: IP families with subnets (iptables renders one table set per family)
     families: tuple[int, ...]
     chains: tuple[Chain, ...] = field(default_factory=tuple)
+    #: families whose forwarding guard this network needs (see the module docstring)
+    guard_forwarding: tuple[int, ...] = ()
 
     def chain(self, role: ChainRole) -> Chain | None:
         """The chain with ``role``, or ``None`` when the network does not need it."""
@@ -243,18 +270,18 @@ def plan_network(policy: NetworkPolicy) -> Ruleset:
         chains.append(Chain("guard", tuple(guard)))
         # internal implies isolation: nothing from outside the bridge may enter, and
         # nothing legitimate can be established/DNAT'ed from outside (egress is guarded)
-        chains.append(Chain("in", (rule(Match("iif", br), verdict="accept"), rule(verdict="drop"))))
-        return Ruleset(
-            policy.name, br, tag, network_hash(policy.name), policy.families, tuple(chains)
-        )
+        inner = [rule(Match("iif", br), verdict="accept")] if policy.icc else []
+        chains.append(Chain("in", (*inner, rule(verdict="drop"))))
+        return Ruleset(policy.name, br, tag, network_hash(policy.name), policy.families,
+                       tuple(chains), policy.guard_forwarding)
 
     ingress = [
         rule(Match("ct_state", "established,related"), verdict="accept"),
         rule(Match("ct_dnat"), verdict="accept"),
-        rule(Match("iif", br), verdict="accept"),
+        rule(Match("iif", br), verdict="accept" if policy.icc else "drop"),
     ]
-    if policy.isolate:
-        ingress.append(rule(verdict="drop"))
+    # a verdict either way: what falls off the dispatch is nobody's (the forwarding guard)
+    ingress.append(rule(verdict="drop" if policy.isolate else "accept"))
     chains.append(Chain("in", tuple(ingress)))
     chains.append(Chain("out", (rule(verdict="accept"),)))
     if policy.masquerade and policy.subnets:
@@ -268,4 +295,5 @@ def plan_network(policy: NetworkPolicy) -> Ruleset:
             for s in policy.subnets
         ]
         chains.append(Chain("nat", tuple(masq)))
-    return Ruleset(policy.name, br, tag, network_hash(policy.name), policy.families, tuple(chains))
+    return Ruleset(policy.name, br, tag, network_hash(policy.name), policy.families, tuple(chains),
+                   policy.guard_forwarding)

@@ -26,9 +26,9 @@ from ..cni.types import IPConfig, Result
 
 # stdlib only (the rtnetlink client is ours): cheap enough to import up front, and then
 # the plugin daemon has them loaded before it forks a worker
-from ..nl import sysctl
 from ..nl.bridge import (
     Rtnl,
+    bridge_mark,
     configure_container_iface,
     create_veth,
     delete_link,
@@ -50,6 +50,7 @@ from .bridge_plan import (
     random_mac,
     route_gateway,
 )
+from .forwarding import Forwarding
 
 KNOWN_ARGS = frozenset({"IP", "MAC", "K8S_POD_NAME", "K8S_POD_NAMESPACE",
                         "K8S_POD_INFRA_CONTAINER_ID", "K8S_POD_UID"})
@@ -57,18 +58,21 @@ KNOWN_ARGS = frozenset({"IP", "MAC", "K8S_POD_NAME", "K8S_POD_NAMESPACE",
 
 # --- firewall -----------------------------------------------------------------------------
 
-def _policy(conf: BridgeConf, subnets: list[str]) -> Any:
+def _policy(conf: BridgeConf, subnets: list[str], guard: tuple[int, ...] = ()) -> Any:
+    """The network's firewall policy; ``guard``: the families whose forwarding netctl turned
+    on (forwarding.py), whose other forwarded traffic the firewall drops."""
     from ..firewall.plan import NetworkPolicy
 
     return NetworkPolicy(name=conf.name, bridge=conf.bridge, subnets=tuple(subnets),
-                         masquerade=conf.ip_masq, internal=conf.internal, isolate=conf.isolate)
+                         masquerade=conf.ip_masq, internal=conf.internal, isolate=conf.isolate,
+                         icc=conf.icc, guard_forwarding=guard)
 
 
 def _firewall_error(exc: Exception) -> CniError:
     return CniError(errors.FIREWALL_FAILURE, "firewall rules could not be changed", str(exc))
 
 
-def _setup_firewall(conf: BridgeConf, subnets: list[str]) -> None:
+def _setup_firewall(conf: BridgeConf, subnets: list[str], guard: tuple[int, ...]) -> None:
     """Install the network's rules and record them for the agent's reconciler (call with
     the network's attachment lock held)."""
     from ..firewall.desired import remove_policy, save_policy
@@ -77,7 +81,7 @@ def _setup_firewall(conf: BridgeConf, subnets: list[str]) -> None:
 
     try:
         driver = get_driver(conf.firewall_driver)
-        policy = _policy(conf, subnets)
+        policy = _policy(conf, subnets, guard)
         # recorded first: if the plugin dies after the rules went in, they can be found
         save_policy(conf.state_dir, policy, driver.name)
         try:
@@ -203,7 +207,8 @@ def cmd_add(args: CmdArgs) -> Result:
 
 def _add(conf: BridgeConf, args: CmdArgs, cfd: int, nl: Rtnl, cnl: Rtnl, stack: ExitStack) -> Result:
     """The ADD steps; each registers its undo on ``stack``."""
-    br_index, br_mac = ensure_bridge(nl, conf.bridge, conf.mtu, conf.promisc, random_mac())
+    br_index, br_mac = ensure_bridge(nl, conf.bridge, conf.mtu, conf.promisc, random_mac(),
+                                     mark=bridge_mark(conf.name))
     ipam = _ipam_add(conf, args, stack)
     ips, gateways = plan_gateways(conf, ipam.ips)
     routes = plan_routes(conf, ips, ipam.routes)
@@ -221,26 +226,29 @@ def _add(conf: BridgeConf, args: CmdArgs, cfd: int, nl: Rtnl, cnl: Rtnl, stack: 
             enable_ipv6(args.ifname)
     mtu = configure_container_iface(cnl, args.ifname, [(ip.address, ip.gateway) for ip in ips],
                                     [(r.dst, route_gateway(r, ips)) for r in routes])
-    if gateways:
-        try:
-            if any(g.family == 4 for g in gateways):
-                sysctl.write("net/ipv4/ip_forward", "1")
-            if any(g.family == 6 for g in gateways):
-                sysctl.write("net/ipv6/conf/all/forwarding", "1")
-        except OSError as exc:
-            raise CniError(errors.IO_FAILURE, "failed to enable IP forwarding", str(exc)) from None
     addrs = [ip.address for ip in ips]
     subnets = _subnets(addrs)
     record = {"containerID": args.container_id, "ifname": args.ifname, "netns": args.netns,
               "bridge": conf.bridge, "hostVeth": host_name, "ips": addrs}
     att = Attachments(conf.state_dir, conf.name)
+    fwd = Forwarding(conf.state_dir)
     try:
-        with att.locked():
-            first = att.count() == 0
-            att.put(args.container_id, args.ifname, record)
-            stack.callback(_quiet, _undo_record, conf, att, args)
-            if first and subnets:
-                _setup_firewall(conf, subnets)
+        # one lock from forwarding on to the record: a concurrent last DEL elsewhere must
+        # see this attachment before it turns forwarding off (forwarding.py)
+        with fwd.locked():
+            guard = fwd.recorded()
+            if gateways:
+                try:
+                    guard = fwd.enable({g.family for g in gateways})
+                except OSError as exc:
+                    raise CniError(errors.IO_FAILURE, "failed to enable IP forwarding", str(exc)) from None
+                stack.callback(_quiet, _release_forwarding, fwd)
+            with att.locked():
+                first = att.count() == 0
+                att.put(args.container_id, args.ifname, record)
+                stack.callback(_quiet, _undo_record, conf, att, args)
+                if first and subnets:
+                    _setup_firewall(conf, subnets, guard)
     except OSError as exc:
         raise CniError(errors.IO_FAILURE, f"failed to record the attachment in {conf.state_dir!r}",
                        str(exc)) from None
@@ -253,11 +261,35 @@ def _add(conf: BridgeConf, args: CmdArgs, cfd: int, nl: Rtnl, cnl: Rtnl, stack: 
 
 def _undo_record(conf: BridgeConf, att: Attachments, args: CmdArgs) -> None:
     """Rollback of the record step: drop the record and, if it was the last, the rules."""
-    with att.locked():
+    with Forwarding(conf.state_dir).locked(), att.locked():
         att.remove(args.container_id, args.ifname)
         if att.count() == 0:
             _quiet(_teardown_firewall, conf)
             att.cleanup_dir()
+
+
+def _release_forwarding(fwd: Forwarding) -> None:
+    """Turn off the forwarding netctl turned on, if no attachment is left (forwarding.py)."""
+    with fwd.locked():
+        fwd.release_if_idle()
+
+
+def _forget(conf: BridgeConf, att: Attachments, gone: list[tuple[str, str]]) -> None:
+    """Drop records (DEL, GC); after the network's last one its rules, after the last of
+    every network the forwarding netctl turned on.
+
+    Raises:
+        CniError / OSError: the firewall or the records could not be changed.
+    """
+    fwd = Forwarding(conf.state_dir)
+    with fwd.locked():
+        with att.locked():
+            for cid, ifname in gone:
+                att.remove(cid, ifname)
+            if att.count() == 0:
+                _teardown_firewall(conf)
+                att.cleanup_dir()
+        fwd.release_if_idle()
 
 
 # --- DEL ----------------------------------------------------------------------------------
@@ -291,13 +323,8 @@ def cmd_del(args: CmdArgs) -> None:
             _unregister_dns(conf, args)
         except Exception as exc:  # noqa: BLE001
             errs.collect(exc)
-    att = Attachments(conf.state_dir, conf.name)
     try:
-        with att.locked():
-            att.remove(args.container_id, args.ifname)
-            if att.count() == 0:
-                _teardown_firewall(conf)
-                att.cleanup_dir()
+        _forget(conf, Attachments(conf.state_dir, conf.name), [(args.container_id, args.ifname)])
     except Exception as exc:  # noqa: BLE001
         errs.collect(exc)
     errs.raise_if_any()
@@ -320,13 +347,14 @@ def cmd_check(args: CmdArgs) -> None:
     from .bridge_check import check_attachment
 
     problems = check_attachment(conf, args, prev)
-    if conf.ip_masq or conf.isolate or conf.internal:
+    if conf.ip_masq or conf.isolate or conf.internal or not conf.icc:
         ips = [ip.address for ip in prev.ips]
         from ..firewall.driver import get_driver
         from ..firewall.errors import FirewallError
 
         try:
-            problems += get_driver(conf.firewall_driver).check_network(_policy(conf, _subnets(ips)))
+            policy = _policy(conf, _subnets(ips), Forwarding(conf.state_dir).recorded())
+            problems += get_driver(conf.firewall_driver).check_network(policy)
         except FirewallError as exc:
             problems.append(f"firewall rules cannot be read: {exc}")
     if Attachments(conf.state_dir, conf.name).get(args.container_id, args.ifname) is None:
@@ -383,10 +411,7 @@ def cmd_gc(args: CmdArgs) -> None:
         except Exception as exc:  # noqa: BLE001
             errs.collect(exc)
     try:
-        with att.locked():
-            if att.count() == 0:
-                _teardown_firewall(conf)
-                att.cleanup_dir()
+        _forget(conf, att, [])
     except Exception as exc:  # noqa: BLE001
         errs.collect(exc)
     errs.raise_if_any()

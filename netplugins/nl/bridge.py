@@ -81,9 +81,21 @@ def _no_router_ads(name: str) -> None:
         sysctl.write(f"net/ipv6/conf/{name}/accept_ra", "0")
 
 
-def ensure_bridge(nl: Rtnl, name: str, mtu: int, promisc: bool, new_mac: str) -> tuple[int, str]:
+#: the alias (IFLA_IFALIAS) of a bridge netctl created: ``netctl net=<network>``
+BRIDGE_MARK_PREFIX = "netctl net="
+
+
+def bridge_mark(network: str) -> str:
+    """The alias that marks the bridge of ``network`` as created by netctl (``ip link``
+    shows it); netctl deletes only bridges that carry their network's mark."""
+    return BRIDGE_MARK_PREFIX + network
+
+
+def ensure_bridge(nl: Rtnl, name: str, mtu: int, promisc: bool, new_mac: str,
+                  mark: str = "") -> tuple[int, str]:
     """Create bridge ``name`` if missing (safe when many ADDs race), set it up; return
-    its (index, MAC).
+    its (index, MAC). A bridge this call creates gets ``mark`` as its alias; an existing
+    one (another ADD's, or the host's: adopted) is left unmarked.
 
     A new bridge is created up and with ``new_mac``: a bridge whose MAC was never set takes
     on the lowest MAC of its ports and changes as containers come and go (their ARP caches
@@ -105,6 +117,13 @@ def ensure_bridge(nl: Rtnl, name: str, mtu: int, promisc: bool, new_mac: str) ->
         link = get_link(nl, name)
         if link is None:
             raise CniError(errors.NETLINK_FAILURE, f"bridge {name!r} vanished while being set up")
+        if created and mark:
+            try:
+                nl.set_alias(link.index, mark)
+            except NetlinkError as exc:
+                # unmarked, it would later be kept as if adopted: fail while nothing uses it
+                _quiet_delete(nl, name)
+                raise CniError(errors.NETLINK_FAILURE, f"could not mark bridge {name!r}", str(exc)) from None
     if link.kind != "bridge":
         raise CniError(errors.INVALID_CONFIG, f"{name!r} already exists but is not a bridge",
                        f"it is a {link.kind or 'device'} link; choose another bridge name")
@@ -208,6 +227,13 @@ def setup_host_port(nl: Rtnl, host_name: str, hairpin: bool, isolated: bool) -> 
             raise CniError(errors.NETLINK_FAILURE, f"failed to set the bridge port options of {host_name}",
                            str(exc)) from None
     _no_router_ads(host_name)
+
+
+def _quiet_delete(nl: Rtnl, name: str) -> None:
+    try:
+        nl.del_link(name)
+    except NetlinkError:
+        pass
 
 
 def delete_link(nl: Any, name: str) -> bool:

@@ -31,6 +31,7 @@ RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_GETROUTE = 24, 26
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
 IFLA_PROTINFO, IFLA_LINKINFO, IFLA_AF_SPEC, IFLA_NET_NS_FD = 12, 18, 26, 28
+IFLA_IFALIAS = 20
 IFLA_INET_CONF, IPV4_DEVCONF_ARP_NOTIFY = 1, 22
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
 IFLA_BRPORT_MODE, IFLA_BRPORT_ISOLATED = 4, 33
@@ -97,6 +98,7 @@ class Link:
     kind: str     # "bridge", "veth", "" for a device without rtnl_link_ops
     master: int   # index of the bridge it is a port of, 0 if none
     peer: int     # IFLA_LINK: a veth's peer index (in the peer's namespace)
+    alias: str = ""  # IFLA_IFALIAS: netctl marks the bridges it creates there
 
     @property
     def up(self) -> bool:
@@ -117,7 +119,8 @@ def _parse_link(body: bytes) -> Link:
 
     return Link(index=index, name=vals.get(IFLA_IFNAME, b"").rstrip(b"\0").decode(), flags=flags,
                 mac=":".join(f"{b:02x}" for b in vals.get(IFLA_ADDRESS, b"")), mtu=u32(IFLA_MTU),
-                kind=kind, master=u32(IFLA_MASTER), peer=u32(IFLA_LINK))
+                kind=kind, master=u32(IFLA_MASTER), peer=u32(IFLA_LINK),
+                alias=vals.get(IFLA_IFALIAS, b"").rstrip(b"\0").decode(errors="replace"))
 
 
 class Rtnl:
@@ -203,6 +206,10 @@ class Rtnl:
     def set_link(self, index: int, *, flags: int = 0, change: int = 0, mac: str = "") -> None:
         body = IFINFOMSG.pack(0, 0, index, flags, change) + (_mac(IFLA_ADDRESS, mac) if mac else b"")
         self.request(RTM_SETLINK, NLM_F_ACK, body)
+
+    def set_alias(self, index: int, alias: str) -> None:
+        """Set the link's alias (``ip link set DEV alias TEXT``)."""
+        self.request(RTM_SETLINK, NLM_F_ACK, IFINFOMSG.pack(0, 0, index, 0, 0) + _str(IFLA_IFALIAS, alias))
 
     def set_ipv4_conf(self, index: int, values: dict[int, int]) -> None:
         """Per-interface IPv4 settings (``IPV4_DEVCONF_*`` -> value), the netlink way of

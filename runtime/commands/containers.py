@@ -27,6 +27,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                    help="publish a container port on the host (repeatable)")
     p.add_argument("-P", "--publish-all", action="store_true",
                    help="publish the -p ports on free host ports")
+    p.add_argument("--cap-add", action="append", default=[],
+                   help="add a Linux capability (NET_ADMIN, CAP_SYS_TIME, ALL ...)")
+    p.add_argument("--cap-drop", action="append", default=[], help="drop a Linux capability (or ALL)")
+    p.add_argument("--privileged", action="store_true", help="every capability (docs/security.md)")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND",
                    help="the command to run, after --")
     p.set_defaults(func=cmd_run)
@@ -98,7 +102,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         ctx = Context.create()
         c = run(ctx, _cmd(args.cmd), name=args.name, network=args.network, ip=args.ip,
                 aliases=args.alias, hostname=args.hostname, publish=args.publish,
-                publish_all=args.publish_all, detach_=args.detach, remove=args.rm)
+                publish_all=args.publish_all, detach_=args.detach, remove=args.rm,
+                cap_add=args.cap_add, cap_drop=args.cap_drop, privileged=args.privileged)
     except NetctlError as exc:
         if exc.code not in (126, 127):
             exc.code = RUN_FAILED

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from ..context import Context
 from ..errors import NetctlError, NotFound
@@ -106,6 +107,12 @@ def _plugins(items: list[str]) -> list[dict[str, object]]:
     return out
 
 
+def _print_notes(notes: list[str]) -> None:
+    """What the user should know but is no error (stderr, as docker's warnings)."""
+    for note in notes:
+        print(f"Note: {note}", file=sys.stderr)
+
+
 def cmd_create(args: argparse.Namespace) -> int:
     from ..networks import create_network, ensure_builtin
 
@@ -115,12 +122,14 @@ def cmd_create(args: argparse.Namespace) -> int:
         ctx.cni.find(str(conf["type"]))  # refuse a plugin that is not on the path now, not at run
     if args.driver != "bridge":
         raise NetctlError(f"unsupported network driver {args.driver!r}: only bridge networks can be created")
+    notes: list[str] = []
     with ctx.state.locked():
         ensure_builtin(ctx)
         net = create_network(ctx, args.name, subnets=args.subnet, gateways=args.gateway,
                              ip_range=args.ip_range, ipv6=args.ipv6, internal=args.internal,
                              disable_dns=args.disable_dns, options=_kv(args.opt, "option"),
-                             labels=_kv(args.label, "label"), extra_plugins=extra)
+                             labels=_kv(args.label, "label"), extra_plugins=extra, notes=notes)
+    _print_notes(notes)
     print(net.id)
     return 0
 
@@ -197,8 +206,12 @@ def cmd_rm(args: argparse.Namespace) -> int:
     ctx = Context.create()
 
     def remove(name: str) -> str:
-        with ctx.state.locked():
-            return remove_network(ctx, name)
+        notes: list[str] = []
+        try:
+            with ctx.state.locked():
+                return remove_network(ctx, name, notes)
+        finally:
+            _print_notes(notes)
 
     return for_each(args.names, remove)
 
@@ -222,8 +235,10 @@ def cmd_prune(args: argparse.Namespace) -> int:
             "Are you sure you want to continue? [y/N] "):
         return 0  # Docker: answering no (or no answer at all) is not an error
     ctx = Context.create()
+    notes: list[str] = []
     with ctx.state.locked():
-        removed = prune_networks(ctx)
+        removed = prune_networks(ctx, notes)
+    _print_notes(notes)
     if removed:
         print("Deleted Networks:")
         for name in removed:

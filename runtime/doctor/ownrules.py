@@ -8,8 +8,6 @@ CNI CHECK runs. Reading only: nothing is changed.
 
 from __future__ import annotations
 
-import dataclasses
-
 from netplugins.firewall.desired import DesiredNetwork, load_policies
 from netplugins.firewall.driver import get_driver, get_port_driver
 from netplugins.firewall.errors import FirewallError
@@ -21,19 +19,16 @@ from .facts import Attachment, ContainerInfo, NetworkInfo, RuleCheck
 
 def network_policy(net: NetworkInfo) -> NetworkPolicy:
     """The policy the bridge plugin installs for ``net`` (runtime/conflist.py's options:
-    ``ipMasq`` = masquerade and not internal, ``internal``, ``isolate`` always on).
+    ``ipMasq`` = masquerade and not internal, ``internal``, ``isolate`` always on, ``icc``),
+    for networks whose plugin recorded none (the recorded one also knows the forwarding
+    guard).
 
     Raises:
         FirewallError: the stored network is not a valid policy.
     """
-    extra = {}
-    # the icc rule (issue 13) is planned from the same conflist option once NetworkPolicy
-    # has the field; pass it then, so that check_network expects that rule too
-    if "icc" in {f.name for f in dataclasses.fields(NetworkPolicy)}:
-        extra["icc"] = net.icc
     return NetworkPolicy(name=net.name, bridge=net.bridge, subnets=net.subnets,
                          masquerade=net.masquerade and not net.internal, internal=net.internal,
-                         isolate=True, **extra)
+                         isolate=True, icc=net.icc)
 
 
 def recorded_policies(state_dir: str | None) -> dict[str, DesiredNetwork]:

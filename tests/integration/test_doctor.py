@@ -105,7 +105,8 @@ def test_internal_network_to_outside(host: NetctlHost, make_ns: Callable[..., Ne
 def test_interface_set_down(host: NetctlHost) -> None:
     host.netctl("create", "--subnet", "172.30.6.0/24", "front")
     host.sleeper("web1", "--network", "front")
-    host.sleeper("web2", "--network", "front")
+    # changing its own interface needs NET_ADMIN, which containers lack by default
+    host.sleeper("web2", "--network", "front", "--cap-add", "NET_ADMIN")
     host.exec("web2", "ip", "link", "set", "eth0", "down")
     rc, r = host.doctor("web1", "web2")
     assert rc == 3
@@ -121,7 +122,7 @@ def test_interface_set_down(host: NetctlHost) -> None:
 def test_route_deleted(host: NetctlHost, make_ns: Callable[..., Netns]) -> None:
     host.outside(make_ns)
     host.netctl("create", "--subnet", "172.30.7.0/24", "front")
-    host.sleeper("web1", "--network", "front")
+    host.sleeper("web1", "--network", "front", "--cap-add", "NET_ADMIN")
     host.exec("web1", "ip", "route", "del", "default")
     rc, r = host.doctor("web1", OUTSIDE_PEER)
     assert rc == 3

@@ -87,7 +87,7 @@ def test_teardown_everywhere_removes_rules_of_both_drivers(host_ns: Netns, tmp_p
 
 def test_golden_scripts_pass_nft_check(host_ns: Netns) -> None:
     scripts = sorted(GOLDEN.glob("*.nft"))
-    assert len(scripts) == 5
+    assert len(scripts) == 8
     for script in scripts:
         res = host_ns.run(["nft", "--check", "-f", str(script)], check=False)
         assert res.returncode == 0, f"{script.name}: {res.stderr}"

@@ -162,7 +162,7 @@ def test_each_network_is_a_cni_conflist(netctl: Netctl) -> None:
 
 def test_check_passes_then_fails_after_address_removed(netctl: Netctl) -> None:
     netctl("create", "--subnet", "172.22.16.0/24", "my_net2")
-    netctl.run_d("healthy", "--network", "my_net2")
+    netctl.run_d("healthy", "--network", "my_net2", "--cap-add", "NET_ADMIN")
     proc = netctl("check", "healthy")
     assert proc.stdout.strip() == "ok"
     ip = netctl.ip("healthy", "my_net2")

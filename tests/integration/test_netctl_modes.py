@@ -170,7 +170,8 @@ def test_masquerade_to_the_outside_and_internal_stays_in(netctl: Netctl, host_ns
     create_my_net2(netctl)
     netctl("create", "--internal", "--subnet", "172.22.17.0/24", "inside")
     netctl.run_d("out1", "--network", "my_net2")
-    netctl.run_d("in1", "--network", "inside")
+    # NET_ADMIN: the test plays a container that adds a route by hand
+    netctl.run_d("in1", "--network", "inside", "--cap-add", "NET_ADMIN")
     assert host_ns.run(["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "1"
     seen = netctl.exec("out1", "socat", "-T", "3", "-", "TCP:192.0.2.2:9000").stdout.strip()
     assert seen == "192.0.2.1", "the outside must see the host's address (MASQUERADE)"

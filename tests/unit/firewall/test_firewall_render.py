@@ -26,6 +26,11 @@ SCENARIOS: dict[str, NetworkPolicy] = {
     "internal": NetworkPolicy("db", "br-db", ("10.88.2.0/24",), internal=True),
     "isolate-off": NetworkPolicy("shared", "br-shared", ("10.88.3.0/24",), isolate=False),
     "dual-stack": NetworkPolicy("v6net", "br-v6", ("10.88.4.0/24", "fd88:4::/64")),
+    "icc-off": NetworkPolicy("quiet", "br-quiet", ("10.88.5.0/24",), icc=False),
+    "internal-icc-off": NetworkPolicy("vault", "br-vault", ("10.88.6.0/24",), internal=True, icc=False),
+    # netctl turned forwarding on: what leaves no netctl bridge is dropped at the end
+    "forwarding-guard": NetworkPolicy("routed", "br-routed", ("10.88.7.0/24", "fd88:7::/64"),
+                                      guard_forwarding=(6, 4)),
 }
 
 

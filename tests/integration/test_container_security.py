@@ -1,0 +1,179 @@
+"""End-to-end (issue 13): what a container's root can do to the network and to netctl.
+
+A default container gets Docker's capability set (no NET_ADMIN), ``no_new_privs`` and a
+mount namespace without netctl's state or sockets; ``--cap-add`` / ``--cap-drop`` /
+``--privileged`` change the set as in Docker, and ``netctl inspect`` shows it. Each test
+runs the real netctl in a throwaway host namespace with a private NETCTL_ROOT.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from netctlutil import Netctl, netctl_fixture, ping  # noqa: F401 - the netctl fixture
+from nsutil import wait_for
+
+from runtime import caps
+
+pytestmark = pytest.mark.netns
+
+SUBNET = "172.22.40.0/24"
+GATEWAY = "172.22.40.1"
+
+
+def status_caps(n: Netctl, ctr: str, field: str = "CapEff") -> tuple[str, ...]:
+    """A capability set of the container's first process, as the kernel reports it."""
+    pid = n.inspect(ctr)["State"]["Pid"]
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return caps.decode_mask(int(line.split()[1], 16))
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+def test_default_container_cannot_change_its_network(netctl: Netctl) -> None:
+    netctl("create", "--subnet", SUBNET, "--gateway", GATEWAY, "net1")
+    netctl.run_d("plain", "--network", "net1")
+    for cmd in (("ip", "addr", "add", "172.22.40.99/24", "dev", "eth0"),
+                ("ip", "route", "add", "10.99.0.0/16", "via", GATEWAY),
+                ("ip", "link", "set", "eth0", "down"),
+                ("ip", "neigh", "replace", GATEWAY, "lladdr", "02:00:00:00:00:01", "dev", "eth0")):
+        proc = netctl.exec("plain", *cmd, check=False)
+        assert proc.returncode != 0, cmd
+        assert "Operation not permitted" in proc.stderr, proc.stderr
+    # nothing changed: still up, one address
+    link = json.loads(netctl.exec("plain", "ip", "-j", "addr", "show", "eth0").stdout)[0]
+    assert "UP" in link["flags"]
+    assert [a["local"] for a in link["addr_info"] if a["family"] == "inet"] == [netctl.ip("plain", "net1")]
+    # the kernel's view: exactly Docker's default set, in every set that matters
+    assert status_caps(netctl, "plain") == caps.effective()
+    assert status_caps(netctl, "plain", "CapBnd") == caps.effective()
+    assert status_caps(netctl, "plain", "CapInh") == ()
+    assert "CAP_NET_ADMIN" not in caps.effective()
+    pid = netctl.inspect("plain")["State"]["Pid"]
+    with open(f"/proc/{pid}/status") as fh:
+        assert "NoNewPrivs:\t1" in fh.read()
+    info = netctl.inspect("plain")
+    assert info["HostConfig"]["CapAdd"] is None and info["HostConfig"]["Privileged"] is False
+    assert info["EffectiveCapabilities"] == list(caps.effective())
+
+
+def test_exec_gets_the_container_capabilities(netctl: Netctl) -> None:
+    netctl.run_d("plain", "--network", "none")
+    out = netctl.exec("plain", "grep", "-E", "^(CapEff|CapBnd|NoNewPrivs)", "/proc/self/status").stdout
+    fields = dict(line.split(":\t") for line in out.splitlines())
+    assert caps.decode_mask(int(fields["CapEff"], 16)) == caps.effective()
+    assert caps.decode_mask(int(fields["CapBnd"], 16)) == caps.effective()
+    assert fields["NoNewPrivs"] == "1"
+
+
+def test_state_and_sockets_are_not_in_the_container(netctl: Netctl) -> None:
+    netctl("create", "--subnet", SUBNET, "--gateway", GATEWAY, "net1")
+    netctl.run_d("plain", "--network", "net1")
+    sock = netctl.path("run", "plugind.sock")
+    assert os.path.exists(sock)  # the host sees the plugin daemon's socket
+    for path in (sock, netctl.path("run"), netctl.path("lib", "containers"), "/run/netns"):
+        proc = netctl.exec("plain", "ls", path, check=False)
+        assert proc.returncode != 0 or proc.stdout.strip() == "", (path, proc.stdout)
+    probe = ("import socket,sys\ns=socket.socket(socket.AF_UNIX)\n"
+             "try:\n    s.connect(sys.argv[1]); print('connected')\n"
+             "except OSError as e:\n    print(e.errno)\n")
+    out = netctl.exec("plain", "python3", "-I", "-c", probe, sock).stdout.strip()
+    assert out == "2"  # ENOENT: there is no such file in the container's mount namespace
+    # the hidden directories are empty and read-only: nothing can be planted there
+    proc = netctl.exec("plain", "touch", netctl.path("run", "x"), check=False)
+    assert proc.returncode != 0 and "Read-only file system" in proc.stderr
+    # /run itself is the container's own (writable, empty, gone with it)
+    netctl.exec("plain", "touch", "/run/container-was-here")
+    assert not os.path.exists("/run/container-was-here")
+    # the container's own /etc files still work (they are netctl's files, bind-mounted)
+    hosts = netctl.exec("plain", "cat", "/etc/hosts").stdout
+    assert netctl.ip("plain", "net1") in hosts and "plain" in hosts
+    assert netctl.exec("plain", "hostname").stdout.strip() == netctl.inspect("plain")["Config"]["Hostname"]
+    assert "generated by netctl" in netctl.exec("plain", "cat", "/etc/resolv.conf").stdout
+    # and the host's /run survives (the tmpfs is only in the container's namespace)
+    assert os.path.exists(sock)
+
+
+def test_cap_add_net_admin_and_drop(netctl: Netctl) -> None:
+    netctl("create", "--subnet", SUBNET, "--gateway", GATEWAY, "net1")
+    netctl.run_d("admin", "--network", "net1", "--cap-add", "net_admin", "--cap-drop", "CAP_CHOWN")
+    netctl.exec("admin", "ip", "addr", "add", "172.22.40.99/24", "dev", "eth0")
+    info = netctl.inspect("admin")
+    assert info["HostConfig"]["CapAdd"] == ["CAP_NET_ADMIN"]
+    assert info["HostConfig"]["CapDrop"] == ["CAP_CHOWN"]
+    want = tuple(c for c in caps.effective() if c != "CAP_CHOWN") + ("CAP_NET_ADMIN",)
+    assert set(info["EffectiveCapabilities"]) == set(want)
+    assert set(status_caps(netctl, "admin")) == set(want)
+    assert netctl.exec("admin", "chown", "1:1", "/proc/self/fd/0", check=False).returncode != 0
+
+
+def test_drop_all_and_privileged(netctl: Netctl) -> None:
+    netctl.run_d("bare", "--network", "none", "--cap-drop", "ALL", "--cap-add", "kill")
+    assert status_caps(netctl, "bare") == ("CAP_KILL",)
+    netctl.run_d("root", "--network", "none", "--privileged")
+    # every capability netctl itself may hold (this machine may bound it)
+    with open("/proc/self/status") as fh:
+        own = next(int(line.split()[1], 16) for line in fh if line.startswith("CapBnd:"))
+    assert status_caps(netctl, "root") == caps.decode_mask(own)
+    assert netctl.inspect("root")["HostConfig"]["Privileged"] is True
+    netctl.exec("root", "ip", "link", "set", "lo", "down")
+
+
+def test_unknown_capability_is_refused_before_anything_is_made(netctl: Netctl) -> None:
+    proc = netctl("run", "-d", "--name", "x", "--network", "none", "--cap-add", "NET_WIZARD",
+                  "--", "sleep", "60", check=False)
+    assert proc.returncode != 0
+    assert "unknown capability" in proc.stderr and "NET_WIZARD" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert netctl.container_ids() == []
+
+
+def _udp_sink(n: Netctl, name: str, network: str) -> str:
+    """A container that writes every UDP datagram it gets on port 9999 to its log; the
+    log's path. One-way traffic is the attack: the peer's answer would go straight back
+    over the bridge (on-link), where port isolation stops it, so a ping proves nothing."""
+    cid = n.run_d(name, "--network", network, cmd=("socat", "-u", "UDP-RECV:9999", "-"))
+    return n.path("lib", "containers", cid, "log")
+
+
+def _send(n: Netctl, ctr: str, addr: str, text: str) -> None:
+    for _ in range(3):
+        n.exec(ctr, "socat", "-u", f"EXEC:echo {text}", f"UDP-SENDTO:{addr}:9999")
+
+
+def _received(log: str) -> str:
+    with open(log) as fh:
+        return fh.read()
+
+
+def test_icc_off_holds_against_routing_through_the_gateway(netctl: Netctl) -> None:
+    """A container with NET_ADMIN routes to its peer through the gateway (a /32 route via
+    the gateway): bridge port isolation does not see that, the firewall's icc rule does."""
+    netctl("create", "--subnet", SUBNET, "--gateway", GATEWAY,
+           "-o", "com.docker.network.bridge.enable_icc=false", "quiet")
+    log = _udp_sink(netctl, "peer", "quiet")
+    netctl.run_d("attacker", "--network", "quiet", "--cap-add", "NET_ADMIN")
+    peer = netctl.ip("peer", "quiet")
+    _send(netctl, "attacker", peer, "direct")  # port isolation: no direct path
+    netctl.exec("attacker", "ip", "route", "add", f"{peer}/32", "via", GATEWAY, "dev", "eth0")
+    route = netctl.exec("attacker", "ip", "route", "get", peer).stdout
+    assert f"via {GATEWAY}" in route  # the datagrams do go to the gateway
+    _send(netctl, "attacker", peer, "routed")
+    # the control test below sees its datagrams within milliseconds
+    assert not wait_for(lambda: _received(log) != "", timeout=1.5), _received(log)
+    # the gateway itself still answers (INPUT, not forwarding)
+    assert ping(netctl, "attacker", GATEWAY)
+
+
+def test_icc_on_routing_through_the_gateway_reaches_the_peer(netctl: Netctl) -> None:
+    """The control: on an icc network the same datagrams arrive."""
+    netctl("create", "--subnet", SUBNET, "--gateway", GATEWAY, "chatty")
+    log = _udp_sink(netctl, "peer", "chatty")
+    netctl.run_d("other", "--network", "chatty", "--cap-add", "NET_ADMIN")
+    peer = netctl.ip("peer", "chatty")
+    netctl.exec("other", "ip", "route", "add", f"{peer}/32", "via", GATEWAY, "dev", "eth0")
+    _send(netctl, "other", peer, "routed")
+    assert wait_for(lambda: "routed" in _received(log), timeout=5)
