@@ -9,14 +9,12 @@ sockets here (forwarding is ``dnsd.forward``).
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
-from dnsd import wire
+from dnsd import slowpath, wire
 from dnsd.records import EMPTY, Records, Scope, find_name, find_reverse, in_local_reverse_zone
 from dnsd.upstreams import MAX_UPSTREAMS, ResolvConf, Upstream
+from dnsd.verdict import FORWARD, Forward, Reply
 
-#: ``decide`` verdict meaning "not ours: forward it" (real rcodes are 0..15)
-FORWARD = -1
+__all__ = ["FORWARD", "Forward", "Reply", "Resolver"]
 
 _ARPA_V4 = b"\x07in-addr\x04arpa\x00"
 _ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00\x00\x00"  # QD=1, AN=NS=AR=0
@@ -24,21 +22,6 @@ _A_IN = b"\x00\x01\x00\x01"
 _AAAA_IN = b"\x00\x1c\x00\x01"
 _COUNTS = [n.to_bytes(2, "big") for n in range(32)]
 _ARPA_V6 = b"\x03ip6\x04arpa\x00"
-
-
-class Forward(NamedTuple):
-    """Instruction to the server: send ``query`` to ``upstreams`` and relay the reply."""
-
-    query: bytes
-    q: wire.Query
-    upstreams: tuple[Upstream, ...]
-    #: largest reply the client accepts (its UDP size, or 65535 over TCP)
-    limit: int
-    #: the client asked over TCP (a truncated upstream reply is then retried over TCP)
-    tcp: bool
-
-
-Reply = bytes | Forward | None
 
 
 class Resolver:
@@ -103,8 +86,6 @@ class Resolver:
         """The general path: any query the fast parser accepts, else the dnslib slow path."""
         q = wire.parse_query(data)
         if q is None:
-            from dnsd import slowpath  # dnslib is imported only when an odd packet arrives
-
             return slowpath.handle(self, data, src, listener, tcp)
         records = self.records
         scope = records.scope(src, listener)

@@ -6,28 +6,25 @@ questions. It shares ``Resolver.decide`` with the fast path, so answers are the 
 the unit tests also force common queries through here to check the fast path's bytes
 against dnslib's.
 
-Imported lazily by ``dnsd.resolver``: dnslib costs ~30 ms of start-up otherwise.
+dnsd imports it at start-up (dnslib ~30 ms, once per dnsd process, not per query).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-from typing import TYPE_CHECKING
 
 from dnslib import AAAA, EDNS0, PTR, QTYPE, RR, A, DNSHeader, DNSLabel, DNSRecord
 
 from dnsd import wire
-
-if TYPE_CHECKING:
-    from dnsd.resolver import Reply, Resolver
+from dnsd.verdict import FORWARD, Decider, Forward, Reply
 
 log = logging.getLogger(__name__)
 
 _OPCODE_QUERY = 0
 
 
-def handle(resolver: Resolver, data: bytes, src: str, listener: str, tcp: bool) -> Reply:
+def handle(resolver: Decider, data: bytes, src: str, listener: str, tcp: bool) -> Reply:
     """Answer any message the fast path did not take; never raises."""
     try:
         return _handle(resolver, data, src, listener, tcp)
@@ -40,9 +37,7 @@ def _is_query(data: bytes) -> bool:
     return len(data) >= wire.HEADER_LEN and not data[2] & 0x80
 
 
-def _handle(resolver: Resolver, data: bytes, src: str, listener: str, tcp: bool) -> Reply:
-    from dnsd.resolver import FORWARD, Forward
-
+def _handle(resolver: Decider, data: bytes, src: str, listener: str, tcp: bool) -> Reply:
     if not _is_query(data):
         return None  # shorter than a header, or a response: never answer those (no loops)
     if (data[2] >> 3) & 0x0F != _OPCODE_QUERY:
