@@ -44,6 +44,7 @@ def preload() -> list[str]:
                    "netplugins.firewall.nftables", "netplugins.firewall.iptables",
                    "netplugins.firewall.ports", "netplugins.firewall.ports_nft",
                    "netplugins.firewall.ports_ipt", "netplugins.firewall.ports_iptc",
+                   "netplugins.firewall.iptables_driver", "netplugins.firewall.ports_ipt_driver",
                    "netplugins.meta.hostsockets", "netplugins.meta.localnet",
                    "netplugins.meta.conntrack", "dnsd.config", "dnsd.control"):
         try:

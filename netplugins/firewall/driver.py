@@ -158,7 +158,7 @@ def get_driver(name: str | None = None, *, lock_path: str | None = None) -> Fire
 
         return NftablesDriver(lock_path) if lock_path else NftablesDriver()
     if chosen == "iptables":
-        from .iptables import IptablesDriver
+        from .iptables_driver import IptablesDriver
 
         return IptablesDriver(lock_path) if lock_path else IptablesDriver()
     if chosen == "none":
@@ -180,7 +180,7 @@ def get_port_driver(name: str | None = None, *, lock_path: str | None = None) ->
 
         return NftPortsDriver(lock_path) if lock_path else NftPortsDriver()
     if chosen == "iptables":
-        from .ports_ipt import IptablesPortsDriver
+        from .ports_ipt_driver import IptablesPortsDriver
 
         return IptablesPortsDriver(lock_path) if lock_path else IptablesPortsDriver()
     if chosen == "none":
@@ -194,7 +194,7 @@ def all_port_drivers() -> list[PortDriver]:
     Cheap where a backend is absent: without nft the nftables driver removes nothing,
     without legacy tables the iptables driver never imports python-iptables.
     """
-    from .ports_ipt import IptablesPortsDriver
+    from .ports_ipt_driver import IptablesPortsDriver
     from .ports_nft import NftPortsDriver
 
     return [NftPortsDriver(), IptablesPortsDriver()]
@@ -213,7 +213,7 @@ def teardown_network_everywhere(
         FirewallError: one or both drivers failed (all messages joined).
     """
     validate_network_name(network)
-    from .iptables import IptablesDriver
+    from .iptables_driver import IptablesDriver
     from .nftables import NftablesDriver
 
     drivers: list[FirewallDriver] = [

@@ -1,4 +1,4 @@
-"""iptables rendering (pure) and the driver that applies it through python-iptables.
+"""iptables rendering (pure); ``iptables_driver.py`` applies it through python-iptables.
 
 Layout, per IP family (IPv6 only for networks with an IPv6 subnet)::
 
@@ -22,15 +22,11 @@ import ipaddress
 from dataclasses import dataclass
 
 from .errors import FirewallError
-from .lock import DEFAULT_XTABLES_LOCK, file_lock
 from .plan import (
     GUARD_TAG,
     ChainRole,
-    NetworkPolicy,
     Rule,
     Ruleset,
-    plan_network,
-    validate_network_name,
 )
 
 FORWARD_CHAIN = "NETCTL-FORWARD"
@@ -262,89 +258,3 @@ def render_save(plan: IptablesPlan) -> str:
             )
             lines += [r.save_line() for r in rules]
     return "\n".join(lines) + "\n"
-
-
-class IptablesDriver:
-    """Applies rulesets to the legacy iptables tables of the current network namespace."""
-
-    name = "iptables"
-
-    def __init__(self, lock_path: str = DEFAULT_XTABLES_LOCK) -> None:
-        self.lock_path = lock_path
-
-    def setup_network(self, policy: NetworkPolicy) -> None:
-        """Install (or replace) a network's rules; one libiptc commit per table and family.
-
-        Raises:
-            FirewallError: python-iptables is unusable or libiptc refused a commit.
-        """
-        from . import iptc_table  # lazy: python-iptables costs ~110 ms to import (iptc_table._iptc)
-
-        plan = render_iptables(plan_network(policy))
-        with file_lock(self.lock_path):
-            # families the network left (dual-stack -> IPv4 only) are cleaned up too
-            for fam in sorted(set(plan.families) | iptc_table.loaded_families()):
-                _sync(fam, policy.name, plan if fam in plan.families else None)
-
-    def teardown_network(self, network: str) -> None:
-        """Remove every rule and chain tagged for ``network``; absent is success.
-
-        Raises:
-            FirewallError: bad name, or libiptc refused a commit.
-        """
-        validate_network_name(network)
-        from . import iptc_table
-
-        families = iptc_table.loaded_families()
-        if not families:
-            return  # no legacy table in this namespace: nothing of ours, and iptc stays unloaded
-        with file_lock(self.lock_path):
-            for fam in sorted(families):
-                _sync(fam, network, None)
-
-    def check_network(self, policy: NetworkPolicy) -> list[str]:
-        """What differs from the policy's rules (``[]`` = in sync).
-
-        Raises:
-            FirewallError: python-iptables is unusable.
-        """
-        from . import iptc_table
-
-        plan = render_iptables(plan_network(policy))
-        problems: list[str] = []
-        for fam in sorted(set(plan.families) | iptc_table.loaded_families()):
-            problems += iptc_table.run_forked(iptc_table.check_family, plan, policy.name, fam)
-        return problems
-
-    def list_networks(self) -> set[str]:
-        """Names of networks with tagged rules in filter/nat (for GC).
-
-        Raises:
-            FirewallError: python-iptables is unusable.
-        """
-        from . import iptc_table
-
-        names: set[str] = set()
-        for fam in sorted(iptc_table.loaded_families()):
-            names |= iptc_table.run_forked(iptc_table.list_family, fam)
-        return names
-
-
-def _sync(fam: int, network: str, plan: IptablesPlan | None, attempts: int = 3) -> None:
-    """``iptc_table.sync_family`` in a child, retried when the table changed under us.
-
-    libiptc commits a whole table and the kernel refuses it (EAGAIN) if another
-    writer that does not take the xtables lock committed since we read it.
-
-    Raises:
-        FirewallError: the last attempt failed.
-    """
-    from . import iptc_table
-
-    for attempt in range(attempts):
-        try:
-            iptc_table.run_forked(iptc_table.sync_family, fam, network, plan)
-            return
-        except FirewallError as exc:
-            if "temporarily unavailable" not in exc.details or attempt == attempts - 1:
-                raise

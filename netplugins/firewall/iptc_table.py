@@ -1,6 +1,6 @@
 """The libiptc side of the iptables driver: read, edit and commit legacy tables.
 
-Only ``iptables.IptablesDriver`` imports this module, and only inside its methods;
+Imported by the iptables drivers (``iptables_driver``, ``ports_ipt_driver``, ``ports_iptc``);
 python-iptables itself is imported inside the functions here because it costs
 ~150-350 ms, and teardown on a host without legacy tables must not pay that.
 The driver runs every per-family function through ``run_forked`` (see why there) and
@@ -48,7 +48,7 @@ def loaded_families() -> set[int]:
     return found
 
 
-def _iptc() -> Any:
+def iptc_module() -> Any:
     if "iptc" in sys.modules:
         return sys.modules["iptc"]
     # python-iptables imports distutils.sysconfig for a fallback path. Through setuptools'
@@ -79,11 +79,11 @@ def preload() -> None:
     Raises:
         FirewallError: python-iptables cannot be loaded.
     """
-    _iptc()
+    iptc_module()
 
 
-def _table(fam: int, name: str) -> Any:
-    iptc = _iptc()
+def open_table(fam: int, name: str) -> Any:
+    iptc = iptc_module()
     cls = iptc.Table if fam == 4 else iptc.Table6
     try:
         table = cls(name, autocommit=False)
@@ -142,7 +142,7 @@ def _target_opts(rule: Any) -> tuple[tuple[str, str], ...]:
 
 def to_iptc(r: IptRule) -> Any:
     """An ``IptRule`` as a python-iptables rule object."""
-    iptc = _iptc()
+    iptc = iptc_module()
     rule = iptc.Rule() if r.family == 4 else iptc.Rule6()
     if r.src:
         rule.src = r.src
@@ -164,7 +164,7 @@ def to_iptc(r: IptRule) -> Any:
     return rule
 
 
-def _live(table: Any, fam: int) -> dict[str, list[tuple[IptRule, Any]]]:
+def live_rules(table: Any, fam: int) -> dict[str, list[tuple[IptRule, Any]]]:
     """Chain name -> [(normalised rule, libiptc rule)] for every chain of ``table``."""
     return {
         ch.name: [(from_iptc(r, fam, table.name, ch.name), r) for r in ch.rules]
@@ -189,7 +189,7 @@ def _remove_owned(table: Any, live: dict[str, list[tuple[IptRule, Any]]], networ
             and all(mine(r) for r, _ in rules)
         ):
             doomed.add(name)
-    iptc = _iptc()
+    iptc = iptc_module()
     changed = False
     for name, rules in live.items():
         if name in doomed:
@@ -213,7 +213,7 @@ def _prune_skeleton(table: Any, fam: int) -> bool:
     for chain, (tname, builtin, _first) in SKELETON.items():
         if tname != table.name or not table.is_chain(chain):
             continue
-        iptc = _iptc()
+        iptc = iptc_module()
         if any(not is_guard(from_iptc(r, fam, tname, chain)) for r in iptc.Chain(table, chain).rules):
             continue
         base = iptc.Chain(table, builtin)
@@ -228,7 +228,7 @@ def _prune_skeleton(table: Any, fam: int) -> bool:
 
 def _add_plan(table: Any, plan: IptablesPlan, fam: int) -> None:
     """Create the plan's chains and rules for one family and table (uncommitted)."""
-    iptc = _iptc()
+    iptc = iptc_module()
     for f, tname, name in plan.chains:
         if f == fam and tname == table.name:
             table.create_chain(name)
@@ -267,12 +267,12 @@ def sync_family(fam: int, network: str, plan: IptablesPlan | None) -> None:
     Raises:
         FirewallError: libiptc refused an edit or the commit.
     """
-    iptc = _iptc()
+    iptc = iptc_module()
     for tname in TABLES:
         wanted = plan is not None and any(r.family == fam and r.table == tname for r in plan.rules)
-        table = _table(fam, tname)
+        table = open_table(fam, tname)
         try:
-            changed = _remove_owned(table, _live(table, fam), network)
+            changed = _remove_owned(table, live_rules(table, fam), network)
             if wanted:
                 assert plan is not None
                 _add_plan(table, plan, fam)
@@ -294,7 +294,7 @@ def check_family(plan: IptablesPlan, network: str, fam: int) -> list[str]:
     problems: list[str] = []
     want_chains = {(f, t, c) for f, t, c in plan.chains}
     for tname in TABLES:
-        live = _live(_table(fam, tname), fam)
+        live = live_rules(open_table(fam, tname), fam)
         where = f"IPv{fam} {tname}"
         want = [
             r
@@ -335,7 +335,7 @@ def list_family(fam: int) -> set[str]:
     """Network names in the owner tags of one family's filter/nat rules."""
     names: set[str] = set()
     for tname in TABLES:
-        for rules in _live(_table(fam, tname), fam).values():
+        for rules in live_rules(open_table(fam, tname), fam).values():
             for norm, _ in rules:
                 net = network_owner(norm.comment)
                 if net is not None:
@@ -356,7 +356,7 @@ def run_forked(fn: Callable[..., T], *args: Any) -> T:
     Raises:
         FirewallError: the child raised it, failed otherwise, or died.
     """
-    _iptc()  # import once here (the expensive part) so that every child inherits it
+    iptc_module()  # import once here (the expensive part) so that every child inherits it
     rfd, wfd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child

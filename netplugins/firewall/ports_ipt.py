@@ -22,13 +22,11 @@ child per family, under the xtables lock).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .errors import FirewallError, PortConflict
 from .iptables import IptRule
-from .lock import DEFAULT_XTABLES_LOCK, file_lock
-from .ports import Forward, PortsPlan, Published, find_conflicts, tag_in_network
+from .ports import Forward, PortsPlan, Published
 
 PORTS_CHAIN = "NETCTL-PORTS"
 MASQ_CHAIN = "NETCTL-PORTS-MASQ"
@@ -159,110 +157,3 @@ def render_save(plan: PortsPlan) -> str:
             rules.sort(key=lambda r: order.index(r.chain))
             lines += [r.save_line() for r in rules]
     return "\n".join(lines) + "\n"
-
-
-class IptablesPortsDriver:
-    """Publishes ports in the legacy nat tables of the current network namespace."""
-
-    name = "iptables"
-
-    def __init__(self, lock_path: str = DEFAULT_XTABLES_LOCK) -> None:
-        self.lock_path = lock_path
-
-    def setup_ports(self, plan: PortsPlan) -> None:
-        """Publish ``plan`` (replacing the attachment's earlier rules); one commit per table.
-
-        Raises:
-            PortConflict: another owner publishes one of the host ports (nothing changed).
-            FirewallError: python-iptables is unusable or libiptc refused a commit.
-        """
-        from . import iptc_table, ports_iptc  # lazy: python-iptables costs ~110 ms to import
-
-        rules = plan_rules(plan)
-        with file_lock(self.lock_path):
-            live: list[Published] = []
-            for fam in plan.families:
-                live += iptc_table.run_forked(ports_iptc.read_family, fam)
-            conflicts = find_conflicts(plan, live)
-            if conflicts:
-                raise PortConflict(conflicts)
-            # a family the attachment published in before but not now is cleaned too
-            for fam in sorted(set(plan.families) | iptc_table.loaded_families()):
-                mine = [r for r in rules if r.family == fam]
-                _sync(fam, mine, lambda c: c == plan.tag)
-
-    def teardown_ports(self, tags: Collection[str]) -> int:
-        """Remove the rules carrying one of ``tags``; the number removed (absent is 0).
-
-        Raises:
-            FirewallError: libiptc refused a commit.
-        """
-        return self._remove(lambda c: c in tags)
-
-    def gc_ports(self, network: str, keep: Collection[str]) -> int:
-        """Remove the rules of ``network`` whose tag is not in ``keep``; the number removed.
-
-        Raises:
-            FirewallError: libiptc refused a commit.
-        """
-        return self._remove(lambda c: tag_in_network(c, network) and c not in keep)
-
-    def check_ports(self, plan: PortsPlan) -> list[str]:
-        """What differs from ``plan`` (``[]`` = in sync).
-
-        Raises:
-            FirewallError: python-iptables is unusable.
-        """
-        from . import iptc_table, ports_iptc
-
-        rules = plan_rules(plan)
-        problems: list[str] = []
-        for fam in plan.families:
-            want = skeleton_rules(fam) + [r for r in rules if r.family == fam]
-            problems += iptc_table.run_forked(ports_iptc.check_family, fam, want, plan.tag)
-        return problems
-
-    def published(self) -> list[Published]:
-        """Every published port in the legacy tables (all owners).
-
-        Raises:
-            FirewallError: python-iptables is unusable.
-        """
-        from . import iptc_table, ports_iptc
-
-        out: list[Published] = []
-        for fam in sorted(iptc_table.loaded_families()):
-            out += iptc_table.run_forked(ports_iptc.read_family, fam)
-        return out
-
-    def _remove(self, select: Callable[[str | None], bool]) -> int:
-        from . import iptc_table
-
-        families = iptc_table.loaded_families()
-        if not families:
-            return 0  # no legacy table here: nothing of ours, and iptc stays unloaded
-        removed = 0
-        with file_lock(self.lock_path):
-            for fam in sorted(families):
-                removed += _sync(fam, [], select)
-        return removed
-
-
-def _sync(fam: int, add: list[IptRule], select: Callable[[str | None], bool],
-          attempts: int = 3) -> int:
-    """``ports_iptc.sync_family`` in a child, retried when the table changed under us
-    (a writer that does not take the xtables lock committed: EAGAIN).
-
-    Raises:
-        FirewallError: the last attempt failed.
-    """
-    from . import iptc_table, ports_iptc
-
-    for attempt in range(attempts):
-        try:
-            removed: int = iptc_table.run_forked(ports_iptc.sync_family, fam, add, select)
-            return removed
-        except FirewallError as exc:
-            if "temporarily unavailable" not in exc.details or attempt == attempts - 1:
-                raise
-    return 0

@@ -2,7 +2,7 @@
 
 Every function here runs in a forked child per family (``iptc_table.run_forked``: one
 libxtables family per process) while the parent holds the xtables lock; the driver
-(``ports_driver.IptablesPortsDriver``) calls them. Only that driver imports this module.
+(``ports_ipt_driver.IptablesPortsDriver``) calls them. Only that driver imports this module.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from .errors import FirewallError
 from .iptables import IptRule
-from .iptc_table import _iptc, _live, _table, to_iptc
+from .iptc_table import iptc_module, live_rules, open_table, to_iptc
 from .ports import Published
 from .ports_ipt import MASQ_CHAIN, PORTS_CHAIN, published, skeleton_rules
 
@@ -23,7 +23,7 @@ _FIRST = {"PREROUTING": False, "OUTPUT": False, "POSTROUTING": True}
 
 def read_family(fam: int) -> list[Published]:
     """Every published port (DNAT rule of NETCTL-PORTS) of one family, all owners."""
-    live = _live(_table(fam, "nat"), fam)
+    live = live_rules(open_table(fam, "nat"), fam)
     out = []
     for norm, _raw in live.get(PORTS_CHAIN, []):
         pub = published(norm)
@@ -39,8 +39,8 @@ def _owned(norm: IptRule) -> bool:
 
 def _sync_nat(table: Any, fam: int, add: list[IptRule], select: Select) -> tuple[bool, bool, int]:
     """Edit the nat table (uncommitted): (changed, published ports remain, rules removed)."""
-    iptc = _iptc()
-    live = _live(table, fam)
+    iptc = iptc_module()
+    live = live_rules(table, fam)
     removed = 0
     for chain in (PORTS_CHAIN, MASQ_CHAIN):
         for norm, raw in live.get(chain, []):
@@ -57,7 +57,7 @@ def _sync_nat(table: Any, fam: int, add: list[IptRule], select: Select) -> tuple
                 table.create_chain(chain)
                 changed = True
         for r in skeleton:
-            lines = [n.save_line() for n, _ in _live(table, fam).get(r.chain, [])]
+            lines = [n.save_line() for n, _ in live_rules(table, fam).get(r.chain, [])]
             if r.save_line() not in lines:
                 ch = iptc.Chain(table, r.chain)
                 if _FIRST.get(r.chain):
@@ -87,10 +87,10 @@ def _sync_raw(fam: int, present: bool) -> None:
     guards = [r for r in skeleton_rules(fam) if r.table == "raw"]
     if not guards:
         return
-    iptc = _iptc()
-    table = _table(fam, "raw")
+    iptc = iptc_module()
+    table = open_table(fam, "raw")
     try:
-        live = _live(table, fam).get("PREROUTING", [])
+        live = live_rules(table, fam).get("PREROUTING", [])
         have = [(n, raw) for n, raw in live if n.save_line() == guards[0].save_line()]
         if present and not have:
             iptc.Chain(table, "PREROUTING").insert_rule(to_iptc(guards[0]), 0)
@@ -113,8 +113,8 @@ def sync_family(fam: int, add: list[IptRule], select: Select) -> int:
     Raises:
         FirewallError: libiptc refused an edit or a commit.
     """
-    iptc = _iptc()
-    table = _table(fam, "nat")
+    iptc = iptc_module()
+    table = open_table(fam, "nat")
     try:
         changed, remain, removed = _sync_nat(table, fam, add, select)
         if changed:
@@ -133,7 +133,7 @@ def check_family(fam: int, want: list[IptRule], tag: str) -> list[str]:
     lines: dict[str, list[str]] = {}
     wanted = {r.save_line() for r in want}
     for tname in ("nat", "raw"):
-        for chain, rules in _live(_table(fam, tname), fam).items():
+        for chain, rules in live_rules(open_table(fam, tname), fam).items():
             lines[f"{tname}/{chain}"] = [n.save_line() for n, _ in rules]
             problems += [f"IPv{fam} {tname}: stale rule: {n.save_line()}" for n, _ in rules
                          if n.comment == tag and n.save_line() not in wanted]

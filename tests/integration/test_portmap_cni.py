@@ -243,7 +243,7 @@ GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "portmap"
 APPLY_DUAL_STACK = """
 import sys
 from netplugins.firewall.ports import PortMapping, plan_ports
-from netplugins.firewall.ports_ipt import IptablesPortsDriver
+from netplugins.firewall.ports_ipt_driver import IptablesPortsDriver
 plan = plan_ports("web", "c1", "eth0", [
     PortMapping(8080, 80), PortMapping(5353, 53, "udp"), PortMapping(9090, 90, host_ip="127.0.0.1"),
     PortMapping(3868, 3868, "sctp")], ["10.88.1.2/24", "fd88::2/64"])

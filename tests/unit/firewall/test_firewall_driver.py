@@ -13,7 +13,8 @@ import pytest
 from netplugins.firewall import FirewallDriver, FirewallError, NetworkPolicy, get_driver
 from netplugins.firewall.driver import ENV_DRIVER, detect_driver_name
 from netplugins.firewall.fake import FakeDriver
-from netplugins.firewall.iptables import IptablesDriver, convert_rule, dispatch_group, save_string
+from netplugins.firewall.iptables import convert_rule, dispatch_group, save_string
+from netplugins.firewall.iptables_driver import IptablesDriver
 from netplugins.firewall.iptc_table import _norm_addr, run_forked
 from netplugins.firewall.lock import file_lock
 from netplugins.firewall.nftables import NftablesDriver
