@@ -23,6 +23,9 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="netctl", description=__doc__.splitlines()[0])
+    parser.add_argument("--store", default=None, metavar="URL",
+                        help="cluster store for overlay networks, an etcd v3 endpoint "
+                             "(default: NETCTL_STORE; none = local networks only)")
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND", parser_class=Parser)
     networks.add_parsers(sub)
     net = sub.add_parser("network", help="network verbs (same as the top-level ones)")
@@ -37,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.store is not None:
+        # read by runtime.overlay.config.store_url wherever a command needs the store
+        import os
+
+        os.environ["NETCTL_STORE"] = args.store
     try:
         code = args.func(args)
     except NetctlError as exc:

@@ -68,6 +68,9 @@ def test_containers_on_hosts_1_and_3_talk_by_name(lab: Lab) -> None:
     assert ping(h1.netctl, "web1", "web3")
     assert ping(h3.netctl, "web3", "web1")
     assert resolves(h1, "web1", "db") == h3.netctl.ip("web3", "ovping")
+    # egress leaves through the container's own host, masqueraded (etcd's namespace has
+    # no route back to the overlay subnet)
+    assert ping(h1.netctl, "web1", lab.etcd.addr)  # type: ignore[union-attr]
     # MTU: underlay 1500 - 50 on the VXLAN device and the container's interface
     vni = h1.netctl.inspect("ovping")["Options"]["vni"]
     link = json.loads(h1.ns.run(["ip", "-j", "link", "show", f"ovvx{vni}"]).stdout)
@@ -112,6 +115,18 @@ def test_two_overlays_and_a_local_bridge_cannot_reach_each_other(lab: Lab) -> No
         h.run("container", "rm", "-f", *names)
     h1.run("rm", "ova", "ovb")
     h2.run("rm", "loc")
+
+
+def test_internal_overlay_reaches_peers_but_not_outside(lab: Lab) -> None:
+    h1, h2, _h3 = lab.hosts
+    h1.run("--store", lab.etcd.url, "create", "--driver", "overlay", "--internal", "ovint")  # type: ignore[union-attr]
+    h1.netctl.run_d("i1", "--network", "ovint")
+    h2.netctl.run_d("i2", "--network", "ovint")
+    assert ping(h1.netctl, "i1", "i2")
+    assert no_answer(h1.netctl, "i1", lab.etcd.addr)  # type: ignore[union-attr]
+    h1.run("container", "rm", "-f", "i1")
+    h2.run("container", "rm", "-f", "i2")
+    h2.run("rm", "ovint")
 
 
 def _overlay_conf(host: Host, net: str) -> dict[str, object]:
