@@ -34,8 +34,17 @@ from ..cni.netconf import load_netconf
 from ..cni.skel import CmdArgs, PluginFuncs
 from ..cni.skel import main as skel_main
 from ..cni.types import IPConfig, Result, Route
+
+# all stdlib-only: imported here so that the plugin daemon has them loaded before it
+# forks a worker (etcd3gw is never imported on this path, see overlay/lighthttp.py)
+from ..overlay import alloc, node, records
+from ..overlay.model import EndpointRec, mac_for, vxlan_name
+from ..overlay.store import LeaseGone, Store, StoreError, StoreUnavailable
+from ..overlay.vxlan import DataplaneError, Vxlan, link_exists, plan_peers
 from . import bridge as bridge_plugin
 from .bridge import KNOWN_ARGS
+from .bridge_conf import parse_bridge_conf
+from .bridge_plan import dns_names
 
 DEFAULT_OVERLAY_DIR = "/run/netctl/overlay"
 #: a lost transaction (another host took the address) moves on to the next address;
@@ -78,7 +87,6 @@ def _unavailable(exc: Exception) -> CniError:
 
 
 def _node(conf: OverlayConf) -> Any:
-    from ..overlay import node
 
     try:
         return node.read(conf.overlay_dir)
@@ -106,16 +114,11 @@ def cmd_add(args: CmdArgs) -> Result:
         CniError: 11 store or sync process unavailable, 7 unknown network or bad config,
             110 subnet full, 105 requested address taken, bridge plugin codes.
     """
-    from ..overlay.model import mac_for
-    from ..overlay.store import LeaseGone, Store, StoreError, StoreUnavailable
-    from ..overlay.vxlan import DataplaneError, Vxlan, plan_peers
-    from .bridge_conf import parse_bridge_conf
-    from .bridge_plan import dns_names
 
     conf = parse_conf(args.stdin)
     me = _node(conf)
     try:
-        store = Store(me.store)
+        store = Store(me.store, light=True)
         found = store.network(conf.name)
     except StoreUnavailable as exc:
         raise _unavailable(exc) from None
@@ -133,7 +136,6 @@ def cmd_add(args: CmdArgs) -> Result:
         raise errors.config_error(f"requested address {wanted} is not in {net.name}'s subnet {net.subnet}")
 
     def lease(stack: ExitStack) -> tuple[Result, str]:
-        from ..overlay import alloc, records
 
         vx = Vxlan(net.vxlan, net.vni)
         try:
@@ -174,8 +176,6 @@ def _claim(store: Any, net: Any, create_rev: int, me: Any, args: CmdArgs, names:
         CniError: 105 requested address taken, 7 network removed meanwhile.
         Exhausted, LeaseGone, StoreUnavailable.
     """
-    from ..overlay import alloc
-    from ..overlay.model import EndpointRec, mac_for
 
     for _round in range(8):
         taken = [e.ip for e in store.endpoints(net.name)]
@@ -212,8 +212,6 @@ def cmd_del(args: CmdArgs) -> None:
     Raises:
         CniError: listing the teardown steps that failed.
     """
-    from ..overlay import records
-    from ..overlay.store import Store, StoreError
 
     conf = parse_conf(args.stdin)
     rec = records.get(conf.overlay_dir, conf.name, args.container_id, args.ifname)
@@ -226,10 +224,9 @@ def cmd_del(args: CmdArgs) -> None:
     if rec is not None:
         records.remove(conf.overlay_dir, conf.name, args.container_id, args.ifname)
         try:
-            from ..overlay import node
 
             me = node.read(conf.overlay_dir)
-            Store(me.store).release(rec.endpoint)
+            Store(me.store, light=True).release(rec.endpoint)
         except (StoreError, node.NodeFileError):
             pass
     errs.raise_if_any()
@@ -242,10 +239,6 @@ def cmd_check(args: CmdArgs) -> None:
 
     Raises: CniError naming the first problem (11 when the store cannot be asked).
     """
-    from ..overlay import records
-    from ..overlay.model import vxlan_name
-    from ..overlay.store import Store, StoreUnavailable
-    from ..overlay.vxlan import link_exists
 
     conf = parse_conf(args.stdin)
     rec = records.get(conf.overlay_dir, conf.name, args.container_id, args.ifname)
@@ -256,7 +249,7 @@ def cmd_check(args: CmdArgs) -> None:
     if not link_exists(vxlan_name(rec.vni)):
         raise CniError(errors.NETLINK_FAILURE, f"VXLAN device {vxlan_name(rec.vni)} is missing")
     try:
-        held = {(e.container_id, e.ifname, e.ip) for e in Store(me.store).endpoints(conf.name)}
+        held = {(e.container_id, e.ifname, e.ip) for e in Store(me.store, light=True).endpoints(conf.name)}
     except StoreUnavailable as exc:
         raise _unavailable(exc) from None
     if (args.container_id, args.ifname, rec.endpoint.ip) not in held:
@@ -268,12 +261,11 @@ def cmd_status(args: CmdArgs) -> None:
 
     Raises: CniError 50 otherwise (the message says which).
     """
-    from ..overlay.store import Store, StoreError
 
     conf = parse_conf(args.stdin)
     try:
         me = _node(conf)
-        Store(me.store).network(conf.name)
+        Store(me.store, light=True).network(conf.name)
     except CniError as err:
         raise CniError(errors.NOT_AVAILABLE, err.msg) from None
     except StoreError as exc:
@@ -287,9 +279,6 @@ def cmd_gc(args: CmdArgs) -> None:
     Raises: CniError listing what could not be collected.
     """
     from ..cni.gc import valid_attachments
-    from ..overlay import records
-    from ..overlay.store import Store, StoreError
-    from ..overlay.vxlan import Vxlan
 
     conf = parse_conf(args.stdin)
     valid = valid_attachments(args.stdin)
@@ -302,7 +291,6 @@ def cmd_gc(args: CmdArgs) -> None:
         errs.collect(err)
     store = None
     try:
-        from ..overlay import node
 
         store = Store(node.read(conf.overlay_dir).store)
     except (StoreError, node.NodeFileError):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from .lighthttp import Client, HttpError
 from .model import (
     ENDPOINTS,
     NETWORKS,
@@ -45,6 +46,13 @@ class StoreUnavailable(StoreError):
 
 class LeaseGone(StoreError):
     """The node's etcd lease expired or is unknown (the sync process must grant a new one)."""
+
+
+def _port_ok(parsed: Any) -> bool:
+    try:
+        return parsed.port is None or 0 < parsed.port < 65536
+    except ValueError:
+        return False
 
 
 def _short(exc: Exception) -> str:
@@ -81,21 +89,32 @@ class Snapshot:
 
 
 class Store:
-    """One etcd endpoint (``http://host:2379``)."""
+    """One etcd endpoint (``http://host:2379``).
 
-    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+    ``light=True`` (the plugin) posts through ``lighthttp`` (stdlib) instead of etcd3gw; it
+    cannot watch.
+    """
+
+    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT, light: bool = False) -> None:
         """Raises: StoreError for a URL that is not http(s)://host:port."""
         parsed = urlparse(url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        if parsed.scheme not in ("http", "https") or not parsed.hostname or not _port_ok(parsed):
             raise StoreError(f"invalid store URL {url!r}: use http://HOST:PORT")
         self.url = url
-        from etcd3gw.client import Etcd3Client
+        self.light: Any = None
+        self.client: Any = None
+        if light:
+            self.light = Client(url, timeout)
+        else:
+            from etcd3gw.client import Etcd3Client
 
-        self.client = Etcd3Client(host=parsed.hostname, port=parsed.port or 2379,
-                                  protocol=parsed.scheme, timeout=timeout, api_path="/v3/")
+            self.client = Etcd3Client(host=parsed.hostname, port=parsed.port or 2379,
+                                      protocol=parsed.scheme, timeout=timeout, api_path="/v3/")
 
     # --- low level ------------------------------------------------------------------------
     def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if self.light is not None:
+            return self._post_light(path, payload)
         import requests
         from etcd3gw.exceptions import ConnectionFailedError, ConnectionTimeoutError, Etcd3Exception
 
@@ -111,6 +130,16 @@ class Store:
             raise StoreUnavailable(f"etcd store {self.url} refused the request: {detail}") from None
         except (requests.RequestException, OSError, ValueError) as exc:
             raise StoreUnavailable(f"etcd store {self.url} is unreachable: {exc}") from None
+
+    def _post_light(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.light.post("/v3/" + path.lstrip("/"), payload)  # type: ignore[no-any-return]
+        except HttpError as exc:
+            if "lease not found" in exc.body:
+                raise LeaseGone(f"etcd store {self.url}: the node's lease is gone") from None
+            raise StoreUnavailable(f"etcd store {self.url} refused the request: {exc}") from None
+        except (OSError, ValueError) as exc:
+            raise StoreUnavailable(f"etcd store {self.url} is unreachable: {_short(exc)}") from None
 
     def _range(self, prefix: str) -> tuple[int, list[dict[str, Any]]]:
         out = self._post("/kv/range", {"key": _b64(prefix), "range_end": _b64(_prefix_end(prefix))})
@@ -282,6 +311,8 @@ class Store:
 
         from .model import PREFIX
 
+        if self.client is None:
+            raise StoreError("watch needs the etcd3gw client (Store(light=False))")
         payload = {"create_request": {"key": _b64(PREFIX), "range_end": _b64(_prefix_end(PREFIX)),
                                       "start_revision": start_revision, "progress_notify": True}}
         try:

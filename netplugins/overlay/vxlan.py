@@ -110,6 +110,13 @@ def link_exists(name: str) -> bool:
     return _run(["ip", "link", "show", "dev", name], check=False).returncode == 0
 
 
+def vxlan_devices() -> list[str]:
+    """Names of the VXLAN devices in this namespace (not /sys: sysfs shows the namespace
+    it was mounted in, which need not be ours)."""
+    out = json.loads(_run(["ip", "-j", "link", "show", "type", "vxlan"], check=False).stdout or "[]")
+    return [str(link["ifname"]) for link in out]
+
+
 class Vxlan:
     """The VXLAN device ``name`` in the namespace we run in."""
 
@@ -124,12 +131,27 @@ class Vxlan:
 
         Raises: DataplaneError.
         """
+        if self._ready(mtu, bridge):
+            return  # the common case: one netlink dump, no process
         if not link_exists(self.name):
             proc = _run(["ip", "link", "add", self.name, "type", "vxlan", "id", str(self.vni),
                          "local", local, "dstport", str(VXLAN_PORT), "nolearning", "proxy"], check=False)
             if proc.returncode != 0 and not link_exists(self.name):
                 raise DataplaneError(f"cannot create VXLAN device {self.name}: {proc.stderr.strip()}")
         _run(["ip", "link", "set", self.name, "mtu", str(mtu), "master", bridge, "up"])
+
+    def _ready(self, mtu: int, bridge: str) -> bool:
+        """Whether the device exists, is up, has ``mtu`` and is a port of ``bridge``
+        (read with our own rtnetlink client: no ``ip`` process on the hot path)."""
+        from ..nl.rtnl import NetlinkError, Rtnl
+
+        try:
+            with Rtnl() as nl:
+                link, br = nl.get_link(self.name), nl.get_link(bridge)
+        except (NetlinkError, OSError):
+            return False
+        return (link is not None and br is not None and link.kind == "vxlan" and link.mtu == mtu
+                and link.master == br.index and bool(link.flags & 1))
 
     def delete(self) -> None:
         _run(["ip", "link", "del", self.name], check=False)
@@ -145,6 +167,7 @@ class Vxlan:
 
     def sync(self, peers: Iterable[Peer]) -> Changes:
         """Make the device's entries exactly ``peers``; what changed. Raises: DataplaneError."""
+        peers = list(peers)
         fdb, neigh = self.current()
         ch = diff(peers, fdb, neigh)
         if ch.fdb_add or ch.fdb_del:

@@ -32,7 +32,13 @@ from netplugins.overlay import node as nodefile
 from netplugins.overlay import records
 from netplugins.overlay.model import VXLAN_OVERHEAD, EndpointRec, NodeRec, vxlan_name
 from netplugins.overlay.store import LeaseGone, Snapshot, Store, StoreError, StoreUnavailable
-from netplugins.overlay.vxlan import DataplaneError, Vxlan, link_exists, plan_peers, underlay_mtu
+from netplugins.overlay.vxlan import (
+    DataplaneError,
+    Vxlan,
+    plan_peers,
+    underlay_mtu,
+    vxlan_devices,
+)
 
 from . import config
 from .dnsfeed import DnsFeed
@@ -97,8 +103,9 @@ class Syncd:
         self._own_keys(snap)
         live = {n.name: n.advertise for n in snap.nodes.values()}
         vnis = {net.vni for net, _rev in snap.networks.values()}
+        present = set(vxlan_devices())
         for name, (net, _rev) in snap.networks.items():
-            if not link_exists(net.vxlan):
+            if net.vxlan not in present:
                 continue
             try:
                 ch = Vxlan(net.vxlan, net.vni).sync(plan_peers(snap.endpoints, name, self.node, live))
@@ -138,11 +145,7 @@ class Syncd:
     def _stale_devices(self, vnis: set[int]) -> None:
         """VXLAN devices of networks removed from the store and without local endpoints."""
         used = {r.vni for r in records.all_local(self.overlay_dir)}
-        try:
-            names = os.listdir("/sys/class/net")
-        except OSError:
-            return
-        for name in names:
+        for name in vxlan_devices():
             if name.startswith("ovvx") and name[4:].isdigit():
                 vni = int(name[4:])
                 if vni not in vnis and vni not in used:
