@@ -40,8 +40,9 @@ def write(overlay_dir: str, info: NodeInfo) -> None:
     os.rename(tmp, path)
 
 
-def read(overlay_dir: str) -> NodeInfo:
-    """The node file, if its sync process is alive.
+def read(overlay_dir: str, require_alive: bool = True) -> NodeInfo:
+    """The node file, if its sync process is alive (or whatever it says, for readers
+    such as doctor that must work when the sync process is down).
 
     Raises:
         NodeFileError: missing, unreadable, or written by a process that is gone.
@@ -56,7 +57,7 @@ def read(overlay_dir: str) -> NodeInfo:
         raise NodeFileError(f"the overlay sync process is not running on this host (no {path})") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise NodeFileError(f"unreadable overlay node file {path}: {exc}") from None
-    if not _alive(info.pid):
+    if require_alive and not _alive(info.pid):
         raise NodeFileError(f"the overlay sync process (pid {info.pid}) of this host is not running")
     return info
 

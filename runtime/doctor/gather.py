@@ -236,5 +236,8 @@ def gather(paths: Paths, source: str, target: str, *, proto: str | None, port: i
     if src.running and plan.address is not None and (probe_proto == "icmp" or port is not None):
         probe = _probe(src.netns, probe_proto, plan.address, port)
     src, tgt = _views(src, tgt, plan)
+    from .hops_overlay import gather_overlay
+
+    overlay = gather_overlay(paths, src, nets, plan.address) if tgt.container is None else None
     return DoctorFacts(source=src, target=tgt, networks=nets, host=_host(plan, dnsd), proto=probe_proto,
-                       dns=answer, probe=probe)
+                       dns=answer, probe=probe, overlay=overlay)

@@ -5,7 +5,7 @@
     python -I -m runtime.overlay.syncd [--root NETCTL_ROOT] [--store URL] [--node NAME]
                                       [--advertise ADDR] [--ttl SECONDS] [-v]
 
-It keeps this node's etcd lease alive (renewed every TTL/3), publishes the node
+It keeps this node's etcd lease alive (renewed every TTL/3 by a thread of its own), publishes the node
 (``nodes/<node>``) and this host's endpoints under that lease, watches the store and
 programs the kernel (FDB and neighbour entries of every overlay VXLAN device on this host)
 and dnsd (entries of the containers of other hosts, scoped per network), and deletes keys
@@ -63,6 +63,7 @@ class Syncd:
         self.dns = DnsFeed(os.path.join(run_dir, "dnsd"), self.overlay_dir)
         self.mtu = underlay_mtu(advertise) - VXLAN_OVERHEAD
         self.lease: int | None = None
+        self.lease_lost = threading.Event()
         self.renewed = 0.0
         self.revision = 0
         self.dirty = threading.Event()
@@ -84,11 +85,29 @@ class Syncd:
         log.info("registered node %s (%s) with lease %x, ttl %ss", self.node, self.advertise, lease, self.ttl)
 
     def _keepalive(self) -> None:
-        if self.lease is None:
+        """(Re)register when there is no lease or the renewal thread lost it."""
+        if self.lease is None or self.lease_lost.is_set():
+            self.lease_lost.clear()
+            self.lease = None
             self._register()
-        elif time.monotonic() - self.renewed >= self.ttl / 3:
-            self.store.keepalive(self.lease)
-            self.renewed = time.monotonic()
+
+    def _renew_loop(self) -> None:
+        """Renew the lease every TTL/3 in a thread of its own (with its own connection):
+        a long reconcile on a loaded host must never let the node's keys expire."""
+        store = Store(self.store.url)
+        while not self.stop.wait(self.ttl / 3):
+            lease = self.lease
+            if lease is None or self.lease_lost.is_set():
+                continue
+            try:
+                store.keepalive(lease)
+                self.renewed = time.monotonic()
+            except LeaseGone:
+                if lease == self.lease:
+                    self.lease_lost.set()
+                    self.dirty.set()
+            except StoreError as exc:
+                log.debug("lease renewal failed: %s", exc)
 
     def _publish_node_file(self) -> None:
         assert self.lease is not None
@@ -167,6 +186,7 @@ class Syncd:
 
     def run(self) -> None:
         threading.Thread(target=self._watch_loop, name="watch", daemon=True).start()
+        threading.Thread(target=self._renew_loop, name="renew", daemon=True).start()
         last_sync = 0.0
         while not self.stop.is_set():
             try:

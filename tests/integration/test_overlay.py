@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.netns,
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    lab = Lab(3, ttl=4)
+    lab = Lab(3, ttl=10)
     try:
         yield lab
     finally:
@@ -176,6 +176,32 @@ def test_60_concurrent_adds_over_3_hosts_get_60_addresses(lab: Lab) -> None:
         for ns in spaces:
             ns.delete()
     h1.run("rm", "ovmany")
+
+
+def test_doctor_names_the_missing_tunnel_entry_and_a_restarted_syncd_repairs_it(lab: Lab) -> None:
+    h1, h2, _h3 = lab.hosts
+    h1.run("create", "--driver", "overlay", "ovdoc")
+    h1.netctl.run_d("d1", "--network", "ovdoc")
+    h2.netctl.run_d("d2", "--network", "ovdoc")
+    ok = h1.run("doctor", "d1", "d2")
+    assert "✔ tunnel entry" in ok.stdout and "✔ tunnel route" in ok.stdout
+    graph = h1.run("graph", "--format", "text").stdout
+    assert f"d2  {h2.netctl.ip('d2', 'ovdoc')}  on host2, through the VXLAN tunnel to {h2.addr}" in graph
+    # the sync process dies and someone deletes the entry: doctor says which one is missing
+    h1.kill_syncd()
+    vni = h1.netctl.inspect("ovdoc")["Options"]["vni"]
+    mac = h2.netctl.inspect("d2")["NetworkSettings"]["Networks"]["ovdoc"]["MacAddress"]
+    h1.ns.run(["bridge", "fdb", "del", mac, "dev", f"ovvx{vni}", "dst", h2.addr, "self"])
+    bad = h1.run("doctor", "d1", "d2", check=False)
+    assert bad.returncode == 3
+    assert f"ovvx{vni} has no forwarding entry for d2 on host2 ({h2.addr})" in bad.stdout
+    # restarted, it re-syncs the kernel from the store
+    h1.start_syncd()
+    assert wait_for(lambda: mac in fdb(h1, f"ovvx{vni}"), timeout=10)
+    assert ping(h1.netctl, "d1", "d2")
+    h1.run("container", "rm", "-f", "d1")
+    h2.run("container", "rm", "-f", "d2")
+    h1.run("rm", "ovdoc")
 
 
 def test_overlay_without_store_is_refused(lab: Lab) -> None:
