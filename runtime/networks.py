@@ -308,7 +308,8 @@ def detach(ctx: Context, c: Container, net: Network | None, ep: Endpoint) -> Non
 def prune_networks(ctx: Context) -> list[str]:
     removed = []
     for net in ctx.state.networks():
-        if net.builtin or attached(ctx, net):
+        # an overlay belongs to the cluster: removed with `netctl rm`, never pruned by one host
+        if net.builtin or net.driver == "overlay" or attached(ctx, net):
             continue
         removed.append(remove_network(ctx, net.name))
     return removed

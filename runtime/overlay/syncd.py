@@ -149,6 +149,8 @@ class Syncd:
                 if not self.store.republish(ep, self.lease):
                     log.warning("cannot republish %s: address taken", key)
         now = time.monotonic()
+        for key in [k for k in self.orphans if k not in stored]:
+            del self.orphans[key]  # gone meanwhile (a DEL that finished)
         for key, ep in stored.items():
             if ep.node != self.node:
                 continue
