@@ -245,13 +245,17 @@ def cmd_check(args: CmdArgs) -> None:
     if rec is None:
         raise CniError(errors.NETLINK_FAILURE, f"no overlay endpoint record for {args.container_id}/{args.ifname}")
     me = _node(conf)
-    bridge_plugin.cmd_check(replace(args, stdin=bridge_stdin(conf, rec.bridge, False, me.mtu)))
-    if not link_exists(vxlan_name(rec.vni)):
-        raise CniError(errors.NETLINK_FAILURE, f"VXLAN device {vxlan_name(rec.vni)} is missing")
+    store = Store(me.store, light=True)
     try:
-        held = {(e.container_id, e.ifname, e.ip) for e in Store(me.store, light=True).endpoints(conf.name)}
+        found = store.network(conf.name)
+        held = {(e.container_id, e.ifname, e.ip) for e in store.endpoints(conf.name)}
     except StoreUnavailable as exc:
         raise _unavailable(exc) from None
+    if found is None:
+        raise CniError(errors.NETLINK_FAILURE, f"overlay network {conf.name!r} is no longer in the store")
+    bridge_plugin.cmd_check(replace(args, stdin=bridge_stdin(conf, rec.bridge, found[0].internal, me.mtu)))
+    if not link_exists(vxlan_name(rec.vni)):
+        raise CniError(errors.NETLINK_FAILURE, f"VXLAN device {vxlan_name(rec.vni)} is missing")
     if (args.container_id, args.ifname, rec.endpoint.ip) not in held:
         raise CniError(errors.LEASE_MISMATCH, f"the store holds no lease of {rec.endpoint.ip} for this container")
 

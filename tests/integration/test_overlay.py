@@ -70,6 +70,8 @@ def test_containers_on_hosts_1_and_3_talk_by_name(lab: Lab) -> None:
     assert ping(h1.netctl, "web1", "web3")
     assert ping(h3.netctl, "web3", "web1")
     assert resolves(h1, "web1", "db") == h3.netctl.ip("web3", "ovping")
+    # CNI CHECK of the attachment (bridge side, VXLAN device, lease in the store)
+    h1.run("check", "web1")
     # egress leaves through the container's own host, masqueraded (etcd's namespace has
     # no route back to the overlay subnet)
     assert ping(h1.netctl, "web1", lab.etcd.addr)  # type: ignore[union-attr]
@@ -93,6 +95,10 @@ def test_containers_on_hosts_1_and_3_talk_by_name(lab: Lab) -> None:
         f"still resolves after {time.monotonic() - t0:.1f}s"
     h1.run("container", "rm", "-f", "web1")
     h3.run("rm", "ovping")
+    # removed by host 3: host 1's next netctl command forgets it, its sync process drops the tunnel
+    assert "ovping" not in h1.run("ls").stdout
+    assert wait_for(lambda: f"ovvx{vni}" not in h1.ns.run(["ip", "-o", "link"]).stdout, timeout=10)
+    assert f"ovbr{vni}" not in h1.ns.run(["ip", "-o", "link"]).stdout
 
 
 def test_two_overlays_and_a_local_bridge_cannot_reach_each_other(lab: Lab) -> None:
