@@ -8,6 +8,7 @@ etcd stopped, a host restarted) get a lab of their own.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import pytest
 from cniutil import PluginRun, run_plugin
 from netctlutil import no_answer, ping
 from nsutil import Netns, wait_for
-from overlaylab import Host, Lab
+from overlaylab import Host, Lab, in_netns
 
 pytestmark = [pytest.mark.netns,
               pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd-server not installed")]
@@ -212,6 +213,13 @@ def test_doctor_names_the_missing_tunnel_entry_and_a_restarted_syncd_repairs_it(
     h1.run("rm", "ovdoc")
 
 
+def test_advertise_defaults_to_the_default_routes_source(lab: Lab) -> None:
+    from netplugins.overlay.vxlan import default_source
+
+    for host in lab.hosts:
+        assert in_netns(host.ns.path, default_source) == host.addr
+
+
 def test_overlay_without_store_is_refused(lab: Lab) -> None:
     host = lab.hosts[0]
     env = dict(host.netctl.extra_env)
@@ -307,6 +315,12 @@ def test_etcd_down_add_fails_with_code_11_and_traffic_continues(lab_ttl3: Lab) -
         err = run.json
         assert err["code"] == 11, err
         assert lab_ttl3.etcd.url in err["msg"] and "unreachable" in err["msg"]
+        # nothing left behind by the failed ADD
+        assert not os.path.exists(h1.netctl.path("run", "overlay", "endpoints", "ovetcd", f"{'ee' * 64}-eth0.json"))
+        from netplugins.main.bridge_plan import host_veth_name
+
+        assert host_veth_name("ee" * 64, "eth0") not in h1.ns.run(["ip", "-o", "link"]).stdout
+        assert "eth0" not in ns.run(["ip", "-o", "link"]).stdout
         proc = h1.run("run", "-d", "--name", "e2", "--network", "ovetcd", "--", "sleep", "60", check=False)
         assert proc.returncode != 0 and lab_ttl3.etcd.url in proc.stderr
         # running containers keep talking, by address and by name, past the TTL
