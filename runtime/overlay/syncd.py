@@ -175,12 +175,13 @@ class Syncd:
 
     # --- loops -----------------------------------------------------------------------------
     def _watch_loop(self) -> None:
+        store = Store(self.store.url)  # its own session: requests.Session is not thread-safe
         while not self.stop.is_set():
             if not self.ready:
                 time.sleep(0.2)
                 continue
             try:
-                self.store.watch(self.revision + 1, self.dirty.set, self.stop)
+                store.watch(self.revision + 1, self.dirty.set, self.stop)
             except StoreUnavailable:
                 time.sleep(1)
             self.dirty.set()  # whatever happened while the watch was down: re-list
