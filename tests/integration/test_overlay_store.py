@@ -62,10 +62,10 @@ def test_network_create_is_one_transaction_against_the_read_revision(etcd: Etcd)
     assert in_netns(etcd.ns.path, _create_race, etcd.url) == (True, False, True)
 
 
-def _claims(url: str) -> dict[str, object]:
+def _claims(url: str, light: bool) -> dict[str, object]:
     from netplugins.overlay.store import LeaseGone, Store
 
-    s = Store(url)
+    s = Store(url, light=light)
     rev, _ = s.networks()
     assert s.create_network(_net("claims", "10.71.0.0/24", 5002), rev)
     _n, crev = s.network("claims")  # type: ignore[misc]
@@ -89,22 +89,25 @@ def _claims(url: str) -> dict[str, object]:
     return out
 
 
-def test_claims_are_exclusive_and_die_with_the_lease(etcd: Etcd) -> None:
-    out = in_netns(etcd.ns.path, _claims, etcd.url)
+@pytest.mark.parametrize("light", [False, True], ids=["etcd3gw", "stdlib"])
+def test_claims_are_exclusive_and_die_with_the_lease(etcd: Etcd, light: bool) -> None:
+    """Both transports (etcd3gw for the sync process, stdlib for the plugin)."""
+    out = in_netns(etcd.ns.path, _claims, etcd.url, light)
     assert out == {"first": True, "dup": False, "rm_refused": True, "still": ["c1"],
                    "bad_lease": "refused", "after_ttl": [], "rm": True}
 
 
-def _unreachable(url: str) -> str:
+def _unreachable(url: str, light: bool) -> str:
     from netplugins.overlay.store import Store, StoreUnavailable
 
     try:
-        Store(url, timeout=1).snapshot()
+        Store(url, timeout=1, light=light).snapshot()
     except StoreUnavailable as exc:
         return str(exc)
     return "answered"
 
 
-def test_unreachable_store_is_named(etcd: Etcd) -> None:
-    msg = in_netns(etcd.ns.path, _unreachable, "http://198.18.61.1:1")
-    assert "etcd store http://198.18.61.1:1 is unreachable" in msg
+@pytest.mark.parametrize("light", [False, True], ids=["etcd3gw", "stdlib"])
+def test_unreachable_store_is_named(etcd: Etcd, light: bool) -> None:
+    msg = in_netns(etcd.ns.path, _unreachable, "http://198.18.61.1:1", light)
+    assert msg == "etcd store http://198.18.61.1:1 is unreachable: Connection refused"
