@@ -140,7 +140,7 @@ def cmd_add(args: CmdArgs) -> Result:
         vx = Vxlan(net.vxlan, net.vni)
         try:
             vx.ensure(me.advertise, me.mtu, net.bridge)
-            ep = _claim(store, net, create_rev, me, args, names, wanted)
+            ep, known = _claim(store, net, create_rev, me, args, names, wanted)
         except DataplaneError as exc:
             raise CniError(errors.NETLINK_FAILURE, str(exc)) from None
         except LeaseGone as exc:
@@ -156,9 +156,10 @@ def cmd_add(args: CmdArgs) -> Result:
             raise CniError(errors.IO_FAILURE, f"cannot record the endpoint in {conf.overlay_dir}", str(exc)) from None
         stack.callback(records.remove, conf.overlay_dir, net.name, args.container_id, args.ifname)
         try:
-            # the peers known now; later ones come from the sync process's watch
-            vx.sync(plan_peers(store.endpoints(net.name), net.name, me.node))
-        except (DataplaneError, StoreUnavailable):
+            # the peers known when the address was chosen (no second read: one round trip
+            # less); later ones come from the sync process's watch
+            vx.sync(plan_peers(known, net.name, me.node))
+        except DataplaneError:
             pass  # the sync process programs them on its next pass
         routes = () if net.internal else (Route(dst="0.0.0.0/0"),)
         ipc = IPConfig(address=f"{ep.ip}/{prefix}", gateway=net.gateway)
@@ -169,8 +170,8 @@ def cmd_add(args: CmdArgs) -> Result:
 
 
 def _claim(store: Any, net: Any, create_rev: int, me: Any, args: CmdArgs, names: tuple[str, ...],
-           wanted: str) -> Any:
-    """Lease an address in one transaction per try.
+           wanted: str) -> tuple[Any, list[Any]]:
+    """Lease an address in one transaction per try; the endpoint and the endpoints read.
 
     Raises:
         CniError: 105 requested address taken, 7 network removed meanwhile.
@@ -178,7 +179,8 @@ def _claim(store: Any, net: Any, create_rev: int, me: Any, args: CmdArgs, names:
     """
 
     for _round in range(8):
-        taken = [e.ip for e in store.endpoints(net.name)]
+        known = store.endpoints(net.name)
+        taken = [e.ip for e in known]
         if wanted:
             if wanted in taken or wanted == net.gateway:
                 raise CniError(errors.ADDRESS_CONFLICT, f"address {wanted} is already in use on {net.name}")
@@ -191,7 +193,7 @@ def _claim(store: Any, net: Any, create_rev: int, me: Any, args: CmdArgs, names:
             ep = EndpointRec(network=net.name, ip=ip, mac=mac_for(ip), node=me.node, vtep=me.advertise,
                              container_id=args.container_id, ifname=args.ifname, names=names)
             if store.claim(ep, me.lease, create_rev):
-                return ep
+                return ep, known
         again = store.network(net.name)
         if again is None or again[1] != create_rev:
             raise errors.config_error(f"overlay network {net.name!r} was removed during the ADD")
