@@ -246,4 +246,7 @@ class Lab:
             self.etcd.remove()
         for ns in reversed(self.namespaces):
             ns.delete()
+        # a dnsd that was still exiting during cleanup may have recreated its lock file
+        for host in self.hosts:
+            shutil.rmtree(host.netctl.root, ignore_errors=True)
         return problems
