@@ -29,7 +29,7 @@ CREATE_TRIES = 10
 
 def _store(url: str) -> Store:
     try:
-        return Store(url)
+        return Store(url, light=True)  # netctl is short-lived: no 180 ms etcd3gw import per command
     except StoreError as exc:
         raise NetctlError(str(exc)) from None
 
