@@ -10,6 +10,7 @@ PLUGINS: dict[str, str] = {
     "bridge": "netplugins.main.bridge",
     "portmap": "netplugins.meta.portmap",
     "host-local": "ipam.hostlocal",
+    "overlay": "netplugins.main.overlay",
 }
 
 #: First lines of every executable we generate; invoke.py recognises our own plugins by it.

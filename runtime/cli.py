@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
                     epilog="New here? 'netctl sandbox' opens a shell in a throwaway host where "
                            "nothing you try touches this machine's network. "
                            "'netctl VERB --help' describes each verb.")
+    parser.add_argument("--store", default=None, metavar="URL",
+                        help="cluster store for overlay networks, an etcd v3 endpoint "
+                             "(default: NETCTL_STORE; none = local networks only)")
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND", parser_class=Parser)
     networks.add_parsers(sub)
     net = sub.add_parser("network", help="network verbs (same as the top-level ones)")
@@ -60,6 +63,11 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["run"] and isinstance(parser, Parser):
         parser.usage_status = 125  # unknown options of run are reported by the top parser
     args = parser.parse_args(argv)
+    if args.store is not None:
+        # read by runtime.overlay.config.store_url wherever a command needs the store
+        import os
+
+        os.environ["NETCTL_STORE"] = args.store
     try:
         code = args.func(args)
     except NetctlError as exc:

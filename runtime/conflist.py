@@ -42,6 +42,14 @@ def render(net: Network, paths: Paths, portmap: bool = True) -> dict[str, Any]:
         plugins: list[dict[str, Any]] = [{"type": "host"}]
     elif net.driver == "null":
         plugins = [{"type": "loopback"}]
+    elif net.driver == "overlay":
+        # the network itself (subnet, VNI) lives in the cluster store; see netplugins/main/overlay.py
+        plugins = [{"type": "overlay", "overlayDir": paths.overlay, "stateDir": paths.bridge_state,
+                    "embeddedDNS": {"dir": paths.dnsd},
+                    "capabilities": {"ips": True, "mac": True, "aliases": True}}]
+        if portmap:
+            plugins.append({"type": "portmap", "capabilities": {"portMappings": True},
+                            "stateDir": paths.bridge_state})
     else:
         ipam: dict[str, Any] = {
             "type": "host-local",

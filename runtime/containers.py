@@ -490,7 +490,7 @@ def connect(ctx: Context, net_ref: str, ctr_ref: str, ip: str = "", aliases: lis
         if c.network_mode.startswith("container:"):
             raise NetctlError("container sharing network namespace with another container or host "
                               "cannot be connected to any other network")
-        if c.network_mode in ("host", "none") or net.driver != "bridge":
+        if c.network_mode in ("host", "none") or net.driver not in ("bridge", "overlay"):
             raise NetctlError("container cannot be disconnected from host network or connected to "
                               "host network" if "host" in (c.network_mode, net.name)
                               else f"cannot connect {c.name} ({c.network_mode}) to {net.name}")
@@ -533,7 +533,7 @@ def check(ctx: Context, ref: str) -> list[str]:
     problems = []
     for ep in c.endpoints:
         net = ctx.state.find_network(ep.network)
-        if net is None or net.driver != "bridge":
+        if net is None or net.driver not in ("bridge", "overlay"):
             continue
         try:
             ctx.cni.check(load_conflist(ctx, net), runtime_conf(c, net, ep, ports=owns_ports(c, ep)))

@@ -60,7 +60,7 @@ def collect(ctx: Context) -> list[str]:
         containers = ctx.state.containers()
         valid = {(c.id, ep.ifname) for c in containers for ep in c.endpoints}
         for net in ctx.state.networks():
-            if net.driver != "bridge":
+            if net.driver not in ("bridge", "overlay"):
                 continue
             for failure in ctx.cni.gc(load_conflist(ctx, net), valid):
                 report.append(f"{net.name}: {failure}")

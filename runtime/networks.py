@@ -334,7 +334,8 @@ def prune_networks(ctx: Context, notes: list[str] | None = None) -> list[str]:
     """Remove every unused user-defined network (``notes``: see :func:`remove_network`)."""
     removed = []
     for net in ctx.state.networks():
-        if net.builtin or attached(ctx, net):
+        # an overlay belongs to the cluster: removed with `netctl rm`, never pruned by one host
+        if net.builtin or net.driver == "overlay" or attached(ctx, net):
             continue
         removed.append(remove_network(ctx, net.name, notes))
     return removed

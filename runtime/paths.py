@@ -70,6 +70,11 @@ class Paths:
         return os.path.join(self.run, "dnsd")
 
     @property
+    def overlay(self) -> str:
+        """The overlay sync process's node file and this host's overlay endpoint records."""
+        return os.path.join(self.run, "overlay")
+
+    @property
     def joins(self) -> str:
         return os.path.join(self.run, "joins")
 

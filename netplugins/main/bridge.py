@@ -14,6 +14,7 @@ the network's rules.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
@@ -170,7 +171,13 @@ def _quiet(fn: Any, *a: Any) -> None:
         pass
 
 
-def cmd_add(args: CmdArgs) -> Result:
+#: an in-process address source instead of a delegated IPAM plugin (the overlay plugin's
+#: cluster-wide leases): it registers its own undo on the stack and returns the IPAM
+#: result plus the container MAC to use ("" = random)
+IpamFn = Callable[[ExitStack], tuple[Result, str]]
+
+
+def cmd_add(args: CmdArgs, ipam_fn: IpamFn | None = None) -> Result:
     """Attach the container to the bridge.
 
     Raises:
@@ -195,7 +202,7 @@ def cmd_add(args: CmdArgs) -> Result:
             cnl = Rtnl()
         # closed after the ExitStack has unwound: the undo steps still need the sockets
         with cnl, Rtnl() as nl, ExitStack() as stack:
-            result = _add(conf, args, cfd, nl, cnl, stack)
+            result = _add(conf, args, cfd, nl, cnl, stack, ipam_fn)
             stack.pop_all()
             return result
     except NetnsGone:
@@ -205,11 +212,16 @@ def cmd_add(args: CmdArgs) -> Result:
         os.close(cfd)
 
 
-def _add(conf: BridgeConf, args: CmdArgs, cfd: int, nl: Rtnl, cnl: Rtnl, stack: ExitStack) -> Result:
+def _add(conf: BridgeConf, args: CmdArgs, cfd: int, nl: Rtnl, cnl: Rtnl, stack: ExitStack,
+         ipam_fn: IpamFn | None = None) -> Result:
     """The ADD steps; each registers its undo on ``stack``."""
     br_index, br_mac = ensure_bridge(nl, conf.bridge, conf.mtu, conf.promisc, random_mac(),
                                      mark=bridge_mark(conf.name))
-    ipam = _ipam_add(conf, args, stack)
+    ipam_mac = ""
+    if ipam_fn is not None:
+        ipam, ipam_mac = ipam_fn(stack)
+    else:
+        ipam = _ipam_add(conf, args, stack)
     ips, gateways = plan_gateways(conf, ipam.ips)
     routes = plan_routes(conf, ips, ipam.routes)
     # the gateway before the veth: a bridge that carries another address fails the ADD
@@ -217,7 +229,7 @@ def _add(conf: BridgeConf, args: CmdArgs, cfd: int, nl: Rtnl, cnl: Rtnl, stack: 
     for gw in gateways:
         ensure_gateway(nl, conf.bridge, br_index, gw.cidr, conf.force_address)
     host_name = host_veth_name(args.container_id, args.ifname)
-    host_mac, cont_mac = random_mac(), conf.mac or random_mac()
+    host_mac, cont_mac = random_mac(), conf.mac or ipam_mac or random_mac()
     create_veth(nl, host_name, host_mac, args.ifname, cont_mac, cfd, conf.mtu, br_index)
     stack.callback(_quiet, delete_link, nl, host_name)
     setup_host_port(nl, host_name, conf.hairpin, isolated=not conf.icc)

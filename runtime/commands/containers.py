@@ -100,6 +100,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         ctx = Context.create()
+        from ..overlay.cluster import ensure_mirrored
+
+        ensure_mirrored(ctx)
         c = run(ctx, _cmd(args.cmd), name=args.name, network=args.network, ip=args.ip,
                 aliases=args.alias, hostname=args.hostname, publish=args.publish,
                 publish_all=args.publish_all, detach_=args.detach, remove=args.rm,

@@ -120,8 +120,11 @@ def cmd_create(args: argparse.Namespace) -> int:
     ctx = Context.create()
     for conf in extra:
         ctx.cni.find(str(conf["type"]))  # refuse a plugin that is not on the path now, not at run
+    if args.driver == "overlay":
+        return _create_overlay(ctx, args, extra)
     if args.driver != "bridge":
-        raise NetctlError(f"unsupported network driver {args.driver!r}: only bridge networks can be created")
+        raise NetctlError(f"unsupported network driver {args.driver!r}: only bridge and overlay networks "
+                          "can be created")
     notes: list[str] = []
     with ctx.state.locked():
         ensure_builtin(ctx)
@@ -134,10 +137,39 @@ def cmd_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _create_overlay(ctx: Context, args: argparse.Namespace, extra: list[dict[str, object]]) -> int:
+    from ..networks import ensure_builtin
+    from ..overlay import cluster
+    from ..overlay.config import store_url
+
+    url = store_url()
+    cluster.require_store(url)
+    for flag, given in (("--gateway", args.gateway), ("--ip-range", args.ip_range), ("--ipv6", args.ipv6),
+                        ("--disable-dns", args.disable_dns), ("-o", args.opt), ("--label", args.label),
+                        ("--plugin", extra)):
+        if given:
+            raise NetctlError(f"{flag} is not supported for overlay networks yet")
+    if len(args.subnet) > 1:
+        raise NetctlError("an overlay network takes one IPv4 --subnet")
+    with ctx.state.locked():
+        ensure_builtin(ctx)
+        net = cluster.create(ctx, url, args.name, args.subnet[0] if args.subnet else "", args.internal)
+    print(net.id)
+    return 0
+
+
+def _mirror(ctx: Context) -> None:
+    from ..overlay.cluster import ensure_mirrored
+
+    ensure_mirrored(ctx)
+
+
 def cmd_connect(args: argparse.Namespace) -> int:
     from ..containers import connect
 
-    connect(Context.create(), args.network, args.container, args.ip, args.alias)
+    ctx = Context.create()
+    _mirror(ctx)
+    connect(ctx, args.network, args.container, args.ip, args.alias)
     return 0
 
 
@@ -156,13 +188,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     ctx = Context.create()
     with ctx.state.locked():
         ensure_builtin(ctx)
+    _mirror(ctx)
     containers = ctx.state.containers()
     nets = {n.name: n for n in ctx.state.networks()}
     out = []
     for name in args.names:
         net = None if args.type == "container" else ctx.state.find_network(name)
         if net is not None:
-            out.append(network_json(net, containers))
+            obj = network_json(net, containers)
+            if net.driver == "overlay":
+                _overlay_json(obj, net)
+            out.append(obj)
             continue
         c = None if args.type == "network" else ctx.state.find_container(name)
         if c is not None:
@@ -174,6 +210,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _overlay_json(obj: dict[str, object], net: object) -> None:
+    """An overlay's inspect: cluster scope, and the containers of every host with their node."""
+    from ..overlay import cluster
+    from ..overlay.config import store_url
+
+    obj["Scope"] = "global"
+    members = cluster.members(store_url(), net)  # type: ignore[arg-type]
+    if members is not None:
+        obj["Containers"] = members
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     from ..networks import ensure_builtin, load_conflist
 
@@ -181,6 +228,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     ctx = Context.create()
     with ctx.state.locked():
         ensure_builtin(ctx)
+    _mirror(ctx)
     nets = ctx.state.networks()
     if args.quiet:
         for n in nets:
@@ -193,8 +241,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
         return 0
     rows = [("NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET", "STATUS")]
     for n in nets:
-        status = "" if args.no_status or n.driver != "bridge" else ctx.cni.status(load_conflist(ctx, n))
-        rows.append((n.id[:12], n.name, {"null": "null"}.get(n.driver, n.driver), "local",
+        status = ("" if args.no_status or n.driver not in ("bridge", "overlay")
+                  else ctx.cni.status(load_conflist(ctx, n)))
+        rows.append((n.id[:12], n.name, {"null": "null"}.get(n.driver, n.driver),
+                     "global" if n.driver == "overlay" else "local",
                      ",".join(s.subnet for s in n.subnets), status))
     print_table(rows)
     return 0
@@ -204,11 +254,20 @@ def cmd_rm(args: argparse.Namespace) -> int:
     from ..networks import remove_network
 
     ctx = Context.create()
+    _mirror(ctx)
 
     def remove(name: str) -> str:
         notes: list[str] = []
         try:
             with ctx.state.locked():
+                net = ctx.state.find_network(name)
+                if net is not None and net.driver == "overlay":
+                    from ..networks import attached
+                    from ..overlay import cluster
+                    from ..overlay.config import store_url
+
+                    if not attached(ctx, net):  # local users: remove_network says so
+                        cluster.remove(ctx, store_url(), net)
                 return remove_network(ctx, name, notes)
         finally:
             _print_notes(notes)

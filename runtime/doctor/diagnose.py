@@ -10,7 +10,7 @@ explained by the most fundamental cause found (or called unexplained).
 
 from __future__ import annotations
 
-from . import hops_ends, hops_link, hops_name, hops_policy
+from . import hops_ends, hops_link, hops_name, hops_overlay, hops_policy
 from .facts import DoctorFacts
 from .path import plan_path, with_route
 from .report import DNS_CODES, Findings, Report, Verdict
@@ -39,6 +39,8 @@ def diagnose(facts: DoctorFacts) -> Report:
         hops_policy.check_published(w)
         hops_policy.check_firewall(w)
         hops_link.check_neighbour(w)
+        if facts.overlay is not None:
+            hops_overlay.check_overlay(w, facts.overlay)
     if facts.source.running:
         hops_name.check_dns(w)
         hops_name.check_probe(w)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from .trace import TraceResult
 
@@ -308,6 +308,8 @@ class DoctorFacts:
     proto: str = "icmp"
     dns: DnsAnswer | None = None
     probe: ProbeResult | None = None
+    #: overlay paths only (hops_overlay.OverlayFacts)
+    overlay: Any = None
 
     def network(self, name: str) -> NetworkInfo | None:
         return next((n for n in self.networks if n.name == name), None)

@@ -247,5 +247,9 @@ def gather(paths: Paths, source: str, target: str, *, proto: str | None, port: i
         else:
             probe, trace = traced(matches, lambda: _probe(netns, probe_proto, address, port))
     src, tgt = _views(src, tgt, plan)
-    return DoctorFacts(source=src, target=tgt, networks=nets, host=_host(plan, dnsd, trace, _own_rules(plan, nets, tgt, paths.bridge_state)),
-                       proto=probe_proto, dns=answer, probe=probe)
+    from .hops_overlay import gather_overlay
+
+    overlay = gather_overlay(paths, src, nets, plan.address) if tgt.container is None else None
+    return DoctorFacts(source=src, target=tgt, networks=nets,
+                       host=_host(plan, dnsd, trace, _own_rules(plan, nets, tgt, paths.bridge_state)),
+                       proto=probe_proto, dns=answer, probe=probe, overlay=overlay)

@@ -94,6 +94,25 @@ def _edge(c: GContainer, e: GEndpoint, net: GNetwork) -> str:
     return f"  {_cid(c)}:{_port(e)}:e -> {_bid(net)}{attrs};"
 
 
+def _tunnels(model: GraphModel) -> list[str]:
+    """Overlays: one cluster per other host with its containers, and from each overlay's
+    bridge a bold dashed edge (the VXLAN tunnel) to that host's containers on it."""
+    out = []
+    for node, vtep in model.remote_hosts():
+        out.append(f"  subgraph {q('cluster_host_' + node)} {{")
+        out.append(f"    label=<<b>{_html(node)}</b> {_html(vtep)}<br align=\"left\"/>>; labeljust=l; "
+                   "style=\"rounded,dashed\"; color=\"#555555\";")
+        for r in model.remotes:
+            if r.node == node:
+                out.append(f"    {q('rctr:' + r.node + ':' + r.network + ':' + r.name)} "
+                           f"[label={q(r.name + chr(10) + r.address + ' (' + r.network + ')')}];")
+        out.append("  }")
+    for r in model.remotes:
+        out.append(f"  {q('br:' + r.network)} -> {q('rctr:' + r.node + ':' + r.network + ':' + r.name)} "
+                   f"[style=\"bold,dashed\", color=\"#555555\", tooltip={q('VXLAN to ' + r.vtep)}];")
+    return out
+
+
 def render_dot(model: GraphModel) -> str:
     """The whole picture as DOT text (deterministic: model order, no timestamps)."""
     nets = {n.name: n for n in model.networks}
@@ -140,6 +159,7 @@ def render_dot(model: GraphModel) -> str:
         if c.joined_to:
             out.append(f"  {_cid(c)} -> {q('ctr:' + c.joined_to)} [style=dashed, label=\"shares netns\", "
                        "constraint=false];")
+    out += _tunnels(model)
     ports = [(c, p) for c in model.containers for p in c.ports]
     if ports:
         out.append("  subgraph cluster_ports {")

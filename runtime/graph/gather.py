@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..paths import Paths
 from ..state import State
-from .model import GraphModel, build_model
+from .model import GraphModel, GRemote, build_model
 
 
 def host_links() -> dict[str, bool]:
@@ -32,4 +32,23 @@ def gather_model(paths: Paths) -> GraphModel:
     stored = state.containers()
     by_id = {c.id: c for c in stored}
     ctrs = tuple(container_info(c, by_id, alive(c)) for c in stored)
-    return build_model(nets, ctrs, host_links(), read_dnsd(paths))
+    node, remotes = overlay_remotes(paths, [n.name for n in nets if n.driver == "overlay"])
+    return build_model(nets, ctrs, host_links(), read_dnsd(paths), node, remotes)
+
+
+def overlay_remotes(paths: Paths, overlays: list[str]) -> tuple[str, tuple[GRemote, ...]]:
+    """This node's name and the containers of other hosts on ``overlays``, from the store
+    (nothing when there is no overlay, no node file or no answer)."""
+    if not overlays:
+        return "", ()
+    from netplugins.overlay import node as nodefile
+    from netplugins.overlay.store import Store, StoreError
+
+    try:
+        me = nodefile.read(paths.overlay, require_alive=False)
+        snap = Store(me.store, light=True).snapshot()
+    except (nodefile.NodeFileError, StoreError):
+        return "", ()
+    return me.node, tuple(GRemote(e.network, e.node, snap.nodes[e.node].advertise if e.node in snap.nodes else e.vtep,
+                                  e.names[0] if e.names else e.container_id[:12], e.ip)
+                          for e in snap.endpoints if e.network in overlays and e.node != me.node)

@@ -66,11 +66,29 @@ class GContainer:
 
 
 @dataclass(frozen=True)
+class GRemote:
+    """A container of another host on an overlay network, reached through the tunnel."""
+
+    network: str
+    node: str
+    vtep: str          # that host's underlay address (the tunnel's far end)
+    name: str
+    address: str
+
+
+@dataclass(frozen=True)
 class GraphModel:
     networks: tuple[GNetwork, ...] = ()
     containers: tuple[GContainer, ...] = ()
     #: pid of the running dnsd (None: not running)
     dnsd_pid: int | None = None
+    #: overlays: this host's node name and the containers of the other hosts
+    node: str = ""
+    remotes: tuple[GRemote, ...] = ()
+
+    def remote_hosts(self, network: str | None = None) -> list[tuple[str, str]]:
+        """(node, vtep) of the other hosts, in name order (of one overlay, or of all)."""
+        return sorted({(r.node, r.vtep) for r in self.remotes if network is None or r.network == network})
 
     def members(self, network: str) -> list[GContainer]:
         """Containers with an endpoint on ``network``, in model order."""
@@ -94,12 +112,13 @@ def _state(links: dict[str, bool], name: str) -> str:
 
 
 def build_model(networks: tuple[NetworkInfo, ...], containers: tuple[ContainerInfo, ...],
-                links: dict[str, bool], dnsd: DnsdInfo) -> GraphModel:
+                links: dict[str, bool], dnsd: DnsdInfo, node: str = "",
+                remotes: tuple[GRemote, ...] = ()) -> GraphModel:
     """The picture's model. ``links`` maps host link names to "administratively up"
     (empty: the kernel was not read, states stay unknown)."""
     nets = []
     for n in networks:
-        if n.driver != "bridge":
+        if n.driver not in ("bridge", "overlay"):
             continue  # host and none have nothing to draw unless a container uses them
         nets.append(GNetwork(
             name=n.name, driver=n.driver, bridge=n.bridge, subnets=n.subnets, gateways=n.gateways,
@@ -117,4 +136,5 @@ def build_model(networks: tuple[NetworkInfo, ...], containers: tuple[ContainerIn
     # by name, digits compared as numbers (web2 before web10): state order is creation
     # time at one-second resolution, which reads as random in a picture
     ctrs.sort(key=lambda c: [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", c.name)])
-    return GraphModel(tuple(nets), tuple(ctrs), dnsd.pid)
+    return GraphModel(tuple(nets), tuple(ctrs), dnsd.pid, node,
+                      tuple(sorted(remotes, key=lambda r: (r.network, r.node, r.name))))

@@ -15,7 +15,7 @@ def _tree(lines: list[str], items: list[tuple[str, list[str]]], prefix: str = ""
 
 
 def _net_line(n: GNetwork) -> str:
-    parts = [f"network {n.name}"]
+    parts = [f"network {n.name}" + ("  (overlay)" if n.driver == "overlay" else "")]
     br = n.bridge + (f" ({n.bridge_state})" if n.bridge_state else "")
     parts.append(f"bridge {br}")
     for i, s in enumerate(n.subnets):
@@ -46,11 +46,16 @@ def _ep_line(name: str, e: GEndpoint, running: bool) -> str:
 def render_text(model: GraphModel) -> str:
     """The model as an indented tree: networks and their containers, then joined
     containers, containers without a network, and published ports."""
-    lines = [model.title()]
+    lines = [model.title() + (f" on {model.node}, {len(model.remote_hosts())} other host(s)"
+                              if model.node else "")]
     items: list[tuple[str, list[str]]] = []
     for n in model.networks:
         kids = [_ep_line(c.name, e, c.running) for c in model.members(n.name) for e in c.endpoints
                 if e.network == n.name]
+        for node, vtep in model.remote_hosts(n.name):
+            for r in model.remotes:
+                if r.network == n.name and r.node == node:
+                    kids.append(f"{r.name}  {r.address}  on {node}, through the VXLAN tunnel to {vtep}")
         items.append((_net_line(n), kids or ["(no containers)"]))
     joined = [f"{c.name} → shares {c.joined_to}'s namespace" for c in model.containers if c.joined_to]
     if joined:

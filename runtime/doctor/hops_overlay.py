@@ -1,0 +1,169 @@
+"""Overlay hops: the VXLAN device, the remote peer's FDB and neighbour entries, and the
+underlay route to the peer's host.
+
+``gather_overlay`` reads (store, kernel); ``check_overlay`` is pure. Used when SOURCE is on
+an overlay network and the target address belongs to a container of another host: the
+local hops then stop at the bridge, and these say whether the tunnel can carry the packet
+on, naming the missing piece (what the sync process should have programmed from the store).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass
+
+from .facts import ContainerInfo, NetworkInfo
+from .walk import Walk
+
+#: rank of overlay causes: after a down interface (2), before firewall drops
+RANK = 3
+
+
+@dataclass(frozen=True)
+class Peer:
+    """The remote container, as the store knows it."""
+
+    ip: str
+    mac: str
+    node: str
+    vtep: str
+    name: str
+
+
+@dataclass(frozen=True)
+class OverlayFacts:
+    network: str
+    vni: int
+    device: str
+    #: None = the device is missing
+    device_up: bool | None = None
+    device_master: str = ""
+    bridge: str = ""
+    #: the store's record of the target (None: no container of another host holds it)
+    peer: Peer | None = None
+    #: what the device's FDB says for the peer's MAC ("" = no entry)
+    fdb_dst: str = ""
+    #: what the device's neighbour table says for the peer's address ("" = none)
+    neigh_mac: str = ""
+    #: the underlay route to the peer's host: device, or the kernel's error
+    route_dev: str = ""
+    route_error: str = ""
+    #: why the store could not be asked ("" = it answered)
+    store_error: str = ""
+    #: why the sync process is not running ("" = it is)
+    syncd_error: str = ""
+
+
+def _overlay_of(src: ContainerInfo, networks: tuple[NetworkInfo, ...], address: str) -> NetworkInfo | None:
+    addr = ipaddress.ip_address(address)
+    for att in src.attachments:
+        net = next((n for n in networks if n.name == att.network), None)
+        if net is not None and net.driver == "overlay" and any(
+                addr in ipaddress.ip_network(s) for s in net.subnets):
+            return net
+    return None
+
+
+def gather_overlay(paths: object, src: ContainerInfo, networks: tuple[NetworkInfo, ...],
+                   address: str | None) -> OverlayFacts | None:
+    """Read the overlay facts for a path from ``src`` to ``address`` (None: not an overlay path)."""
+    if not address:
+        return None
+    try:
+        net = _overlay_of(src, networks, address)
+    except ValueError:
+        return None
+    if net is None:
+        return None
+    from netplugins.overlay import node
+    from netplugins.overlay.model import vxlan_name
+    from netplugins.overlay.store import Store, StoreError
+
+    from .gather import run_in
+
+    vni = int(net.bridge[4:]) if net.bridge.startswith("ovbr") and net.bridge[4:].isdigit() else 0
+    dev = vxlan_name(vni)
+    peer, store_error, syncd = None, "", ""
+    try:
+        me = node.read(paths.overlay, require_alive=False)  # type: ignore[attr-defined]
+        try:
+            node.read(paths.overlay)  # type: ignore[attr-defined]
+        except node.NodeFileError as exc:
+            syncd = str(exc)
+        for ep in Store(me.store, light=True).endpoints(net.name):
+            if ep.ip == address and ep.node != me.node:
+                peer = Peer(ep.ip, ep.mac, ep.node, ep.vtep, ep.names[0] if ep.names else ep.container_id[:12])
+    except (node.NodeFileError, StoreError) as exc:
+        store_error = str(exc)
+    link = run_in(["ip", "-j", "link", "show", "dev", dev])
+    up, master = None, ""
+    if link.returncode == 0:
+        info = (json.loads(link.stdout or "[]") or [{}])[0]
+        up, master = "UP" in info.get("flags", []), str(info.get("master", ""))
+    fdb_dst = neigh_mac = route_dev = route_error = ""
+    if up is not None and peer is not None:
+        for e in json.loads(run_in(["bridge", "-j", "fdb", "show", "dev", dev]).stdout or "[]"):
+            if e.get("mac", "").lower() == peer.mac.lower() and e.get("dst"):
+                fdb_dst = str(e["dst"])
+        for e in json.loads(run_in(["ip", "-j", "neigh", "show", "dev", dev]).stdout or "[]"):
+            if e.get("dst") == peer.ip:
+                neigh_mac = str(e.get("lladdr", ""))
+    if peer is not None:
+        r = run_in(["ip", "-j", "route", "get", peer.vtep])
+        if r.returncode == 0:
+            route_dev = str((json.loads(r.stdout or "[]") or [{}])[0].get("dev", ""))
+        else:
+            route_error = r.stderr.strip().removeprefix("RTNETLINK answers: ")
+    return OverlayFacts(net.name, vni, dev, up, master, net.bridge, peer, fdb_dst, neigh_mac,
+                        route_dev, route_error, store_error, syncd)
+
+
+def check_overlay(w: Walk, ov: OverlayFacts) -> None:
+    """The overlay hops, in the order a packet needs them."""
+    f, hop = w.found, "vxlan"
+    if ov.device_up is None:
+        f.fail(hop, f"VXLAN device {ov.device} of {ov.network} is missing",
+               cause=f.cause("vxlan-missing", RANK, f"the VXLAN device {ov.device} of {ov.network} is missing",
+                             "restart the overlay sync process, or reconnect a container to the network "
+                             "(the overlay plugin creates it)", hop))
+        return
+    if not ov.device_up or ov.device_master != ov.bridge:
+        what = "down" if not ov.device_up else f"not a port of {ov.bridge} (master {ov.device_master or 'none'})"
+        f.fail(hop, f"VXLAN device {ov.device} is {what}",
+               cause=f.cause("vxlan-down", RANK, f"the VXLAN device {ov.device} is {what}",
+                             f"ip link set {ov.device} master {ov.bridge} up", hop))
+        return
+    f.ok(hop, f"VXLAN device {ov.device} (VNI {ov.vni}) is up in {ov.bridge}")
+    if ov.syncd_error:
+        # not a cause by itself: the kernel keeps working without it; but nothing repairs
+        # or updates the entries below while it is down
+        f.info("sync", f"{ov.syncd_error}: entries are not updated from the store")
+    if ov.peer is None:
+        if ov.store_error:
+            f.info("peer", f"the store could not be asked: {ov.store_error}")
+        return
+    p = ov.peer
+    where = f"{p.name} on {p.node} ({p.vtep})"
+    if ov.fdb_dst != p.vtep:
+        have = f"it points at {ov.fdb_dst}" if ov.fdb_dst else "there is none"
+        f.fail("tunnel entry", f"no FDB entry sends {p.mac} to {p.vtep}: {have}",
+               cause=f.cause("fdb-missing", RANK, f"{ov.device} has no forwarding entry for {where}",
+                             f"{'start the sync process' if ov.syncd_error else 'the sync process programs it from the store'}"
+                             f"; by hand: bridge fdb replace "
+                             f"{p.mac} dev {ov.device} dst {p.vtep} self permanent", "tunnel entry"))
+    else:
+        f.ok("tunnel entry", f"{p.mac} → {p.vtep} ({where})")
+    if ov.neigh_mac.lower() != p.mac.lower():
+        f.fail("peer neighbour", f"no neighbour entry {p.ip} → {p.mac} on {ov.device}",
+               cause=f.cause("neigh-missing", RANK, f"{ov.device} has no neighbour entry for {where}",
+                             f"ip neigh replace {p.ip} lladdr {p.mac} dev {ov.device} nud permanent",
+                             "peer neighbour"))
+    else:
+        f.ok("peer neighbour", f"{p.ip} → {p.mac} (answered by the VXLAN device's ARP proxy)")
+    if not ov.route_dev:
+        f.fail("tunnel route", f"no route to {p.node}'s underlay address {p.vtep}: {ov.route_error}",
+               cause=f.cause("underlay-route", RANK, f"this host has no route to {p.node} ({p.vtep})",
+                             f"check the underlay: ip route get {p.vtep}", "tunnel route"))
+    else:
+        f.ok("tunnel route", f"{p.vtep} via {ov.route_dev}")
