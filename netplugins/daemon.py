@@ -286,9 +286,10 @@ def _die_with_parent(signo: int) -> None:
         pass
 
 
-def fork_child() -> int:
+def fork_child(death_signal: int = signal.SIGKILL) -> int:
     """Fork a helper child (not a worker): 0 in the child, which has default signal
-    handlers and is killed when we die; the child's PID in the parent; -1 if fork failed."""
+    handlers and gets ``death_signal`` when we die; the child's PID in the parent; -1 if
+    fork failed."""
     parent = os.getpid()
     signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
@@ -300,7 +301,7 @@ def fork_child() -> int:
         _child_setup()
         for signo in _STOP_SIGNALS:
             signal.signal(signo, signal.SIG_DFL)
-        _die_with_parent(signal.SIGKILL)
+        _die_with_parent(death_signal)
         if os.getppid() != parent:
             os._exit(0)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)

@@ -144,37 +144,52 @@ class Host:
         return self.netctl.path("run", "overlay", "node.json")
 
     def start_syncd(self) -> None:
-        """Start the sync process and wait for its readiness (node file with its PID)."""
+        """Start the host's agent, which runs the sync process (NETCTL_STORE is in the
+        environment), and wait for the sync process's readiness (node file with its PID)."""
         import json
 
-        log = open(self.netctl.path("syncd.log"), "ab")  # noqa: SIM115
-        self.syncd = self.ns.spawn(self.syncd_argv(), stdout=log, stderr=log, cwd="/")
-        pid = self.syncd.pid
+        self.netctl.extra_env.pop("NETCTL_PLUGIND", None)
+        self.netctl("agent", "start")
 
         def ready() -> bool:
             try:
+                with open(self.netctl.path("run", "agent.json")) as fh:
+                    pid = (json.load(fh).get("overlay") or {}).get("pid")
                 with open(self.node_file()) as fh:
-                    return bool(json.load(fh).get("pid") == _child_pid(pid))
+                    return pid is not None and bool(json.load(fh).get("pid") == pid)
             except (OSError, ValueError):
                 return False
 
-        if not wait_for(ready, timeout=20, interval=0.05):
+        if not wait_for(ready, timeout=30, interval=0.05):
             raise RuntimeError(f"syncd on {self.name} not ready: " + self.log()[-3000:])
+        self.syncd = None
 
     def kill_syncd(self) -> None:
-        """SIGKILL by PID: a crash, no goodbye to etcd."""
-        if self.syncd is not None and self.syncd.poll() is None:
-            for pid in (_child_pid(self.syncd.pid), self.syncd.pid):
+        """SIGKILL the agent and its sync process by PID: a crash, no goodbye to etcd.
+        Until :meth:`start_syncd`, netctl on this host starts no new agent."""
+        import json
+
+        self.netctl.extra_env["NETCTL_PLUGIND"] = "0"
+        try:
+            with open(self.netctl.path("run", "agent.json")) as fh:
+                st = json.load(fh)
+        except (OSError, ValueError):
+            return
+        for pid in (st.get("pid"), (st.get("overlay") or {}).get("pid")):
+            if pid:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            self.syncd.wait(5)
-        self.syncd = None
+        for name in ("agent.json", "agent.pid"):
+            try:
+                os.unlink(self.netctl.path("run", name))
+            except FileNotFoundError:
+                pass
 
     def log(self) -> str:
         try:
-            with open(self.netctl.path("syncd.log")) as fh:
+            with open(self.netctl.path("run", "overlay-sync.log")) as fh:
                 return fh.read()
         except OSError:
             return ""

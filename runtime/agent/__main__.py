@@ -34,6 +34,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                         "/run/netctl/plugind.sock without NETCTL_ROOT)")
     p.add_argument("--spare", type=int, default=4,
                    help="pre-forked workers waiting for plugin calls (default: %(default)s)")
+    p.add_argument("--store", default=None, metavar="URL",
+                   help="cluster store (etcd v3 URL) for overlay networks: the agent then runs "
+                        "and supervises the overlay sync process (default: NETCTL_STORE)")
     p.add_argument("--exit-when-idle", type=float, default=0.0, metavar="SECONDS",
                    help="exit after SECONDS without calls when no network exists "
                         "(default: never; netctl's automatic start uses 600)")
@@ -61,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     opts = Options(root=paths, socket_path=args.socket or paths.plugind_socket, spare=args.spare,
                    exit_when_idle=args.exit_when_idle, listen_fd=listen_fd, lock_fd=lock_fd,
-                   activation=activation)
+                   activation=activation,
+                   store=(getattr(args, "store", None) or os.environ.get("NETCTL_STORE", "")).strip())
     if getattr(args, "started", None):
         opts.started = args.started
     return serve(opts)

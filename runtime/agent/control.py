@@ -47,7 +47,8 @@ def running_pid(paths: Paths) -> int:
 
 
 def start(paths: Paths, *, socket_path: str | None = None, wait: bool = True,
-          exit_when_idle: float = 0.0, timeout: float = START_TIMEOUT) -> tuple[int, bool]:
+          exit_when_idle: float = 0.0, timeout: float = START_TIMEOUT,
+          store: str | None = None) -> tuple[int, bool]:
     """Start a detached agent unless one runs; (its PID, whether we started it).
 
     With ``wait``, return once it accepts plugin calls.
@@ -69,6 +70,8 @@ def start(paths: Paths, *, socket_path: str | None = None, wait: bool = True,
         argv = [sys.executable, "-I", "-m", "runtime.agent", "run", "--socket", sock,
                 "--root-lib", paths.lib, "--root-run", paths.run,
                 "--exit-when-idle", f"{exit_when_idle:g}"]
+        if store:
+            argv += ["--store", store]
         with open(os.path.join(paths.run, files.LOG), "ab") as log:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                     cwd="/", start_new_session=True, close_fds=True)

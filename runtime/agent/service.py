@@ -35,7 +35,7 @@ from runtime.paths import Paths
 
 from . import files
 from .nftwatch import NftWatch
-from .supervise import DnsdSupervisor
+from .supervise import ChildSupervisor, DnsdSupervisor, overlay_argv
 
 log = logging.getLogger("netctl.agent")
 
@@ -69,6 +69,8 @@ class Options:
     lock_fd: int | None = None
     activation: str = "self"
     started: float = field(default_factory=time.time)
+    #: cluster store (etcd URL) for overlay networks; "" = none
+    store: str = ""
 
 
 @dataclass
@@ -96,6 +98,11 @@ class Agent:
         self.srv: socket.socket | None = None
         self.lock_fd = -1
         self.dnsd = DnsdSupervisor(self.paths.dnsd)
+        # overlay networks: the sync process keeps this node's lease in the store and
+        # programs the VXLAN devices from its watch (runtime/overlay/syncd.py)
+        self.overlay = ChildSupervisor(
+            "overlay sync", overlay_argv(opts.store, self.paths.lib, self.paths.run),
+            os.path.join(self.paths.run, "overlay-sync.log")) if opts.store else None
         self.fw = FirewallState()
         self.nft: NftWatch | None = None
         self.rec_pid = 0
@@ -174,6 +181,11 @@ class Agent:
                         log.log(logging.WARNING if "gone" in event or "cannot" in event
                                 else logging.INFO, "%s", event)
                         self.status_dirty = True
+                    if self.overlay is not None:
+                        event = self.overlay.tick(now)
+                        if event:
+                            log.info("%s", event)
+                            self.status_dirty = True
                 poll = POLL_IPTABLES if self.fw.uses_iptables or self.nft is None else POLL_NFT
                 if not self.dirty and now - self.last_pass >= poll:
                     self._mark_dirty(0.0)
@@ -243,6 +255,9 @@ class Agent:
             elif pid == self.rec_pid:
                 self._read_pass(final=True)
                 self.rec_pid = 0
+            elif self.overlay is not None and (event := self.overlay.exited(pid, status)):
+                log.warning("%s", event)
+                self.status_dirty = True
             # anything else: a dnsd or an orphan re-parented to us; reaping it is all
 
     def _idle_exit(self, now: float) -> bool:
@@ -344,6 +359,8 @@ class Agent:
             "workers": {"spare": self.opts.spare, "ready": len(self.pool.workers),
                         "calls_served": self.pool.served},
             "dnsd": self.dnsd.to_dict(),
+            "overlay": self.overlay.to_dict() if self.overlay is not None else None,
+            "store": self.opts.store or None,
             "firewall": {"watch": self.fw.watch, "passes": self.fw.passes,
                          "repairs_total": self.fw.repairs_total, "last_pass": self.fw.last,
                          "recent_repairs": self.fw.recent_repairs, "failures": self.fw.failures},
@@ -355,6 +372,8 @@ class Agent:
             _kill(self.rec_pid)
         if self.reexec:
             self.pool.stop(grace=0.0, wait=False)  # idle workers exit; busy ones finish
+            if self.overlay is not None:
+                self.overlay.stop()  # the new image starts its own
             _reexec(self.opts, self.srv.fileno(), self.lock_fd)
         if self.opts.activation != "systemd":
             try:
@@ -363,6 +382,8 @@ class Agent:
                 pass
         self.srv.close()
         self.pool.stop()
+        if self.overlay is not None:
+            self.overlay.stop()
         from dnsd import control
 
         try:
@@ -415,6 +436,8 @@ def _reexec(opts: Options, listen_fd: int, lock_fd: int) -> None:
             "--root-lib", opts.root.lib, "--root-run", opts.root.run, "--spare", str(opts.spare),
             "--exit-when-idle", str(opts.exit_when_idle), "--inherit-fds", f"{listen_fd},{lock_fd}",
             "--activation", opts.activation, "--started", str(opts.started)]
+    if opts.store:
+        argv += ["--store", opts.store]
     sys.stderr.flush()
     os.chdir("/")
     os.execv(sys.executable, argv)

@@ -1,4 +1,5 @@
-"""Keep dnsd alive: restart it when it dies, with back-off when it keeps dying.
+"""Keep dnsd (and the overlay sync process) alive: restart them when they die, with
+back-off when they keep dying.
 
 Pure bookkeeping (:class:`Backoff`) and a thin driver (:class:`DnsdSupervisor`) that the
 agent's loop ticks every ~200 ms, so a dead dnsd is replaced within a second. dnsd itself
@@ -10,8 +11,14 @@ when no live dnsd is recorded while a DNS-enabled network exists.
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import sys
 import time
 from dataclasses import dataclass, field
+
+from dnsd import control
+from netplugins.daemon import fork_child
 
 log = logging.getLogger("netctl.agent")
 
@@ -61,8 +68,6 @@ class DnsdSupervisor:
 
     def tick(self, now: float | None = None) -> str | None:
         """Look once; restart if needed. Returns a log line when something happened."""
-        from dnsd import control
-
         now = time.monotonic() if now is None else now
         pid = control.find_running(self.dns_dir)
         if pid is not None:
@@ -105,3 +110,112 @@ class DnsdSupervisor:
                 "restarts": self.restarts, "last_error": self.last_error,
                 "next_retry_in": max(0.0, round(self.backoff.next_try - time.monotonic(), 1))
                 if self.state == "backoff" else 0.0}
+
+
+#: a child that exits with this status was started wrongly (bad usage): no restart loop
+USAGE_ERROR = 2
+
+
+@dataclass
+class ChildSupervisor:
+    """A long-running child of the agent (the overlay sync process): started at once,
+    restarted with the same back-off as dnsd when it exits, stopped with the agent.
+
+    The agent reaps every child itself (``waitpid(-1)``) and hands the exit to
+    :meth:`exited`; the child is forked from the agent and exec'd with cwd ``/`` and
+    ``python -I``, and gets SIGTERM if the agent dies.
+    """
+
+    name: str
+    argv: list[str]
+    log_path: str
+    pid: int | None = None
+    state: str = "stopped"
+    starts: int = 0
+    last_exit: int | None = None
+    since: float = 0.0
+    backoff: Backoff = field(default_factory=Backoff)
+
+    def tick(self, now: float | None = None) -> str | None:
+        """Start the child when it is not running and may be (re)started."""
+        now = time.monotonic() if now is None else now
+        if self.pid is not None or self.state == "failed" or not self.backoff.may_try(now):
+            return None
+        pid = _spawn_exec(self.argv, self.log_path)
+        if pid < 0:
+            self.backoff.died(now, None)
+            self.state = "backoff"
+            return f"cannot fork {self.name}"
+        self.pid, self.since, self.state = pid, now, "running"
+        self.starts += 1
+        return f"{self.name} started (pid {pid})"
+
+    def exited(self, pid: int, status: int, now: float | None = None) -> str | None:
+        """Note the exit of ``pid`` if it is our child; a log line, or None."""
+        if pid != self.pid:
+            return None
+        now = time.monotonic() if now is None else now
+        code = os.waitstatus_to_exitcode(status)
+        self.pid, self.last_exit = None, code
+        if code == USAGE_ERROR:
+            self.state = "failed"
+            return (f"{self.name} refused its arguments (exit {code}): not restarted "
+                    f"(see {self.log_path})")
+        self.backoff.died(now, now - self.since)
+        self.state = "backoff" if self.backoff.delay else "restarting"
+        return f"{self.name} exited ({code}) after {now - self.since:.1f}s"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the child and wait for it (SIGKILL after ``timeout``)."""
+        if self.pid is None:
+            return
+        pid, self.pid, self.state = self.pid, None, "stopped"
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if done:
+                return
+            time.sleep(0.02)
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "state": self.state, "pid": self.pid, "starts": self.starts,
+                "last_exit": self.last_exit, "log": self.log_path}
+
+
+def _spawn_exec(argv: list[str], log_path: str) -> int:
+    """Fork and exec ``argv`` with cwd ``/``, stdin from /dev/null, output to ``log_path``."""
+    pid = fork_child(death_signal=signal.SIGTERM)
+    if pid != 0:
+        return pid
+    try:
+        os.chdir("/")
+        null = os.open(os.devnull, os.O_RDONLY)
+        log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.execv(argv[0], argv)
+    except BaseException:  # noqa: BLE001 - the forked child must never return
+        pass
+    os._exit(127)
+
+
+def overlay_argv(store: str, root_lib: str, root_run: str) -> list[str]:
+    """The overlay sync process for ``store``, on the state directories of the agent."""
+    argv = [sys.executable, "-I", "-m", "runtime.overlay.syncd", "--store", store]
+    if os.path.dirname(root_lib) == os.path.dirname(root_run) and root_lib.endswith("/lib") \
+            and root_run.endswith("/run"):
+        argv += ["--root", os.path.dirname(root_lib)]  # a NETCTL_ROOT (tests, sandboxes)
+    return argv

@@ -29,6 +29,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     run.set_defaults(func=cmd_run)
     start = asub.add_parser("start", help="start a detached agent unless one runs")
     start.add_argument("--socket", default=None, help="plugin socket (default: <run dir>/plugind.sock)")
+    start.add_argument("--store", default=None, metavar="URL",
+                       help="cluster store for overlay networks (default: NETCTL_STORE)")
     start.set_defaults(func=cmd_start)
     st = asub.add_parser("status", help="is it running; workers, dnsd, last firewall check, repairs",
                          epilog=f"exit status: 0 running, {NOT_RUNNING} not running")
@@ -67,7 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_start(args: argparse.Namespace) -> int:
     paths = Paths.from_env()
     try:
-        pid, started = control.start(paths, socket_path=args.socket, wait=True)
+        pid, started = control.start(paths, socket_path=args.socket, wait=True, store=args.store)
     except OSError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
@@ -117,6 +119,11 @@ def render_status(st: dict[str, Any]) -> str:
     if d.get("last_error"):
         dns += f", last error: {d['last_error']}"
     lines.append(dns)
+    ov = st.get("overlay")
+    if ov:
+        lines.append(f"overlay sync: {ov.get('state')}" + (f", pid {ov['pid']}" if ov.get("pid") else "")
+                     + f", store {st.get('store')}, {ov.get('starts', 0)} start(s)"
+                     + (f", last exit {ov['last_exit']}" if ov.get("last_exit") is not None else ""))
     fw = st.get("firewall") or {}
     last = fw.get("last_pass") or {}
     when = last.get("time")
