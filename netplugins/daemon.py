@@ -108,8 +108,13 @@ def _serve_one(conn: socket.socket) -> None:
     handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(env.get("NETCTL_LOG_LEVEL", "WARNING").upper())
-    from .cni.skel import run
+    from .cni.skel import log_level, run
+
+    # an invalid level must not kill the worker (the caller would get code 11)
+    level, complaint = log_level(env.get("NETCTL_LOG_LEVEL"))
+    root.setLevel(level)
+    if complaint:
+        logging.getLogger("netplugins").warning("%s", complaint)
 
     outcome = run(load_funcs(ptype), env, stdin)
     stderr = errbuf.getvalue().encode() + (outcome.stderr if outcome.exit_code else b"")

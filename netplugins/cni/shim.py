@@ -163,11 +163,14 @@ def main(ptype: str) -> None:
                     sys.stderr.buffer.flush()
                 sys.exit(code)
             _run_here(ptype, env, stdin)
-    import importlib
+    try:
+        import importlib
 
-    from netplugins.registry import PLUGINS
+        from netplugins.registry import PLUGINS
 
-    importlib.import_module(PLUGINS[ptype]).main()
+        importlib.import_module(PLUGINS[ptype]).main()  # skel.main: never raises but SystemExit
+    except Exception as exc:  # noqa: BLE001 - the module failed to import: still answer in JSON
+        _last_resort(exc)
 
 
 def _lost_error(stdin: bytes, why: str) -> bytes:
@@ -189,13 +192,26 @@ def _lost_error(stdin: bytes, why: str) -> bytes:
 
 def _run_here(ptype: str, env: dict[str, str], stdin: bytes) -> None:
     """No daemon: run the plugin in this process with stdin already read."""
-    import logging
+    try:
+        from netplugins.cni.skel import emit, run, setup_logging
+        from netplugins.registry import load_funcs
 
-    from netplugins.cni.skel import emit, run
-    from netplugins.registry import load_funcs
+        setup_logging(env)
+        outcome = run(load_funcs(ptype), env, stdin)
+        emit(outcome)
+        code = outcome.exit_code
+    except Exception as exc:  # noqa: BLE001 - e.g. the plugin module failed to import
+        _last_resort(exc, stdin)
+    sys.exit(code)
 
-    logging.basicConfig(level=env.get("NETCTL_LOG_LEVEL", "WARNING").upper(), stream=sys.stderr,
-                        format="%(name)s: %(message)s")
-    outcome = run(load_funcs(ptype), env, stdin)
-    emit(outcome)
-    sys.exit(outcome.exit_code)
+
+def _last_resort(exc: BaseException, stdin: bytes | None = None) -> None:
+    """Print the error object for ``exc`` (never a traceback) and exit 1."""
+    from netplugins.cni.lastresort import fail
+
+    if stdin is None:
+        try:
+            stdin = sys.stdin.buffer.read()
+        except Exception:  # noqa: BLE001
+            stdin = b""
+    sys.exit(fail(stdin, exc, "failed to run the plugin"))
