@@ -53,7 +53,14 @@ def describe(exc: BaseException) -> str:
     except BaseException:  # noqa: BLE001
         text = ""
     name = type(exc).__name__
-    return f"{name}: {text[:500]}" if text else name
+    out = f"{name}: {text[:500]}" if text else name
+    try:
+        # notes: what a failed rollback left behind (netplugins.cni.rollback)
+        for note in getattr(exc, "__notes__", ()):
+            out += f"; {note}"
+    except BaseException:  # noqa: BLE001
+        pass
+    return out
 
 
 def fail(stdin: bytes, exc: BaseException, msg: str = "internal error") -> int:
