@@ -213,3 +213,17 @@ def test_rollback_after_success_runs_nothing() -> None:
         undo.undo("x", done.append, "x")
         undo.pop_all()
     assert done == [] and undo.failures == []
+
+
+@pytest.mark.parametrize("name", ["net1\n", "net1\nx", "\nnet1"])
+def test_names_match_whole_strings_everywhere(name: str) -> None:
+    """The firewall's and netctl's name rules too: ``$`` accepted a trailing newline."""
+    from netplugins.firewall.errors import FirewallError
+    from netplugins.firewall.plan import validate_network_name
+    from runtime import containers, networks, state
+
+    with pytest.raises(FirewallError):
+        validate_network_name(name)
+    for pattern in (networks.NAME_RE, containers.NAME_RE, state._SAFE_NAME):
+        assert pattern.fullmatch(name) is None
+        assert pattern.fullmatch(name.replace("\n", "")) is not None
