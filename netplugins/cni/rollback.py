@@ -38,8 +38,10 @@ class Rollback(ExitStack):
         try:
             fn(*args)
         except Exception as exc:  # noqa: BLE001 - reported below, the other steps still run
-            log.warning("rollback: failed to %s: %s", what, describe(exc))
-            self.failures.append(f"failed to {what}: {describe(exc)}")
+            # a plugin error speaks for itself; anything else is named by its type
+            text = str(exc) if isinstance(exc, CniError) else describe(exc)
+            log.warning("rollback: failed to %s: %s", what, text)
+            self.failures.append(f"failed to {what}: {text}")
 
     def summary(self) -> str:
         """What the rollback left behind, or "" when every undo step worked."""
