@@ -85,10 +85,10 @@ def _nest(depth: int) -> str:
 
 
 @st.composite
-def stdin_for(draw: st.DrawFn, base: dict[str, Any]) -> bytes:
-    """A config: ``base`` itself, mutated, broken, or not JSON at all."""
-    kind = draw(st.sampled_from(["valid", "version", "replace", "replace", "drop", "add", "nest",
-                                 "bytes", "flip", "truncate"]))
+def stdin_for(draw: st.DrawFn, base: dict[str, Any], mutate: bool = True) -> bytes:
+    """A config: ``base`` itself, or (``mutate``) changed, broken, or not JSON at all."""
+    kind = "valid" if not mutate else draw(st.sampled_from(
+        ["version", "replace", "replace", "replace", "drop", "add", "nest", "bytes", "flip", "truncate"]))
     conf = copy.deepcopy(base)
     if kind == "version":
         conf["cniVersion"] = draw(st.sampled_from(VERSIONS) | NASTY)
@@ -230,14 +230,16 @@ class FuzzLab:
 
 
 @st.composite
-def env_for(draw: st.DrawFn, lab: FuzzLab, ptype: str) -> dict[str, str]:
-    """The CNI_* variables of ``ptype``: each kept, dropped or replaced by something nasty."""
+def env_for(draw: st.DrawFn, lab: FuzzLab, ptype: str, mutations: int = 2) -> dict[str, str]:
+    """The CNI_* variables of ``ptype`` (ADD mostly) with up to ``mutations`` of them dropped
+    or replaced by something nasty: more at once would only ever test the first check."""
     env = lab.base_env(ptype)
-    env["CNI_COMMAND"] = draw(st.sampled_from(COMMANDS) | st.sampled_from(COMMANDS) | NASTY)
+    env["CNI_COMMAND"] = draw(st.sampled_from(("ADD", "ADD", "ADD", *COMMANDS)))
     pairs = st.lists(st.tuples(st.sampled_from(["IP", "MAC", "K8S_POD_NAME", "IgnoreUnknown"]) | NASTY,
                                st.sampled_from(["1", "10.123.0.9", "0a:58:0a:7b:00:09", "true"]) | NASTY),
                      max_size=3)
     choices = {
+        "CNI_COMMAND": st.sampled_from(["add", "DEL\n", "ADD ADD"]) | NASTY,
         "CNI_CONTAINERID": st.sampled_from(["fz2", "Fz-3.x_y"]) | _suffixed("fz1") | NASTY,
         "CNI_IFNAME": st.sampled_from(["net1", "\u00e9" * 8, "a" * 16, "eth0:1"]) | _suffixed("eth0") | NASTY,
         "CNI_NETNS": lab.netns_values(),
@@ -245,12 +247,12 @@ def env_for(draw: st.DrawFn, lab: FuzzLab, ptype: str) -> dict[str, str]:
         "CNI_ARGS": pairs.map(lambda kv: ";".join(f"{k}={v}" for k, v in kv)) | NASTY,
         "NETCTL_LOG_LEVEL": st.sampled_from(["debug", "INFO", "verbose", "7"]) | NASTY,
     }
-    for var, values in choices.items():
-        what = draw(st.sampled_from(["keep", "keep", "drop", "fuzz"]))
-        if what == "drop":
+    for _ in range(draw(st.integers(0, mutations))):
+        var = draw(st.sampled_from(sorted(choices)))
+        if draw(st.integers(0, 3)) == 0:
             env.pop(var, None)
-        elif what == "fuzz":
-            env[var] = _no_nul(draw(values))
+        else:
+            env[var] = _no_nul(draw(choices[var]))
     return env
 
 

@@ -36,6 +36,7 @@ pytestmark = pytest.mark.netns
 
 WORKER = str(Path(__file__).with_name("fuzz_worker.py"))
 SCALE = float(os.environ.get("NETCTL_FUZZ_SCALE", "1"))
+STATS = os.environ.get("NETCTL_FUZZ_STATS", "")
 Runner = Callable[[str, dict[str, str], bytes], Outcome]
 
 
@@ -95,7 +96,11 @@ def one_example(lab: FuzzLab, ptype: str, env: dict[str, str], stdin: bytes, run
                 is_exec: bool) -> Outcome:
     """Run one input; check the answer, undo a successful ADD, then check nothing is left."""
     out = run(ptype, env, stdin)
-    check_outcome(env, out, executable=is_exec)
+    doc = check_outcome(env, out, executable=is_exec)
+    if STATS:  # what the examples reached: which commands, which codes (for tuning, not asserted)
+        with open(STATS, "a") as fh:
+            code = doc.get("code", 0) if isinstance(doc, dict) and out.exit_code else 0
+            fh.write(f"{ptype} {'exec' if is_exec else 'inproc'} {env.get('CNI_COMMAND', '')!r} {code}\n")
     if out.exit_code == 0 and env.get("CNI_COMMAND") == "ADD":
         del_env = dict(env, CNI_COMMAND="DEL")
         undone = run(ptype, del_env, stdin)
@@ -113,8 +118,10 @@ def fuzz_plugin(lab: FuzzLab, ptype: str, run: Runner, is_exec: bool, examples: 
     @given(data=st.data())
     def body(data: st.DataObject) -> None:
         version = data.draw(st.sampled_from(VERSIONS), label="cniVersion")
-        env = data.draw(env_for(lab, ptype), label="env")
-        stdin = data.draw(stdin_for(lab.base_conf(ptype, version)), label="stdin")
+        # the environment, stdin, or both: one at a time reaches past the first check
+        focus = data.draw(st.sampled_from(["env", "stdin", "both"]), label="focus")
+        env = data.draw(env_for(lab, ptype, mutations=0 if focus == "stdin" else 2), label="env")
+        stdin = data.draw(stdin_for(lab.base_conf(ptype, version), mutate=focus != "env"), label="stdin")
         one_example(lab, ptype, env, stdin, run, is_exec)
 
     body()
