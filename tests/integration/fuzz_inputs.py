@@ -43,6 +43,8 @@ def _nasty_text() -> st.SearchStrategy[str]:
 
 
 NASTY = _nasty_text()
+#: relative to the plugins' working directory (empty, under tmp), never climbing out of it
+_RELATIVE = NASTY.filter(lambda t: not t.startswith("/") and ".." not in t and ":" not in t)
 
 
 def _no_nul(text: str) -> str:
@@ -84,9 +86,44 @@ def _nest(depth: int) -> str:
     return "[" * depth + "]" * depth
 
 
+def confine(doc: Any, home: str, allowed: frozenset[str]) -> Any:
+    """``doc`` with every absolute path outside ``home`` (bar ``allowed``) moved under it.
+
+    A mutated stateDir or dataDir is still an absolute path, which a plugin rightly creates:
+    without this, "/tmp/x/state" flipped into "/tmK/x/state" would litter the machine, and
+    an ownerNetns could name a namespace that is not ours.
+    """
+    if isinstance(doc, dict):
+        return {k: confine(v, home, allowed) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [confine(v, home, allowed) for v in doc]
+    if isinstance(doc, str) and doc.startswith("/") and doc not in allowed:
+        norm = os.path.normpath(doc)
+        if norm != home and not norm.startswith(home + "/"):
+            return f"{home}/elsewhere{doc}"
+    return doc
+
+
+def _confined_bytes(data: bytes, home: str, allowed: frozenset[str]) -> bytes:
+    """Byte-level mutants: when the plugin's decoder would read them, confine them too."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        return data  # the plugin cannot decode it either: it can name no path
+    safe = confine(doc, home, allowed)
+    return data if safe == doc else json.dumps(safe).encode()
+
+
 @st.composite
-def stdin_for(draw: st.DrawFn, base: dict[str, Any], mutate: bool = True) -> bytes:
-    """A config: ``base`` itself, or (``mutate``) changed, broken, or not JSON at all."""
+def stdin_for(draw: st.DrawFn, base: dict[str, Any], mutate: bool = True, *, home: str,
+              allowed: frozenset[str]) -> bytes:
+    """A config: ``base`` itself, or (``mutate``) changed, broken, or not JSON at all; any
+    absolute path in it stays under ``home`` (see :func:`confine`)."""
+    return _confined_bytes(draw(_stdin(base, mutate)), home, allowed)
+
+
+@st.composite
+def _stdin(draw: st.DrawFn, base: dict[str, Any], mutate: bool) -> bytes:
     kind = "valid" if not mutate else draw(st.sampled_from(
         ["version", "replace", "replace", "replace", "drop", "add", "nest", "bytes", "flip", "truncate"]))
     conf = copy.deepcopy(base)
@@ -176,10 +213,13 @@ class FuzzLab:
     def netns_values(self) -> st.SearchStrategy[str]:
         """Only our namespaces, or paths that cannot name one (never the machine's own)."""
         own = self.ctr.path
-        relative = NASTY.filter(lambda t: not t.startswith("/"))
         return st.one_of(st.sampled_from([own, "/proc/self/ns/net", "", "/proc/self/status", "/dev/null",
                                           f"{own}/x", f"{own}\n", f"{own}\udcff"]),
-                         relative, NASTY.map(lambda t: f"/nonexistent-i13b/{t}"))
+                         _RELATIVE, NASTY.map(lambda t: f"/nonexistent-i13b/{t}"))
+
+    def allowed_paths(self) -> frozenset[str]:
+        """Absolute paths outside tmp a config may keep: our namespaces."""
+        return frozenset({self.ctr.path, "/proc/self/ns/net"})
 
     # --- what must never be left behind ---------------------------------------------------
 
@@ -243,7 +283,9 @@ def env_for(draw: st.DrawFn, lab: FuzzLab, ptype: str, mutations: int = 2) -> di
         "CNI_CONTAINERID": st.sampled_from(["fz2", "Fz-3.x_y"]) | _suffixed("fz1") | NASTY,
         "CNI_IFNAME": st.sampled_from(["net1", "\u00e9" * 8, "a" * 16, "eth0:1"]) | _suffixed("eth0") | NASTY,
         "CNI_NETNS": lab.netns_values(),
-        "CNI_PATH": st.sampled_from(["", "/nonexistent-i13b", f"/nonexistent-i13b:{lab.plugin_dir}"]) | NASTY,
+        # only our plugins' directory or paths holding nothing: ipam.type "sh" must not find /bin/sh
+        "CNI_PATH": st.lists(st.sampled_from(["", "/nonexistent-i13b", lab.plugin_dir]) | _RELATIVE,
+                             max_size=3).map(":".join),
         "CNI_ARGS": pairs.map(lambda kv: ";".join(f"{k}={v}" for k, v in kv)) | NASTY,
         "NETCTL_LOG_LEVEL": st.sampled_from(["debug", "INFO", "verbose", "7"]) | NASTY,
     }
@@ -274,6 +316,8 @@ def check_outcome(env: dict[str, str], out: Outcome, *, executable: bool) -> dic
         assert out.exit_code == 1, out
         assert isinstance(doc, dict) and set(doc) <= {"cniVersion", "code", "msg", "details"}, doc
         assert isinstance(doc["code"], int) and doc["code"] > 0, doc
+        # 100 is "internal error": a bad input must get its own code, not show a bug
+        assert doc["code"] != 100, doc
         assert isinstance(doc["msg"], str) and doc["msg"], doc
         assert isinstance(doc["cniVersion"], str) and isinstance(doc.get("details", ""), str), doc
         return doc

@@ -121,7 +121,8 @@ def fuzz_plugin(lab: FuzzLab, ptype: str, run: Runner, is_exec: bool, examples: 
         # the environment, stdin, or both: one at a time reaches past the first check
         focus = data.draw(st.sampled_from(["env", "stdin", "both"]), label="focus")
         env = data.draw(env_for(lab, ptype, mutations=0 if focus == "stdin" else 2), label="env")
-        stdin = data.draw(stdin_for(lab.base_conf(ptype, version), mutate=focus != "env"), label="stdin")
+        stdin = data.draw(stdin_for(lab.base_conf(ptype, version), mutate=focus != "env",
+                                    home=str(lab.tmp), allowed=lab.allowed_paths()), label="stdin")
         one_example(lab, ptype, env, stdin, run, is_exec)
 
     body()
