@@ -128,7 +128,15 @@ def answer_version(stdin: bytes) -> bytes | None:
 
 
 def main(ptype: str) -> None:
-    """Entry point of the executable named ``ptype``."""
+    """Entry point of the executable named ``ptype``: prints an error object, never a
+    traceback, whatever fails (reading stdin, the daemon's socket, importing the plugin)."""
+    try:
+        _main(ptype)
+    except Exception as exc:  # noqa: BLE001 - SystemExit (the normal exit) passes
+        _last_resort(exc)
+
+
+def _main(ptype: str) -> None:
     env = dict(os.environ)
     if env.get("CNI_COMMAND") == "VERSION":
         try:
@@ -163,14 +171,11 @@ def main(ptype: str) -> None:
                     sys.stderr.buffer.flush()
                 sys.exit(code)
             _run_here(ptype, env, stdin)
-    try:
-        import importlib
+    import importlib
 
-        from netplugins.registry import PLUGINS
+    from netplugins.registry import PLUGINS
 
-        importlib.import_module(PLUGINS[ptype]).main()  # skel.main: never raises but SystemExit
-    except Exception as exc:  # noqa: BLE001 - the module failed to import: still answer in JSON
-        _last_resort(exc)
+    importlib.import_module(PLUGINS[ptype]).main()
 
 
 def _lost_error(stdin: bytes, why: str) -> bytes:
