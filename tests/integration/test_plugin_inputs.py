@@ -3,6 +3,7 @@ the right CNI code, a message, no traceback, nothing left behind (docs/errors.md
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -214,3 +215,23 @@ def test_about_text_without_cni_command(host_ns: Netns) -> None:
     res = run_plugin(host_ns, "bridge", "", b"", env={"NETCTL_LOG_LEVEL": "nonsense", "CNI_COMMAND": ""})
     assert res.rc == 0 and "CNI protocol versions supported" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("cni_args,extra,kept", [
+    ("IgnoreUnknown=1;K8S_POD_NAME=web\n", {}, ["ctr1"]),
+    ("", {"runtimeConfig": {"aliases": {"dnsbad": ["db", "my db", "x\ny"]}}}, ["db", "ctr1"]),
+])
+def test_names_dns_cannot_hold_are_skipped(cni_args: str, extra: dict, kept: list[str], host_ns: Netns,
+                                           ctr_ns: Netns, tmp_path: Path, plugin_env: dict[str, str]) -> None:
+    """A pod name or alias with a newline or blank is no DNS name: skipped (as netavark
+    does), the other names registered, nothing left after DEL."""
+    lab = make_lab(host_ns, tmp_path, plugin_env)
+    conf = lab.conf("dnsbad", "10.75.0.0/24", embeddedDNS={"dir": str(lab.dns_dir)}, **extra)
+    lab.add(conf, ctr_ns, "ctr1", cni_args=cni_args)
+    try:
+        entries = [json.loads(p.read_text()) for p in lab.dns_dir.rglob("*")
+                   if p.is_file() and p.suffix == ".json" and "ctr1" in p.name]
+        assert [e["names"] for e in entries] == [kept]
+    finally:
+        lab.delete(conf, ctr_ns, "ctr1", cni_args=cni_args)
+    lab.assert_clean("dnsbad", expect_links={"lo", "br-dnsbad"})
