@@ -141,7 +141,7 @@ def _main(ptype: str) -> None:
     if env.get("CNI_COMMAND") == "VERSION":
         try:
             stdin_v = sys.stdin.buffer.read()
-        except OSError:
+        except (OSError, AttributeError):  # no stdin at all: sys.stdin is None
             stdin_v = b""
         quick = answer_version(stdin_v)
         if quick is not None:
@@ -153,7 +153,7 @@ def _main(ptype: str) -> None:
     if path is not None:
         try:
             stdin = sys.stdin.buffer.read()
-        except OSError:
+        except (OSError, AttributeError):
             stdin = None
         if stdin is not None:
             try:
@@ -166,7 +166,7 @@ def _main(ptype: str) -> None:
                 if out:
                     sys.stdout.buffer.write(out)
                     sys.stdout.buffer.flush()
-                if err:
+                if err and sys.stderr is not None:  # None: started with fd 2 closed
                     sys.stderr.buffer.write(err)
                     sys.stderr.buffer.flush()
                 sys.exit(code)

@@ -199,8 +199,9 @@ def _main(funcs: PluginFuncs, stdin_sink: list[bytes]) -> int:
         return 0
     try:
         stdin = sys.stdin.buffer.read()
-    except OSError as exc:
-        err = CniError(IO_FAILURE, "failed to read stdin", str(exc))
+    except (OSError, AttributeError, ValueError) as exc:
+        # AttributeError: started with fd 0 closed, sys.stdin is None
+        err = CniError(IO_FAILURE, "failed to read stdin", lastresort.describe(exc))
         emit(Outcome(1, _dump(err.to_dict(CURRENT)), f"{err}\n".encode()))
         return 1
     stdin_sink.append(stdin)
@@ -218,5 +219,5 @@ def emit(outcome: Outcome) -> None:
         try:
             sys.stderr.buffer.write(outcome.stderr)
             sys.stderr.buffer.flush()
-        except OSError:
-            pass  # stdout carries the answer; a closed stderr must not add a second one
+        except (OSError, AttributeError, ValueError):
+            pass  # stdout carries the answer; a closed stderr (None) must not add a second one

@@ -235,3 +235,20 @@ def test_names_dns_cannot_hold_are_skipped(cni_args: str, extra: dict, kept: lis
     finally:
         lab.delete(conf, ctr_ns, "ctr1", cni_args=cni_args)
     lab.assert_clean("dnsbad", expect_links={"lo", "br-dnsbad"})
+
+
+@pytest.mark.parametrize("closed", [0, 2])
+def test_closed_stdin_or_stderr(closed: int, host_ns: Netns, plugin_env: dict[str, str]) -> None:
+    """Started without stdin: code 5. Without stderr: still exactly one error object."""
+    import subprocess
+
+    env = {"PATH": os.environ["PATH"], "CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_IFNAME": "lo",
+           "CNI_NETNS": "/run/netns/nctest-absent", **plugin_env}
+    proc = subprocess.run(host_ns.cmd([os.path.join(plugin_dir(), "loopback")]), env=env,
+                          input=None if closed == 0 else b'{"cniVersion": "1.0.0", "name": "n", "type": "loopback"}',
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE if closed != 2 else None,
+                          preexec_fn=lambda: os.close(closed), timeout=60)
+    assert proc.returncode == 1
+    err = json.loads(proc.stdout)  # one object: a second one would not parse
+    assert err["code"] == (5 if closed == 0 else 104), err
+    assert b"Traceback" not in (proc.stderr or b"")
