@@ -303,13 +303,14 @@ def cmd_check(args: CmdArgs) -> None:
     from .bridge_check import check_attachment
 
     problems = check_attachment(conf, args, prev)
-    if conf.ip_masq or conf.isolate or conf.internal:
-        ips = [ip.address for ip in prev.ips]
+    subnets = _subnets([ip.address for ip in prev.ips])
+    # ADD sets rules up only for a network with addresses (an L2-only network has none)
+    if subnets and (conf.ip_masq or conf.isolate or conf.internal):
         from ..firewall.driver import get_driver
         from ..firewall.errors import FirewallError
 
         try:
-            problems += get_driver(conf.firewall_driver).check_network(_policy(conf, _subnets(ips)))
+            problems += get_driver(conf.firewall_driver).check_network(_policy(conf, subnets))
         except FirewallError as exc:
             problems.append(f"firewall rules cannot be read: {exc}")
     if Attachments(conf.state_dir, conf.name).get(args.container_id, args.ifname) is None:

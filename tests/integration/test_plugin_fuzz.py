@@ -97,27 +97,29 @@ def executable(lab: FuzzLab, mode_env: dict[str, str]) -> Runner:
 def one_example(lab: FuzzLab, ptype: str, env: dict[str, str], stdin: bytes, run: Runner,
                 is_exec: bool) -> Outcome:
     """Run one input; check the answer, undo a successful ADD, then check nothing is left."""
-    out = run(ptype, env, stdin)
-    doc = check_outcome(env, out, executable=is_exec)
-    if STATS:  # what the examples reached: which commands, which codes (for tuning, not asserted)
-        with open(STATS, "a") as fh:
-            code = doc.get("code", 0) if isinstance(doc, dict) and out.exit_code else 0
-            fh.write(f"{ptype} {'exec' if is_exec else 'inproc'} {env.get('CNI_COMMAND', '')!r} {code}\n")
-    if out.exit_code == 0 and env.get("CNI_COMMAND") == "ADD":
-        conf = json.loads(stdin)
-        if conf.get("cniVersion") not in ("0.3.0", "0.3.1"):
-            # what ADD built, CHECK must find (the spec: CHECK with the ADD's result)
-            check_env = dict(env, CNI_COMMAND="CHECK")
-            checked = run(ptype, check_env, json.dumps(dict(conf, prevResult=doc)).encode())
-            check_outcome(check_env, checked, executable=is_exec)
-            assert checked.exit_code == 0, ("CHECK after a successful ADD failed", checked)
-        del_env = dict(env, CNI_COMMAND="DEL")
-        undone = run(ptype, del_env, stdin)
-        check_outcome(del_env, undone, executable=is_exec)
-        assert undone.exit_code == 0, ("DEL after a successful ADD failed", undone)
-    left = lab.leftovers(ptype)
-    if left:
-        lab.scrub()  # the next example (or the shrinker's replay) starts clean
+    try:
+        out = run(ptype, env, stdin)
+        doc = check_outcome(env, out, executable=is_exec)
+        if STATS:  # what the examples reached: which commands, which codes (for tuning, not asserted)
+            with open(STATS, "a") as fh:
+                code = doc.get("code", 0) if isinstance(doc, dict) and out.exit_code else 0
+                fh.write(f"{ptype} {'exec' if is_exec else 'inproc'} {env.get('CNI_COMMAND', '')!r} {code}\n")
+        if out.exit_code == 0 and env.get("CNI_COMMAND") == "ADD":
+            conf = json.loads(stdin)
+            if conf.get("cniVersion") not in ("0.3.0", "0.3.1"):
+                # what ADD built, CHECK must find (the spec: CHECK with the ADD's result)
+                check_env = dict(env, CNI_COMMAND="CHECK")
+                checked = run(ptype, check_env, json.dumps(dict(conf, prevResult=doc)).encode())
+                check_outcome(check_env, checked, executable=is_exec)
+                assert checked.exit_code == 0, ("CHECK after a successful ADD failed", checked)
+            del_env = dict(env, CNI_COMMAND="DEL")
+            undone = run(ptype, del_env, stdin)
+            check_outcome(del_env, undone, executable=is_exec)
+            assert undone.exit_code == 0, ("DEL after a successful ADD failed", undone)
+    finally:
+        left = lab.leftovers(ptype)
+        if left:
+            lab.scrub()  # the next example (or the shrinker's replay) starts clean
     assert not left, left
     return out
 

@@ -252,3 +252,15 @@ def test_closed_stdin_or_stderr(closed: int, host_ns: Netns, plugin_env: dict[st
     err = json.loads(proc.stdout)  # one object: a second one would not parse
     assert err["code"] == (5 if closed == 0 else 104), err
     assert b"Traceback" not in (proc.stderr or b"")
+
+
+def test_check_of_an_l2_only_network_with_ipmasq(host_ns: Netns, ctr_ns: Netns, tmp_path: Path,
+                                                  plugin_env: dict[str, str]) -> None:
+    """Found by the fuzzer: ADD of a network without IPAM sets no rules up (no subnet), and
+    CHECK then asked for them ("table inet netctl is missing")."""
+    lab = make_lab(host_ns, tmp_path, plugin_env)
+    conf = lab.conf("l2only", None, ipMasq=True)
+    res = lab.add(conf, ctr_ns, "ctr1")
+    lab.check(conf, res, ctr_ns, "ctr1").ok()
+    lab.delete(conf, ctr_ns, "ctr1")
+    lab.assert_clean("l2only", expect_links={"lo", "br-l2only"})
