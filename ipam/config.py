@@ -68,16 +68,35 @@ def ipam_section(conf: Mapping[str, Any]) -> Mapping[str, Any]:
     return section
 
 
+def check_path(value: object, key: str) -> str:
+    """A path from the config: a string, absolute, without NUL, valid UTF-8.
+
+    A relative dataDir was resolved against whatever directory the plugin (or the daemon's
+    worker) ran in: two lease databases for one network, the same address given twice.
+
+    Raises:
+        ConfigError: naming ``key``.
+    """
+    if not isinstance(value, str):
+        raise ConfigError(f"invalid {key} {value!r}: expected a path")
+    if not value.startswith("/"):
+        raise ConfigError(f"invalid {key} {value!r}: it must be an absolute path")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"invalid {key} {value!r}: not valid UTF-8") from None
+    if "\0" in value:
+        raise ConfigError(f"invalid {key} {value!r}: it contains a NUL character")
+    return value
+
+
 def data_dir_of(conf: Mapping[str, Any]) -> str:
     """``ipam.dataDir`` or the default; all that DEL and GC need besides the name.
 
     Raises:
-        ConfigError: when ``ipam`` is missing or dataDir is not a path.
+        ConfigError: when ``ipam`` is missing or dataDir is not an absolute path.
     """
-    value = ipam_section(conf).get("dataDir") or DEFAULT_DATA_DIR
-    if not isinstance(value, str):
-        raise ConfigError(f"invalid dataDir {value!r}: expected a path")
-    return value
+    return check_path(ipam_section(conf).get("dataDir") or DEFAULT_DATA_DIR, "dataDir")
 
 
 def _routes(section: Mapping[str, Any]) -> tuple[RouteConf, ...]:
@@ -176,8 +195,8 @@ def load_ipam_config(conf: Mapping[str, Any], cni_args: Mapping[str, str]) -> Ip
         raise ConfigError("invalid config: the network name is missing")
     sets = parse_range_sets(_range_set_objects(conf, section))
     resolv = section.get("resolvConf") or ""
-    if not isinstance(resolv, str):
-        raise ConfigError(f"invalid resolvConf {resolv!r}: expected a path")
+    if resolv:
+        check_path(resolv, "resolvConf")
     return IpamConfig(
         network=network,
         range_sets=sets,

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 from .errors import ReadError
 
+#: more than any real resolv.conf (glibc reads 3 servers, 6 search domains)
+MAX_SIZE = 64 * 1024
+
 
 @dataclass(frozen=True)
 class ResolvConf:
@@ -53,6 +56,7 @@ def load_resolv_conf(path: str) -> ResolvConf:
     """
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
-            return parse_resolv_conf(fh.read())
+            # bounded: a resolvConf of /dev/zero must not exhaust memory
+            return parse_resolv_conf(fh.read(MAX_SIZE))
     except OSError as exc:
         raise ReadError(f"failed to read resolvConf {path}", exc.strerror or str(exc)) from None

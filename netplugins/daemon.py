@@ -131,9 +131,15 @@ def _serve_one(conn: socket.socket) -> None:
     handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(_log_level(env.get("NETCTL_LOG_LEVEL", "WARNING")))
     from .cni.attlock import LockTimeout, attachment_lock
-    from .cni.skel import error_outcome, run
+    from .cni.errors import CniError
+    from .cni.skel import error_outcome, log_level, run
+
+    # an invalid level must not kill the worker (the caller would get code 11)
+    level, complaint = log_level(env.get("NETCTL_LOG_LEVEL"))
+    root.setLevel(level)
+    if complaint:
+        logging.getLogger("netplugins").warning("%s", complaint)
 
     funcs = load_funcs(ptype)
     try:
@@ -150,12 +156,12 @@ def _serve_one(conn: socket.socket) -> None:
                 raise
     except (LockTimeout, OSError) as exc:
         if isinstance(exc, LockTimeout):
-            outcome = error_outcome(stdin, 11, "another plugin call on this attachment is still "
-                                    "running", str(exc))
+            outcome = error_outcome(CniError(11, "another plugin call on this attachment is still "
+                                             "running", str(exc)), stdin)
         elif isinstance(exc, ConnectionError):
             raise  # the caller is gone (its ADD undone above): nobody to answer
         else:
-            outcome = error_outcome(stdin, 5, "cannot take the attachment lock", str(exc))
+            outcome = error_outcome(CniError(5, "cannot take the attachment lock", str(exc)), stdin)
         conn.sendall(struct.pack(REP_HDR, outcome.exit_code, len(outcome.stdout), 0) + outcome.stdout)
     log.debug("%s %s served in %.1f ms", ptype, env.get("CNI_COMMAND"),
               (time.perf_counter() - t0) * 1e3)

@@ -13,6 +13,16 @@ PLUGINS: dict[str, str] = {
     "overlay": "netplugins.main.overlay",
 }
 
+#: Our plugins that allocate addresses: the only ones of ours an ``ipam.type`` may name.
+IPAM_PLUGINS = frozenset({"host-local"})
+
+#: Plugin types that are not IPAM plugins: ours and the reference's main and meta plugins.
+#: ``ipam.type`` naming one is a config error (code 7): ``"ipam": {"type": "bridge"}`` made
+#: the bridge delegate to itself until the stack ran out (code 100).
+NOT_IPAM = frozenset(set(PLUGINS) - IPAM_PLUGINS) | frozenset({
+    "ptp", "macvlan", "ipvlan", "vlan", "host-device", "tap", "dummy", "vrf", "bandwidth",
+    "firewall", "sbr", "tuning"})
+
 #: First lines of every executable we generate; invoke.py recognises our own plugins by it.
 SHIM_MARKER = "# netctl-cni-shim:"
 

@@ -206,7 +206,7 @@ def run(ctx: Context, cmd: list[str], *, name: str = "", network: str = "bridge"
         ensure_builtin(ctx)
         cid = secrets.token_hex(32)
         if name:
-            if not NAME_RE.match(name):
+            if not NAME_RE.fullmatch(name):
                 raise NetctlError(f"invalid container name {name!r}: it needs two or more of [a-zA-Z0-9_.-], starting with a letter or digit")
             if ctx.state.find_container(name) is not None:
                 raise Conflict(f"the container name {name!r} is already in use")

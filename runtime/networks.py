@@ -88,7 +88,7 @@ def create_network(ctx: Context, name: str, *, driver: str = "bridge", subnets: 
     """
     from ipam.errors import IpamError
 
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise NetctlError(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     if ctx.state.find_network(name) is not None:
         raise Conflict(f"network with name {name} already exists")
@@ -107,7 +107,7 @@ def create_network(ctx: Context, name: str, *, driver: str = "bridge", subnets: 
         write_conflist(ctx, net)
         return net
     net.bridge = opts.get(OPT_BRIDGE_NAME) or (DEFAULT_BRIDGE if name == "bridge" else f"br-{net_id[:12]}")
-    if len(net.bridge) > 15 or not NAME_RE.match(net.bridge):
+    if len(net.bridge) > 15 or not NAME_RE.fullmatch(net.bridge):
         raise NetctlError(f"invalid bridge name {net.bridge!r}")
     if any(n.bridge == net.bridge for n in ctx.state.networks()):
         raise Conflict(f"bridge name {net.bridge} is already used by another network")

@@ -102,7 +102,7 @@ class State:
 
     def find_network(self, ref: str) -> Network | None:
         """By name, full ID or unique ID prefix (a name is one file read, the rest a scan)."""
-        if _SAFE_NAME.match(ref):
+        if _SAFE_NAME.fullmatch(ref):
             try:
                 return Network.from_dict(read_json(self._net_path(ref)))  # type: ignore[arg-type]
             except (OSError, ValueError, TypeError):
@@ -149,7 +149,7 @@ class State:
     def find_container(self, ref: str) -> Container | None:
         """By name, full ID or unique ID prefix. A full ID is one file read (the verbs look a
         container up again by ID several times); a name or prefix is a scan of all records."""
-        if _FULL_ID.match(ref):
+        if _FULL_ID.fullmatch(ref):
             try:
                 return Container.from_dict(read_json(self._ctr_path(ref)))  # type: ignore[arg-type]
             except (OSError, ValueError, TypeError):

@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 from .errors import INVALID_ENV, UNKNOWN_CONTAINER, CniError
 
 COMMANDS = ("ADD", "DEL", "CHECK", "STATUS", "GC", "VERSION")
-CONTAINER_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
+#: matched with fullmatch: ``$`` would also accept a trailing newline (a lease file named "x\n.db")
+CONTAINER_ID_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]*")
 IFNAMSIZ = 15
+#: the variables a plugin reads; each must be valid UTF-8 (code 4 otherwise)
+ENV_VARS = ("CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS", "CNI_PATH")
 
 
 @dataclass(frozen=True)
@@ -30,20 +33,36 @@ class CmdArgs:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
+def is_utf8(text: str) -> bool:
+    """False when ``text`` holds lone surrogates: bytes that were not UTF-8 in the
+    environment (os.environ decodes them with surrogateescape) or a JSON ``\\udcxx`` escape."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def validate_ifname(name: str) -> None:
     """Refuse an interface name the kernel would refuse (utils.ValidateInterfaceName).
+
+    The kernel counts bytes (IFNAMSIZ includes the NUL), so the limit is on the UTF-8
+    length; a name that is not UTF-8 could not be passed on to netlink or printed in a
+    result, so it is refused here rather than failing half-way (it was code 100).
 
     Raises:
         CniError: code 4 naming CNI_IFNAME.
     """
     if not name:
         raise CniError(INVALID_ENV, "CNI_IFNAME is empty")
-    if len(name) > IFNAMSIZ:
-        raise CniError(INVALID_ENV, f"CNI_IFNAME {name!r} is longer than {IFNAMSIZ} characters")
+    if not is_utf8(name):
+        raise CniError(INVALID_ENV, f"CNI_IFNAME {name!r} is not valid UTF-8")
+    if len(name.encode()) > IFNAMSIZ:
+        raise CniError(INVALID_ENV, f"CNI_IFNAME {name!r} is longer than {IFNAMSIZ} bytes")
     if name in (".", ".."):
         raise CniError(INVALID_ENV, f"CNI_IFNAME {name!r} is not a valid interface name")
     for ch in name:
-        if ch in "/:" or ch.isspace():
+        if ch in "/:\0" or ch.isspace() or not ch.isprintable():
             raise CniError(INVALID_ENV, f"CNI_IFNAME {name!r} contains an invalid character {ch!r}")
 
 
@@ -95,6 +114,9 @@ def parse_env(env: Mapping[str, str], stdin: bytes = b"") -> CmdArgs:
         CniError: code 4 naming every missing or invalid variable, code 3 for an empty
             container ID where one is required.
     """
+    for var in ENV_VARS:
+        if not is_utf8(env.get(var, "")):
+            raise CniError(INVALID_ENV, f"{var} {env[var]!r} is not valid UTF-8")
     command = env.get("CNI_COMMAND", "")
     if command not in COMMANDS:
         if not command:
@@ -115,13 +137,15 @@ def parse_env(env: Mapping[str, str], stdin: bytes = b"") -> CmdArgs:
     if needs_attachment:
         if not container_id:
             raise CniError(UNKNOWN_CONTAINER, "CNI_CONTAINERID is empty")
-        if not CONTAINER_ID_RE.match(container_id):
+        if not CONTAINER_ID_RE.fullmatch(container_id):
             raise CniError(INVALID_ENV, f"CNI_CONTAINERID {container_id!r} is invalid",
                            "it must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
         validate_ifname(ifname)
     netns = env.get("CNI_NETNS", "")
     if netns and not netns.startswith("/"):
         raise CniError(INVALID_ENV, f"CNI_NETNS {netns!r} must be an absolute path")
+    if "\0" in netns:
+        raise CniError(INVALID_ENV, f"CNI_NETNS {netns!r} contains a NUL character")
     path = tuple(p for p in env.get("CNI_PATH", "").split(":") if p)
     return CmdArgs(
         command=command,

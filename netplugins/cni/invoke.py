@@ -71,8 +71,12 @@ def delegate(ptype: str, command: str, stdin: bytes, env: Mapping[str, str],
              path: tuple[str, ...]) -> bytes:
     """Run ``ptype`` with CNI_COMMAND=``command`` and the same stdin; return its stdout.
 
+    Used for IPAM delegation: when ``ptype`` turns out to be one of our plugins that is not
+    an IPAM plugin, it is refused (it would delegate to itself).
+
     Raises:
-        CniError: as :func:`exec_plugin`, or what our in-process plugin raised.
+        CniError: as :func:`exec_plugin`, or what our in-process plugin raised; code 7 for
+            our own non-IPAM plugin.
     """
     exe = find_in_path(ptype, path)
     child_env = dict(env)
@@ -81,9 +85,13 @@ def delegate(ptype: str, command: str, stdin: bytes, env: Mapping[str, str],
 
     ours = is_our_plugin(exe)
     if ours is not None:
-        from ..registry import load_funcs
+        from ..registry import IPAM_PLUGINS, load_funcs
         from .skel import run
 
+        if ours not in IPAM_PLUGINS:
+            # e.g. a link named like an IPAM plugin to our bridge: it would delegate to itself
+            raise CniError(errors.INVALID_CONFIG, f"invalid config: plugin {ptype!r} ({exe}) is "
+                           f"netctl's {ours!r} plugin, not an IPAM plugin")
         try:
             funcs = load_funcs(ours)
         except (KeyError, ImportError):

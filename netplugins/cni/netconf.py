@@ -11,8 +11,9 @@ from .errors import DECODE_FAILURE, INVALID_CONFIG, CniError
 from .types import Result
 from .version import parse_version
 
-#: Container IDs and network names share this pattern (pkg/utils/utils.go).
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
+#: Container IDs and network names share this pattern (pkg/utils/utils.go). Always
+#: matched with ``fullmatch``: with ``match`` and ``$`` a trailing newline passes.
+NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]*")
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,39 @@ def decode_json(stdin: bytes) -> dict[str, Any]:
         obj = json.loads(stdin)
     except (ValueError, UnicodeDecodeError) as exc:
         raise CniError(DECODE_FAILURE, "failed to decode network configuration", str(exc)) from None
+    except RecursionError:
+        # the C decoder recurses once per nesting level: thousands of '[' exhaust the stack
+        raise CniError(DECODE_FAILURE, "failed to decode network configuration",
+                       "JSON nested too deeply") from None
     if not isinstance(obj, dict):
         raise CniError(DECODE_FAILURE, "network configuration is not a JSON object")
     return obj
+
+
+def check_path(value: object, key: str) -> str:
+    """A filesystem path from the config: a string, absolute, without NUL, valid UTF-8.
+
+    A relative path would be resolved against whatever directory the plugin process (or
+    the daemon's worker) runs in: two runs of one network could use two lease databases.
+
+    Raises:
+        CniError: code 7 naming ``key``.
+    """
+    if not isinstance(value, str) or not value:
+        raise CniError(INVALID_CONFIG, f"invalid config: {key} must be a path", repr(value))
+    if not value.startswith("/"):
+        raise CniError(INVALID_CONFIG, f"invalid config: {key} must be an absolute path", repr(value))
+    if "\0" in value or not _encodable(value):
+        raise CniError(INVALID_CONFIG, f"invalid config: {key} is not a valid path", repr(value))
+    return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a JSON \udcxx escape
+        return False
+    return True
 
 
 def load_netconf(stdin: bytes, *, require_name: bool = True) -> NetConf:
@@ -79,7 +110,7 @@ def load_netconf(stdin: bytes, *, require_name: bool = True) -> NetConf:
     if require_name:
         if not isinstance(name, str) or not name:
             raise CniError(INVALID_CONFIG, "invalid config: the network name is missing")
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):
             raise CniError(INVALID_CONFIG, f"invalid config: invalid network name {name!r}",
                            "it must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
     ptype = raw.get("type", "")

@@ -128,12 +128,20 @@ def answer_version(stdin: bytes) -> bytes | None:
 
 
 def main(ptype: str) -> None:
-    """Entry point of the executable named ``ptype``."""
+    """Entry point of the executable named ``ptype``: prints an error object, never a
+    traceback, whatever fails (reading stdin, the daemon's socket, importing the plugin)."""
+    try:
+        _main(ptype)
+    except Exception as exc:  # noqa: BLE001 - SystemExit (the normal exit) passes
+        _last_resort(exc)
+
+
+def _main(ptype: str) -> None:
     env = dict(os.environ)
     if env.get("CNI_COMMAND") == "VERSION":
         try:
             stdin_v = sys.stdin.buffer.read()
-        except OSError:
+        except (OSError, AttributeError):  # no stdin at all: sys.stdin is None
             stdin_v = b""
         quick = answer_version(stdin_v)
         if quick is not None:
@@ -145,7 +153,7 @@ def main(ptype: str) -> None:
     if path is not None:
         try:
             stdin = sys.stdin.buffer.read()
-        except OSError:
+        except (OSError, AttributeError):
             stdin = None
         if stdin is not None:
             try:
@@ -158,7 +166,7 @@ def main(ptype: str) -> None:
                 if out:
                     sys.stdout.buffer.write(out)
                     sys.stdout.buffer.flush()
-                if err:
+                if err and sys.stderr is not None:  # None: started with fd 2 closed
                     sys.stderr.buffer.write(err)
                     sys.stderr.buffer.flush()
                 sys.exit(code)
@@ -196,22 +204,35 @@ def _lost_error(stdin: bytes, why: str) -> bytes:
 def _run_here(ptype: str, env: dict[str, str], stdin: bytes) -> None:
     """No daemon: run the plugin in this process with stdin already read, holding the
     call's attachment lock (netplugins.cni.attlock) as a daemon worker would."""
-    import logging
-
-    from netplugins.cni.attlock import LockTimeout, attachment_lock
-    from netplugins.cni.skel import emit, error_outcome, run
-    from netplugins.registry import load_funcs
-
-    level = logging.getLevelName(env.get("NETCTL_LOG_LEVEL", "WARNING").strip().upper())
-    logging.basicConfig(level=level if isinstance(level, int) else logging.WARNING,
-                        stream=sys.stderr, format="%(name)s: %(message)s")
     try:
-        with attachment_lock(env):
-            outcome = run(load_funcs(ptype), env, stdin)
-    except LockTimeout as exc:
-        outcome = error_outcome(stdin, 11, "another plugin call on this attachment is still running",
-                                str(exc))
-    except OSError as exc:
-        outcome = error_outcome(stdin, 5, "cannot take the attachment lock", str(exc))
-    emit(outcome)
-    sys.exit(outcome.exit_code)
+        from netplugins.cni.attlock import LockTimeout, attachment_lock
+        from netplugins.cni.errors import CniError
+        from netplugins.cni.skel import emit, error_outcome, run, setup_logging
+        from netplugins.registry import load_funcs
+
+        setup_logging(env)
+        try:
+            with attachment_lock(env):
+                outcome = run(load_funcs(ptype), env, stdin)
+        except LockTimeout as exc:
+            outcome = error_outcome(CniError(11, "another plugin call on this attachment is still "
+                                             "running", str(exc)), stdin)
+        except OSError as exc:
+            outcome = error_outcome(CniError(5, "cannot take the attachment lock", str(exc)), stdin)
+        emit(outcome)
+        code = outcome.exit_code
+    except Exception as exc:  # noqa: BLE001 - e.g. the plugin module failed to import
+        _last_resort(exc, stdin)
+    sys.exit(code)
+
+
+def _last_resort(exc: BaseException, stdin: bytes | None = None) -> None:
+    """Print the error object for ``exc`` (never a traceback) and exit 1."""
+    from netplugins.cni.lastresort import fail
+
+    if stdin is None:
+        try:
+            stdin = sys.stdin.buffer.read()
+        except Exception:  # noqa: BLE001
+            stdin = b""
+    sys.exit(fail(stdin, exc, "failed to run the plugin"))

@@ -14,13 +14,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
+from . import lastresort
 from .env import CmdArgs, check_known_args, parse_env
-from .errors import DECODE_FAILURE, INCOMPATIBLE_VERSION, INTERNAL, CniError
+from .errors import DECODE_FAILURE, INCOMPATIBLE_VERSION, INTERNAL, IO_FAILURE, CniError
 from .netconf import decode_json
 from .types import Result
 from .version import CURRENT, SUPPORTED_VERSIONS, at_least, require_supported
 
-__all__ = ["CmdArgs", "PluginFuncs", "Outcome", "run", "main"]
+__all__ = ["CmdArgs", "PluginFuncs", "Outcome", "run", "main", "log_level", "setup_logging"]
 
 log = logging.getLogger("netplugins")
 
@@ -57,13 +58,44 @@ def _dump(obj: dict[str, Any]) -> bytes:
 
 
 def _config_version(stdin: bytes) -> str:
-    """The cniVersion of stdin, for printing an error in it; CURRENT if unreadable."""
+    """The cniVersion of stdin, for printing an error in it; CURRENT if unreadable.
+
+    Never raises: it runs on the error path, often for input that is what failed
+    (nested too deeply for the decoder, not UTF-8, ...).
+    """
     try:
         obj = json.loads(stdin)
         version = obj.get("cniVersion") if isinstance(obj, dict) else None
-        return version if isinstance(version, str) and version else CURRENT
-    except (ValueError, UnicodeDecodeError):
+    except Exception:  # noqa: BLE001 - RecursionError, MemoryError, ValueError ...
         return CURRENT
+    if not isinstance(version, str) or not 0 < len(version) <= 16:
+        return CURRENT
+    return version
+
+
+def log_level(value: str | None) -> tuple[int, str]:
+    """The logging level NETCTL_LOG_LEVEL names (WARNING when unset), and a complaint.
+
+    An invalid value must never stop a plugin (it used to raise in logging setup, before
+    the error handler): it gives WARNING and a non-empty complaint to log.
+    """
+    if not value:
+        return logging.WARNING, ""
+    name = value.strip().upper()
+    level = logging.getLevelName(name) if name.isascii() and name.isalpha() else None
+    if isinstance(level, int):
+        return level, ""
+    if name.isdigit() and len(name) <= 3:
+        return int(name), ""
+    return logging.WARNING, f"ignoring invalid NETCTL_LOG_LEVEL {value!r}: using WARNING"
+
+
+def setup_logging(env: Mapping[str, str]) -> None:
+    """Log to stderr at NETCTL_LOG_LEVEL (a process running one plugin command)."""
+    level, complaint = log_level(env.get("NETCTL_LOG_LEVEL"))
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(name)s: %(message)s")
+    if complaint:
+        log.warning("%s", complaint)
 
 
 def _dispatch(funcs: PluginFuncs, args: CmdArgs) -> bytes:
@@ -105,29 +137,37 @@ def _dispatch(funcs: PluginFuncs, args: CmdArgs) -> bytes:
 def run(funcs: PluginFuncs, env: Mapping[str, str], stdin: bytes) -> Outcome:
     """Run a plugin command as the CNI spec says, without touching process state.
 
-    Never raises: every failure becomes an error result (a bug becomes code 100 with the
-    exception in ``details``, never a traceback on stdout).
+    Never raises (bar KeyboardInterrupt and SystemExit): every failure becomes an error
+    result. A bug, MemoryError or RecursionError becomes code 100 with the exception in
+    ``details``, never a traceback; the daemon's worker calls this too, and an exception
+    escaping here would kill the worker and turn the answer into code 11.
     """
     try:
-        args = parse_env(env, stdin)
-        out = _dispatch(funcs, args)
-        return Outcome(0, out)
-    except CniError as err:
-        version = _config_version(stdin)
-        log.debug("plugin error: %s", err)
-        return Outcome(1, _dump(err.to_dict(version)), f"{err}\n".encode())
-    except Exception as exc:  # noqa: BLE001 - the spec wants an error object, not a traceback
-        version = _config_version(stdin)
-        internal = CniError(INTERNAL, "internal error", f"{type(exc).__name__}: {exc}")
-        # the traceback goes to the debug log only: stderr stays one readable line
-        log.debug("internal error", exc_info=True)
-        return Outcome(1, _dump(internal.to_dict(version)), f"{internal}\n".encode())
+        try:
+            args = parse_env(env, stdin)
+            out = _dispatch(funcs, args)
+            return Outcome(0, out)
+        except CniError as err:
+            log.debug("plugin error: %s", err)
+            return error_outcome(err, stdin)
+        except Exception as exc:  # noqa: BLE001 - the spec wants an error object, not a traceback
+            internal = CniError(INTERNAL, "internal error", lastresort.describe(exc))
+            # the traceback goes to the debug log only: stderr stays one readable line
+            log.debug("internal error", exc_info=True)
+            return error_outcome(internal, stdin)
+    except Exception as exc:  # noqa: BLE001 - the error path failed (out of memory ...)
+        out = lastresort.error_json(stdin, INTERNAL, "internal error", lastresort.describe(exc))
+        return Outcome(1, out, b"internal error\n")
 
 
-def error_outcome(stdin: bytes, code: int, msg: str, details: str = "") -> Outcome:
-    """An error result for a call that could not be run at all (in the config's version)."""
-    err = CniError(code, msg, details)
-    return Outcome(1, _dump(err.to_dict(_config_version(stdin))), f"{err}\n".encode())
+def error_outcome(err: CniError, stdin: bytes) -> Outcome:
+    """The outcome that reports ``err`` in the config's version.
+
+    Raises:
+        Exception: only when formatting fails (MemoryError); :func:`run` catches it.
+    """
+    version = _config_version(stdin)
+    return Outcome(1, _dump(err.to_dict(version)), f"{err}\n".encode(errors="replace"))
 
 
 def about(funcs: PluginFuncs) -> str:
@@ -136,23 +176,38 @@ def about(funcs: PluginFuncs) -> str:
 
 
 def main(funcs: PluginFuncs) -> NoReturn:
-    """Process entry point: read env and stdin, print, exit."""
+    """Process entry point: read env and stdin, print, exit.
+
+    Whatever happens (a bad environment, out of memory, an interrupt), the process prints
+    an error object and exits non-zero: never a traceback.
+    """
+    stdin: list[bytes] = []  # filled once read: the last resort answers in its cniVersion
+    try:
+        code = _main(funcs, stdin)
+    except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt included: still answer
+        code = lastresort.fail(b"".join(stdin), exc)
+    sys.exit(code)
+
+
+def _main(funcs: PluginFuncs, stdin_sink: list[bytes]) -> int:
+    """:func:`main` without the last-resort guard; returns the exit code."""
     import os
 
-    logging.basicConfig(level=os.environ.get("NETCTL_LOG_LEVEL", "WARNING").upper(),
-                        stream=sys.stderr, format="%(name)s: %(message)s")
+    setup_logging(os.environ)
     if not os.environ.get("CNI_COMMAND"):
         sys.stderr.write(about(funcs))
-        sys.exit(0)
+        return 0
     try:
         stdin = sys.stdin.buffer.read()
-    except OSError as exc:
-        err = CniError(5, "failed to read stdin", str(exc))
-        sys.stdout.buffer.write(_dump(err.to_dict(CURRENT)))
-        sys.exit(1)
+    except (OSError, AttributeError, ValueError) as exc:
+        # AttributeError: started with fd 0 closed, sys.stdin is None
+        err = CniError(IO_FAILURE, "failed to read stdin", lastresort.describe(exc))
+        emit(Outcome(1, _dump(err.to_dict(CURRENT)), f"{err}\n".encode()))
+        return 1
+    stdin_sink.append(stdin)
     outcome = run(funcs, os.environ, stdin)
     emit(outcome)
-    sys.exit(outcome.exit_code)
+    return outcome.exit_code
 
 
 def emit(outcome: Outcome) -> None:
@@ -161,5 +216,8 @@ def emit(outcome: Outcome) -> None:
         sys.stdout.buffer.write(outcome.stdout)
         sys.stdout.buffer.flush()
     if outcome.stderr and (outcome.exit_code != 0):
-        sys.stderr.buffer.write(outcome.stderr)
-        sys.stderr.buffer.flush()
+        try:
+            sys.stderr.buffer.write(outcome.stderr)
+            sys.stderr.buffer.flush()
+        except (OSError, AttributeError, ValueError):
+            pass  # stdout carries the answer; a closed stderr (None) must not add a second one

@@ -205,7 +205,8 @@ class Result:
                 routes=tuple(Route.from_dict(r) for r in d.get("routes") or ()),
                 dns=DNS.from_dict(d.get("dns")),
             )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            # OverflowError: int() of an infinite float ("interface": 1e999)
             raise CniError(DECODE_FAILURE, "failed to decode result", repr(exc)) from None
 
     def with_changes(self, **kw: Any) -> Result:

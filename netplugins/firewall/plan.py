@@ -115,7 +115,7 @@ def validate_network_name(name: object) -> str:
     Raises:
         FirewallError: it is not a string of the allowed characters.
     """
-    if not isinstance(name, str) or not NETWORK_NAME_RE.match(name):
+    if not isinstance(name, str) or not NETWORK_NAME_RE.fullmatch(name):
         raise FirewallError(
             f"invalid network name {name!r}: use 1-100 letters, digits, '-', '_' or '.',"
             " starting with a letter or digit"
@@ -148,7 +148,7 @@ class NetworkPolicy:
 
     def __post_init__(self) -> None:
         validate_network_name(self.name)
-        if not isinstance(self.bridge, str) or not IFNAME_RE.match(self.bridge):
+        if not isinstance(self.bridge, str) or not IFNAME_RE.fullmatch(self.bridge):
             raise FirewallError(f"invalid bridge name {self.bridge!r} for network {self.name!r}")
         if isinstance(self.subnets, str):
             raise FirewallError(f"subnets of network {self.name!r} must be a list, not a string")

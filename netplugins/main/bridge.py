@@ -1,6 +1,6 @@
 """The ``bridge`` plugin: veth pair into a Linux bridge, gateway, per-network firewall.
 
-ADD builds in order and registers an undo after every step (ExitStack): bridge, IPAM,
+ADD builds in order and registers an undo after every step (Rollback): bridge, IPAM,
 gateway address, veth pair, container interface, forwarding, attachment record with the
 network's firewall rules on the first attachment, DNS names. Any failure undoes what was
 done for the container (the bridge and its gateway address stay, as in the reference:
@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from contextlib import ExitStack
 from typing import Any
 
 from ..cni import errors
 from ..cni.errors import CniError, ErrorList
 from ..cni.invoke import delegate, delegate_add, find_in_path
+from ..cni.rollback import Rollback, notes
 from ..cni.skel import CmdArgs, PluginFuncs
 from ..cni.skel import main as skel_main
 from ..cni.types import IPConfig, Result
@@ -153,28 +153,21 @@ def _unregister_dns(conf: BridgeConf, args: CmdArgs) -> None:
 
 # --- ADD ----------------------------------------------------------------------------------
 
-def _ipam_add(conf: BridgeConf, args: CmdArgs, stack: ExitStack) -> Result:
+def _ipam_add(conf: BridgeConf, args: CmdArgs, stack: Rollback) -> Result:
     if not conf.ipam_type:
         return Result()
     result = delegate_add(conf.ipam_type, args.stdin, args.env, args.path)
-    stack.callback(_quiet, delegate, conf.ipam_type, "DEL", args.stdin, args.env, args.path)
+    stack.undo(f"release the {conf.ipam_type} lease", delegate, conf.ipam_type, "DEL", args.stdin,
+               args.env, args.path)
     if not result.ips:
         raise CniError(errors.INVALID_CONFIG, f"IPAM plugin {conf.ipam_type!r} returned no IP configuration")
     return result
 
 
-def _quiet(fn: Any, *a: Any) -> None:
-    """Run an undo step; its failure must not hide the error that caused the rollback."""
-    try:
-        fn(*a)
-    except Exception:  # noqa: BLE001
-        pass
-
-
 #: an in-process address source instead of a delegated IPAM plugin (the overlay plugin's
-#: cluster-wide leases): it registers its own undo on the stack and returns the IPAM
+#: cluster-wide leases): it registers its own undo on the rollback and returns the IPAM
 #: result plus the container MAC to use ("" = random)
-IpamFn = Callable[[ExitStack], tuple[Result, str]]
+IpamFn = Callable[[Rollback], tuple[Result, str]]
 
 
 def cmd_add(args: CmdArgs, ipam_fn: IpamFn | None = None) -> Result:
@@ -200,19 +193,20 @@ def cmd_add(args: CmdArgs, ipam_fn: IpamFn | None = None) -> Result:
             # a netlink socket stays in the namespace it was made in: one for the container
             # serves the whole ADD without re-entering for every request
             cnl = Rtnl()
-        # closed after the ExitStack has unwound: the undo steps still need the sockets
-        with cnl, Rtnl() as nl, ExitStack() as stack:
+        # closed after the rollback has unwound: the undo steps still need the sockets
+        with cnl, Rtnl() as nl, Rollback() as stack:
             result = _add(conf, args, cfd, nl, cnl, stack, ipam_fn)
             stack.pop_all()
             return result
-    except NetnsGone:
-        # removed while the ADD ran (after the undo steps ran)
-        raise CniError(errors.INVALID_NETNS, f"netns {args.netns!r} disappeared during ADD") from None
+    except NetnsGone as exc:
+        # removed while the ADD ran (after the undo steps ran, whose failures are noted)
+        raise CniError(errors.INVALID_NETNS, f"netns {args.netns!r} disappeared during ADD",
+                       notes(exc)) from None
     finally:
         os.close(cfd)
 
 
-def _add(conf: BridgeConf, args: CmdArgs, cfd: int, nl: Rtnl, cnl: Rtnl, stack: ExitStack,
+def _add(conf: BridgeConf, args: CmdArgs, cfd: int, nl: Rtnl, cnl: Rtnl, stack: Rollback,
          ipam_fn: IpamFn | None = None) -> Result:
     """The ADD steps; each registers its undo on ``stack``."""
     br_index, br_mac = ensure_bridge(nl, conf.bridge, conf.mtu, conf.promisc, random_mac(),
@@ -231,7 +225,7 @@ def _add(conf: BridgeConf, args: CmdArgs, cfd: int, nl: Rtnl, cnl: Rtnl, stack: 
     host_name = host_veth_name(args.container_id, args.ifname)
     host_mac, cont_mac = random_mac(), conf.mac or ipam_mac or random_mac()
     create_veth(nl, host_name, host_mac, args.ifname, cont_mac, cfd, conf.mtu, br_index)
-    stack.callback(_quiet, delete_link, nl, host_name)
+    stack.undo(f"delete the veth {host_name}", delete_link, nl, host_name)
     setup_host_port(nl, host_name, conf.hairpin, isolated=not conf.icc)
     if any(ip.family == 6 for ip in ips):
         with entered(args.netns):
@@ -254,30 +248,36 @@ def _add(conf: BridgeConf, args: CmdArgs, cfd: int, nl: Rtnl, cnl: Rtnl, stack: 
                     guard = fwd.enable({g.family for g in gateways})
                 except OSError as exc:
                     raise CniError(errors.IO_FAILURE, "failed to enable IP forwarding", str(exc)) from None
-                stack.callback(_quiet, _release_forwarding, fwd)
+                stack.undo("turn IP forwarding off again", _release_forwarding, fwd)
             with att.locked():
                 first = att.count() == 0
                 att.put(args.container_id, args.ifname, record)
-                stack.callback(_quiet, _undo_record, conf, att, args)
+                stack.undo("remove the attachment record", _undo_record, conf, att, args)
                 if first and subnets:
                     _setup_firewall(conf, subnets, guard)
     except OSError as exc:
         raise CniError(errors.IO_FAILURE, f"failed to record the attachment in {conf.state_dir!r}",
                        str(exc)) from None
     if conf.embedded_dns is not None and gateways:
-        stack.callback(_quiet, _unregister_dns, conf, args)
+        stack.undo("remove the DNS names", _unregister_dns, conf, args)
         _register_dns(conf, args, [g.ip for g in gateways], subnets, addrs)
     return plan_result(conf, br_mac, host_name, host_mac, args.ifname, cont_mac, args.netns,
                        ips, routes, ipam.dns, gateways, mtu)
 
 
 def _undo_record(conf: BridgeConf, att: Attachments, args: CmdArgs) -> None:
-    """Rollback of the record step: drop the record and, if it was the last, the rules."""
+    """Rollback of the record step: drop the record and, if it was the last, the rules.
+
+    Raises:
+        CniError: 102 when the rules could not be removed (the directory is cleaned anyway).
+    """
     with Forwarding(conf.state_dir).locked(), att.locked():
         att.remove(args.container_id, args.ifname)
         if att.count() == 0:
-            _quiet(_teardown_firewall, conf)
-            att.cleanup_dir()
+            try:
+                _teardown_firewall(conf)
+            finally:
+                att.cleanup_dir()
 
 
 def _release_forwarding(fwd: Forwarding) -> None:
@@ -359,13 +359,14 @@ def cmd_check(args: CmdArgs) -> None:
     from .bridge_check import check_attachment
 
     problems = check_attachment(conf, args, prev)
-    if conf.ip_masq or conf.isolate or conf.internal or not conf.icc:
-        ips = [ip.address for ip in prev.ips]
+    subnets = _subnets([ip.address for ip in prev.ips])
+    # ADD sets rules up only for a network with addresses (an L2-only network has none)
+    if subnets and (conf.ip_masq or conf.isolate or conf.internal or not conf.icc):
         from ..firewall.driver import get_driver
         from ..firewall.errors import FirewallError
 
         try:
-            policy = _policy(conf, _subnets(ips), Forwarding(conf.state_dir).recorded())
+            policy = _policy(conf, subnets, Forwarding(conf.state_dir).recorded())
             problems += get_driver(conf.firewall_driver).check_network(policy)
         except FirewallError as exc:
             problems.append(f"firewall rules cannot be read: {exc}")

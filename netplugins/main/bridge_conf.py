@@ -17,15 +17,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..cni.errors import UNSUPPORTED_FIELD, CniError, config_error
-from ..cni.netconf import NetConf, load_netconf
+from ..cni.netconf import NetConf, check_path, load_netconf
 from ..cni.types import DNS
+from ..registry import NOT_IPAM
 
 DEFAULT_BRIDGE = "cni0"
 DEFAULT_STATE_DIR = "/run/netctl/bridge"
-MAC_RE = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
+# both matched with fullmatch: ``$`` also accepts a trailing newline
+MAC_RE = re.compile(r"([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}")
 #: what the kernel accepts (dev_valid_name: no '/', ':' or blanks), narrowed to characters
 #: that need no quoting in nft and iptables rules, which name the bridge
-BRIDGE_NAME_RE = re.compile(r"^[A-Za-z0-9_.@+-]{1,15}$")
+BRIDGE_NAME_RE = re.compile(r"[A-Za-z0-9_.@+-]{1,15}")
 FIREWALL_DRIVERS = ("nftables", "iptables", "none")
 #: reference keys for features we lack, with the value that asks for nothing
 UNSUPPORTED = {"vlan": 0, "vlanTrunk": [], "macspoofchk": False}
@@ -84,7 +86,7 @@ def _pick_mac(net: NetConf, cni_args: dict[str, str]) -> str:
                          (net.cni_args().get("mac"), "args.cni.mac"),
                          (cni_args.get("MAC"), "CNI_ARGS MAC")):
         if value:
-            if not isinstance(value, str) or not MAC_RE.match(value):
+            if not isinstance(value, str) or not MAC_RE.fullmatch(value):
                 raise config_error(f"invalid MAC address {value!r} in {where}")
             if int(value.split(":")[0], 16) & 1:
                 raise config_error(f"invalid MAC address {value!r} in {where}: it is a multicast address")
@@ -106,7 +108,7 @@ def _add_options(net: NetConf, cni_args: dict[str, str]) -> dict[str, Any]:
             raise CniError(UNSUPPORTED_FIELD, f"invalid config: {key} is not supported by this bridge plugin",
                            "remove it, or use the reference bridge plugin")
     bridge = raw.get("bridge", DEFAULT_BRIDGE) or DEFAULT_BRIDGE
-    if not isinstance(bridge, str) or not BRIDGE_NAME_RE.match(bridge) or bridge in (".", ".."):
+    if not isinstance(bridge, str) or not BRIDGE_NAME_RE.fullmatch(bridge) or bridge in (".", ".."):
         raise config_error(f"invalid config: bridge name {bridge!r} is not a valid interface name",
                            "use up to 15 letters, digits, '_', '.', '@', '+' or '-'")
     mtu = raw.get("mtu", 0) or 0
@@ -174,14 +176,16 @@ def parse_bridge_conf(stdin: bytes, cni_args: dict[str, str] | None = None, *,
     ipam_type = ipam.get("type", "") or ""
     if not isinstance(ipam_type, str):
         raise config_error("invalid config: ipam.type must be a string")
-    state_dir = raw.get("stateDir", DEFAULT_STATE_DIR) or DEFAULT_STATE_DIR
-    if not isinstance(state_dir, str) or not state_dir.startswith("/"):
-        raise config_error("invalid config: stateDir must be an absolute path")
+    if ipam_type in NOT_IPAM:
+        raise config_error(f"invalid config: ipam.type {ipam_type!r} is not an IPAM plugin",
+                           "use an IPAM plugin such as host-local, static or dhcp")
+    state_dir = check_path(raw.get("stateDir", DEFAULT_STATE_DIR) or DEFAULT_STATE_DIR, "stateDir")
     edns = raw.get("embeddedDNS")
     embedded = None
     if edns is not None:
-        if not isinstance(edns, dict) or not isinstance(edns.get("dir"), str) or not edns["dir"].startswith("/"):
+        if not isinstance(edns, dict):
             raise config_error("invalid config: embeddedDNS needs an absolute 'dir'")
+        check_path(edns.get("dir"), "embeddedDNS.dir")
         ups = edns.get("upstreams") or []
         if not isinstance(ups, list) or not all(isinstance(u, str) for u in ups):
             raise config_error("invalid config: embeddedDNS.upstreams must be a list of addresses")

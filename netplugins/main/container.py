@@ -19,7 +19,7 @@ import os
 
 from ..cni import errors
 from ..cni.errors import CniError, config_error
-from ..cni.netconf import NAME_RE, NetConf, load_netconf
+from ..cni.netconf import NAME_RE, NetConf, check_path, load_netconf
 from ..cni.skel import CmdArgs, PluginFuncs
 from ..cni.skel import main as skel_main
 from ..cni.types import Interface, IPConfig, Result
@@ -36,14 +36,11 @@ def _parse(stdin: bytes) -> tuple[NetConf, str, str, str]:
     """
     conf = load_netconf(stdin)
     owner = conf.raw.get("container")
-    if not isinstance(owner, str) or not NAME_RE.match(owner):
+    if not isinstance(owner, str) or not NAME_RE.fullmatch(owner):
         raise config_error("invalid config: 'container' must name the container whose namespace is joined")
-    owner_netns = conf.raw.get("ownerNetns")
-    if not isinstance(owner_netns, str) or not owner_netns.startswith("/"):
-        raise config_error("invalid config: 'ownerNetns' must be the absolute path of the owner's netns")
-    data_dir = conf.raw.get("dataDir", DEFAULT_DATA_DIR)
-    if not isinstance(data_dir, str) or not data_dir:
-        raise config_error("invalid config: 'dataDir' must be a path")
+    owner_netns = check_path(conf.raw.get("ownerNetns"), "ownerNetns")
+    # relative: resolved against whatever directory the plugin runs in (code 7)
+    data_dir = check_path(conf.raw.get("dataDir", DEFAULT_DATA_DIR), "dataDir")
     return conf, owner, owner_netns, data_dir
 
 

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import Any
 
 from ..cni import errors
 from ..cni.errors import CniError, ErrorList
 from ..cni.netconf import load_netconf
+from ..cni.rollback import Rollback
 from ..cni.skel import CmdArgs, PluginFuncs
 from ..cni.skel import main as skel_main
 from ..cni.types import IPConfig, Result, Route
@@ -135,7 +135,7 @@ def cmd_add(args: CmdArgs) -> Result:
     if wanted and ipaddress.ip_address(wanted) not in ipaddress.ip_network(net.subnet):
         raise errors.config_error(f"requested address {wanted} is not in {net.name}'s subnet {net.subnet}")
 
-    def lease(stack: ExitStack) -> tuple[Result, str]:
+    def lease(stack: Rollback) -> tuple[Result, str]:
 
         vx = Vxlan(net.vxlan, net.vni)
         try:
@@ -149,12 +149,13 @@ def cmd_add(args: CmdArgs) -> Result:
             raise _unavailable(exc) from None
         except alloc.Exhausted as exc:
             raise CniError(errors.RANGE_EXHAUSTED, str(exc)) from None
-        stack.callback(bridge_plugin._quiet, store.release, ep)
+        stack.undo("release the cluster lease of the address", store.release, ep)
         try:
             records.put(conf.overlay_dir, records.Local(ep, net.bridge, net.vni))
         except OSError as exc:
             raise CniError(errors.IO_FAILURE, f"cannot record the endpoint in {conf.overlay_dir}", str(exc)) from None
-        stack.callback(records.remove, conf.overlay_dir, net.name, args.container_id, args.ifname)
+        stack.undo("remove the endpoint record", records.remove, conf.overlay_dir, net.name,
+                   args.container_id, args.ifname)
         try:
             # the peers known when the address was chosen (no second read: one round trip
             # less); later ones come from the sync process's watch

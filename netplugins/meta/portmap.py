@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..cni import errors
 from ..cni.errors import CniError, ErrorList
+from ..cni.rollback import Rollback
 from ..cni.skel import CmdArgs, PluginFuncs
 from ..cni.skel import main as skel_main
 from ..cni.types import Result
@@ -194,25 +195,24 @@ def _add_locked(conf: PortmapConf, args: CmdArgs, plan: PortsPlan, driver: Any,
         else:
             recs.remove(cid, ifname)
 
-    try:
-        driver.setup_ports(plan)
-    except PortConflict as exc:
-        undo_record()
-        raise _conflict_error(conf, args, exc) from None
-    except FirewallError as exc:
-        undo_record()
-        raise _fw_error(exc) from None
-    try:
-        if dev:
-            localnet.enable(recs.state_dir, conf.name, dev)
-        flush_udp(plan.forwards)
-    except BaseException as exc:
-        _quiet(driver.teardown_ports, {plan.tag})
-        _quiet(undo_record)
-        if isinstance(exc, OSError):
+    # undo steps that fail are logged and named in the error (Rollback), never swallowed
+    with Rollback() as undo:
+        undo.undo("restore the attachment record", undo_record)
+        try:
+            driver.setup_ports(plan)
+        except PortConflict as exc:
+            raise _conflict_error(conf, args, exc) from None
+        except FirewallError as exc:
+            raise _fw_error(exc) from None
+        undo.undo("remove the published ports", driver.teardown_ports, {plan.tag})
+        try:
+            if dev:
+                localnet.enable(recs.state_dir, conf.name, dev)
+            flush_udp(plan.forwards)
+        except OSError as exc:
             raise CniError(errors.IO_FAILURE, f"portmap: cannot enable route_localnet on {dev}",
                            str(exc)) from None
-        raise
+        undo.pop_all()
 
 
 def prev_of(conf: PortmapConf) -> Result:
@@ -259,14 +259,6 @@ def desired_ports(state_dir: str) -> tuple[list[tuple[PortsPlan, str, str]], lis
                 continue
             out.append((plan, str(rec.get("driver") or ""), str(rec.get("dev") or "")))
     return out, bad
-
-
-def _quiet(fn: Any, *a: Any) -> None:
-    """Run an undo step; its failure must not hide the error that caused the rollback."""
-    try:
-        fn(*a)
-    except Exception:  # noqa: BLE001
-        pass
 
 
 # --- DEL ----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..cni.errors import INVALID_CONFIG, CniError
-from ..cni.netconf import NetConf, load_netconf
+from ..cni.netconf import NetConf, check_path, load_netconf
 from ..cni.types import Result
 from ..firewall.errors import FirewallError
 
@@ -108,8 +108,12 @@ def parse_portmap_conf(stdin: bytes, *, teardown: bool = False) -> PortmapConf:
     except CniError:
         if not teardown:
             raise
+    # ADD refused this stateDir, so it wrote no record there: the default is as good as any
     state_dir = raw.get("stateDir")
-    state_dir = state_dir if isinstance(state_dir, str) and state_dir.startswith("/") else DEFAULT_STATE_DIR
+    try:
+        state_dir = check_path(state_dir, "stateDir")
+    except CniError:
+        state_dir = DEFAULT_STATE_DIR
     return PortmapConf(net, (), state_dir, None, True)
 
 
@@ -120,8 +124,10 @@ def _parse(net: NetConf, raw: dict[str, Any]) -> PortmapConf:
     if raw.get("masqAll") is True:
         raise _error("masqAll is not supported by this portmap (hairpin traffic is masqueraded)")
     state_dir = raw.get("stateDir") or DEFAULT_STATE_DIR
-    if not isinstance(state_dir, str) or not state_dir.startswith("/"):
-        raise _error(f"stateDir must be an absolute path, not {state_dir!r}")
+    try:
+        check_path(state_dir, "stateDir")
+    except CniError as err:
+        raise _error(f"stateDir must be an absolute path, not {state_dir!r}") from err
     driver = raw.get("firewallDriver") or raw.get("backend") or None
     if driver is not None and driver not in ("nftables", "iptables", "none"):
         raise _error(f"unknown firewall driver {driver!r}: use nftables or iptables")
