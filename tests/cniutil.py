@@ -74,9 +74,16 @@ def run_plugin(
 
 
 def start_daemon(host: Netns, socket_path: str) -> subprocess.Popen[bytes]:
-    """Start the agent (``netctl agent run``) inside ``host`` with its state beside
-    ``socket_path``; wait until it listens."""
-    root = os.path.join(os.path.dirname(socket_path), "agent-root")
+    """Start the agent (``netctl agent run``) inside ``host``, serving ``socket_path``,
+    with its own state in a temporary directory (removed when the test run ends, so that
+    tests which check their tmp_path for leftovers see none of the agent's files); wait
+    until it listens."""
+    import atexit
+    import shutil
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="nctl-agent-")
+    atexit.register(shutil.rmtree, root, True)
     proc = host.spawn([sys.executable, "-I", "-m", "runtime.agent", "run", "--socket", socket_path,
                        "--root-lib", os.path.join(root, "lib"), "--root-run", os.path.join(root, "run")],
                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

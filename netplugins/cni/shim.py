@@ -174,9 +174,10 @@ def _main(ptype: str) -> None:
     if env.get("CNI_COMMAND"):
         try:
             stdin = sys.stdin.buffer.read()
-        except OSError:
-            stdin = b""
-        _run_here(ptype, env, stdin)
+        except (OSError, AttributeError):
+            stdin = None  # unreadable: the skeleton below reports it (code 5)
+        if stdin is not None:
+            _run_here(ptype, env, stdin)
     import importlib
 
     from netplugins.registry import PLUGINS

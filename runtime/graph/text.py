@@ -46,7 +46,8 @@ def _ep_line(name: str, e: GEndpoint, running: bool) -> str:
 def render_text(model: GraphModel) -> str:
     """The model as an indented tree: networks and their containers, then joined
     containers, containers without a network, and published ports."""
-    lines = [model.title() + (f" on {model.node}, {len(model.remote_hosts())} other host(s)"
+    others = len(model.remote_hosts()) if model.node else 0
+    lines = [model.title() + (f" on {model.node}, {others} other host{'' if others == 1 else 's'}"
                               if model.node else "")]
     items: list[tuple[str, list[str]]] = []
     for n in model.networks:

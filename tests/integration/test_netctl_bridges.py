@@ -56,7 +56,7 @@ def test_created_bridge_is_marked_and_removed(netctl: Netctl) -> None:
     bridge = netctl.inspect("own")["Options"]["com.docker.network.bridge.name"]
     assert links(netctl)[bridge].get("ifalias") == "netctl net=own"
     netctl("container", "rm", "-f", "c1")
-    proc = netctl("prune")
+    proc = netctl("prune", "-f")
     assert "kept" not in proc.stderr
     assert bridge not in links(netctl)
 

@@ -163,7 +163,9 @@ def test_valid_inputs_succeed_and_leave_nothing(lab: FuzzLab) -> None:
     """The fuzzers' starting points really work: the invariants are not vacuous."""
     worker = InProcess(lab)
     try:
-        for ptype in sorted(PLUGINS):
+        # overlay's ADD needs a cluster store and this host's sync process: its valid path
+        # is proven in the overlay lab (test_overlay.py); here it must fail cleanly only
+        for ptype in sorted(set(PLUGINS) - {"overlay"}):
             stdin = json.dumps(lab.base_conf(ptype, "1.0.0")).encode()
             out = one_example(lab, ptype, lab.base_env(ptype), stdin, worker, False)
             assert out.exit_code == 0, (ptype, out)
