@@ -34,6 +34,7 @@ from ..nl.bridge import (
     delete_link,
     enable_ipv6,
     ensure_bridge,
+    ensure_bridge_room,
     ensure_gateway,
     iface_index,
     setup_host_port,
@@ -187,6 +188,8 @@ def cmd_add(args: CmdArgs) -> Result:
 def _add(conf: BridgeConf, args: CmdArgs, cfd: int, nl: Rtnl, cnl: Rtnl, stack: ExitStack) -> Result:
     """The ADD steps; each registers its undo on ``stack``."""
     br_index, br_mac = ensure_bridge(nl, conf.bridge, conf.mtu, conf.promisc, random_mac())
+    # before IPAM and the veth: a full bridge gets a clear error and nothing is made
+    ensure_bridge_room(nl, conf.bridge, br_index, Attachments(conf.state_dir, conf.name).count())
     ipam = _ipam_add(conf, args, stack)
     ips, gateways = plan_gateways(conf, ipam.ips)
     routes = plan_routes(conf, ips, ipam.routes)
@@ -196,7 +199,7 @@ def _add(conf: BridgeConf, args: CmdArgs, cfd: int, nl: Rtnl, cnl: Rtnl, stack: 
         ensure_gateway(nl, conf.bridge, br_index, gw.cidr, conf.force_address)
     host_name = host_veth_name(args.container_id, args.ifname)
     host_mac, cont_mac = random_mac(), conf.mac or random_mac()
-    create_veth(nl, host_name, host_mac, args.ifname, cont_mac, cfd, conf.mtu, br_index)
+    create_veth(nl, host_name, host_mac, args.ifname, cont_mac, cfd, conf.mtu, br_index, conf.bridge)
     stack.callback(_quiet, delete_link, nl, host_name)
     setup_host_port(nl, host_name, conf.hairpin, isolated=not conf.icc)
     if any(ip.family == 6 for ip in ips):
@@ -219,7 +222,7 @@ def _add(conf: BridgeConf, args: CmdArgs, cfd: int, nl: Rtnl, cnl: Rtnl, stack: 
     att = Attachments(conf.state_dir, conf.name)
     try:
         with att.locked():
-            first = att.count() == 0
+            first = att.empty()
             att.put(args.container_id, args.ifname, record)
             stack.callback(_quiet, _undo_record, conf, att, args)
             if first and subnets:
@@ -238,7 +241,7 @@ def _undo_record(conf: BridgeConf, att: Attachments, args: CmdArgs) -> None:
     """Rollback of the record step: drop the record and, if it was the last, the rules."""
     with att.locked():
         att.remove(args.container_id, args.ifname)
-        if att.count() == 0:
+        if att.empty():
             _quiet(_teardown_firewall, conf)
             att.cleanup_dir()
 
@@ -278,7 +281,7 @@ def cmd_del(args: CmdArgs) -> None:
     try:
         with att.locked():
             att.remove(args.container_id, args.ifname)
-            if att.count() == 0:
+            if att.empty():
                 _teardown_firewall(conf)
                 att.cleanup_dir()
     except Exception as exc:  # noqa: BLE001

@@ -47,6 +47,16 @@ from .rtnl import (  # noqa: F401 - re-exported for the plugin and its tests
 
 log = logging.getLogger(__name__)
 
+#: the most ports a Linux bridge takes: BR_MAX_PORTS is 1024 port numbers and number 0 is
+#: reserved (net/bridge/br_if.c find_portno); the next one fails with EXFULL ("exchange
+#: full", the bare error Docker users hit, moby#34098). A test fills a bridge to check it.
+BRIDGE_MAX_PORTS = 1023
+#: the ports are counted only once the network's own attachments come this close to the
+#: limit: the count is a netlink dump of every port (~20 ms at 1000 ports), which would
+#: make each ADD slower as the network grows. Ports made by others beyond this margin are
+#: still refused cleanly, by the kernel (EXFULL, see create_veth).
+COUNT_MARGIN = 64
+
 def _netlink_error(exc: Exception) -> int:
     return int(getattr(exc, "code", 0) or 0)
 
@@ -159,8 +169,34 @@ def ensure_gateway(nl: Rtnl, bridge: str, index: int, cidr: str, force: bool) ->
             raise CniError(errors.NETLINK_FAILURE, f"failed to set bridge address {cidr}", str(exc)) from None
 
 
+def _bridge_full(bridge: str) -> CniError:
+    return CniError(errors.NETLINK_FAILURE,
+                    f"bridge {bridge!r} is full: a Linux bridge holds at most {BRIDGE_MAX_PORTS} ports",
+                    "put further containers on another network (another bridge)")
+
+
+def ensure_bridge_room(nl: Rtnl, bridge: str, index: int, attachments: int) -> None:
+    """Refuse an attachment the bridge has no port for, before anything is made for it.
+
+    ``attachments`` is how many containers the network records on this bridge: below
+    ``BRIDGE_MAX_PORTS - COUNT_MARGIN`` the ports are not counted.
+
+    Raises:
+        CniError: 101 naming the limit, or when the ports cannot be counted.
+    """
+    if attachments < BRIDGE_MAX_PORTS - COUNT_MARGIN:
+        return
+    try:
+        ports = nl.count_ports(index)
+    except NetlinkError as exc:
+        raise CniError(errors.NETLINK_FAILURE, f"failed to count the ports of bridge {bridge!r}",
+                       str(exc)) from None
+    if ports >= BRIDGE_MAX_PORTS:
+        raise _bridge_full(bridge)
+
+
 def create_veth(nl: Rtnl, host_name: str, host_mac: str, peer_name: str, peer_mac: str,
-                container_fd: int, mtu: int, master: int) -> None:
+                container_fd: int, mtu: int, master: int, bridge: str = "") -> None:
     """Create the pair in one request: the host end enslaved to bridge ``master`` and up, the
     peer created directly in the container namespace under its final name (names are per
     namespace, so it cannot clash with a host interface) and left down.
@@ -186,6 +222,10 @@ def create_veth(nl: Rtnl, host_name: str, host_mac: str, peer_name: str, peer_ma
             if exc.code == errno.EEXIST:
                 raise CniError(errors.IFACE_EXISTS,
                                f"interface {peer_name!r} already exists in the container") from None
+            if exc.code == errno.EXFULL:
+                # another ADD took the last port after our count: the kernel created
+                # nothing (a new link whose master cannot be set is unregistered again)
+                raise _bridge_full(bridge or f"index {master}") from None
             raise CniError(errors.NETLINK_FAILURE, f"failed to create veth pair {host_name}",
                            str(exc)) from None
 
