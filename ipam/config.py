@@ -20,10 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from netaddr import IPAddress
-
 from .errors import ConfigError
-from .ranges import RangeSet, parse_address, parse_range_sets, parse_subnet
+from .ranges import IPAddress, RangeSet, parse_address, parse_range_sets, parse_subnet
 
 #: where leases live when the config has no ``dataDir``: /run is a tmpfs on normal
 #: hosts, and no container survives a reboot, so neither should its leases (host-local's

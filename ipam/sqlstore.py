@@ -33,9 +33,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-from netaddr import IPAddress
-
 from .errors import ConfigError, StoreBusy, StoreError
+from .ranges import IPAddress, address
 from .store import Lease, LeaseStore
 from .writelock import LockTimeout, acquire, lock_path, open_lock, release
 
@@ -112,7 +111,7 @@ def address_key(addr: IPAddress) -> str:
 
 
 def _row_lease(row: tuple[str, str, str, str, int, str]) -> Lease:
-    return Lease(address=IPAddress(row[0]), container_id=row[1], ifname=row[2],
+    return Lease(address=address(row[0]), container_id=row[1], ifname=row[2],
                  range_id=row[3], pending=bool(row[4]), owner=row[5])
 
 
@@ -266,7 +265,7 @@ class SqliteStore:
         with self._errors("read"):
             row = self._conn.execute("SELECT address FROM cursors WHERE range_id = ?",
                                      (range_id,)).fetchone()
-        return IPAddress(row[0]) if row else None
+        return address(row[0]) if row else None
 
     def holder(self, address: IPAddress) -> Lease | None:
         with self._errors("read"):

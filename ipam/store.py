@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from netaddr import IPAddress
+from .ranges import IPAddress
 
 
 @dataclass(frozen=True)

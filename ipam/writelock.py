@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import signal
-import threading
 import time
 
 
@@ -61,6 +59,9 @@ def acquire(fd: int, timeout: float) -> None:
         return
     except BlockingIOError:
         pass
+    # signal and threading are imported only when the lock is contended (plugin start-up)
+    import threading
+
     if threading.current_thread() is threading.main_thread() and timeout > 0:
         _acquire_with_alarm(fd, timeout)
     else:
@@ -73,6 +74,8 @@ def release(fd: int) -> None:
 
 
 def _acquire_with_alarm(fd: int, timeout: float) -> None:
+    import signal
+
     def expire(signum: int, frame: object) -> None:
         raise _Expired
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from netaddr import IPAddress
 
 from ipam.errors import ConfigError
+from ipam.ranges import address as IPAddress
 from ipam.ranges import parse_range_set, parse_range_sets
 
 
