@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from harness import ROOT, base_env, summary  # type: ignore[import-not-found]
 from nsutil import Netns, netns, wait_for  # type: ignore[import-not-found]
@@ -286,7 +286,7 @@ WORKLOADS: dict[str, Callable[..., None]] = {"seq": seq, "lo": lo, "hl50": hl50,
 
 def report(sides: list[Side], opts: argparse.Namespace) -> None:
     ours, ref = sides
-    print(f"# {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.uname().nodename}, {os.cpu_count()} CPUs,"
+    print(f"# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.uname().nodename}, {os.cpu_count()} CPUs,"
           f" load {os.getloadavg()[0]:.1f}; mode={opts.mode}; runs={opts.runs}, rounds={opts.rounds}")
     print(f"{'what':<46} {'ours p50':>10} {'ref p50':>10} {'ratio':>7}   (n ours/ref)")
     for what, mine in ours.samples.items():
