@@ -189,13 +189,11 @@ def _lost_error(stdin: bytes, why: str) -> bytes:
 
 def _run_here(ptype: str, env: dict[str, str], stdin: bytes) -> None:
     """No daemon: run the plugin in this process with stdin already read."""
-    import logging
-
-    from netplugins.cni.skel import emit, run
+    from netplugins.cni.skel import configure_logging, emit, run
     from netplugins.registry import load_funcs
 
-    logging.basicConfig(level=env.get("NETCTL_LOG_LEVEL", "WARNING").upper(), stream=sys.stderr,
-                        format="%(name)s: %(message)s")
-    outcome = run(load_funcs(ptype), env, stdin)
+    funcs = load_funcs(ptype)
+    configure_logging(env)  # after the import: logging is configured only if something uses it
+    outcome = run(funcs, env, stdin)
     emit(outcome)
     sys.exit(outcome.exit_code)

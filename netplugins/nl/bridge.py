@@ -13,11 +13,10 @@ and deleted by name.
 
 from __future__ import annotations
 
+# the C module: socket.py builds enums of every constant (~2 ms per plugin process)
+import _socket as socket
 import errno
 import ipaddress
-import logging
-import socket
-from typing import Any
 
 from ..cni import errors
 from ..cni.errors import CniError
@@ -45,7 +44,17 @@ from .rtnl import (  # noqa: F401 - re-exported for the plugin and its tests
     _u32,
 )
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every plugin process ~3 ms; annotations are strings here
+    from typing import Any
+
+
+
+def _log_info(msg: str, *args: object) -> None:
+    """Log at INFO, importing logging only then (~4 ms that a plugin call otherwise skips)."""
+    import logging
+
+    logging.getLogger(__name__).info(msg, *args)
 
 #: the most ports a Linux bridge takes: BR_MAX_PORTS is 1024 port numbers and number 0 is
 #: reserved (net/bridge/br_if.c find_portno); the next one fails with EXFULL ("exchange
@@ -217,7 +226,7 @@ def create_veth(nl: Rtnl, host_name: str, host_mac: str, peer_name: str, peer_ma
             return
         except NetlinkError as exc:
             if exc.code == errno.EEXIST and attempt == 1 and delete_link(nl, host_name):
-                log.info("removed leftover host veth %s of an earlier ADD", host_name)
+                _log_info("removed leftover host veth %s of an earlier ADD", host_name)
                 continue
             if exc.code == errno.EEXIST:
                 raise CniError(errors.IFACE_EXISTS,
@@ -318,7 +327,7 @@ def configure_container_iface(nl: Rtnl, ifname: str, ips: list[tuple[str, str | 
                 # (Docker's default gateway priority); a later network's identical dst is kept
                 if exc.code != errno.EEXIST:
                     raise
-                log.info("route to %s already exists in the container: keeping it", dst)
+                _log_info("route to %s already exists in the container: keeping it", dst)
     except (OSError, ValueError) as exc:
         raise CniError(errors.NETLINK_FAILURE, f"failed to configure {ifname} ({step})", str(exc)) from None
     return link.mtu

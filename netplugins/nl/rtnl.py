@@ -9,10 +9,11 @@ container's start path (subnet pools, doctor, the host and container plugins).
 
 from __future__ import annotations
 
+# the C module: socket.py builds enums of every constant (~2 ms per plugin process)
+import _socket as socket
 import errno
 import ipaddress
 import os
-import socket
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
