@@ -320,12 +320,14 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=1000)
     parser.add_argument("--only", default="seq,lo,hl50,br20,chain")
     parser.add_argument("--tmp", help="where IPAM data and state go (default: the system temp dir)")
+    parser.add_argument("--plugins", metavar="DIR", help="our executables from DIR instead (e.g. another"
+                        " checkout's netplugins/bin, for before/after figures against the same reference)")
     opts = parser.parse_args()
     if not os.path.exists(os.path.join(REF_DIR, "bridge")):
         raise SystemExit(f"the reference plugins are not in {REF_DIR} (Debian: containernetworking-plugins)")
     from netplugins.delivery import ensure_default_dir
 
-    pdir = ensure_default_dir()
+    pdir = os.path.abspath(opts.plugins) if opts.plugins else ensure_default_dir()
     chosen = [w for w in opts.only.split(",") if w]
     for w in chosen:
         if w not in WORKLOADS:
