@@ -145,7 +145,8 @@ def parse_address(text: Any, what: str) -> IPAddress:
     Raises:
         ConfigError: naming ``what`` when ``text`` is not an address.
     """
-    if not isinstance(text, str) or not text or "/" in text:
+    # "%": ipaddress takes an IPv6 scope ("fe80::1%eth0"), which no lease or route can use
+    if not isinstance(text, str) or not text or "/" in text or "%" in text:
         raise ConfigError(f"invalid {what} {text!r}: not an IP address")
     try:
         return ip_address(text)
@@ -162,6 +163,8 @@ def parse_subnet(text: Any, what: str = "subnet") -> IPNetwork:
     if not isinstance(text, str) or "/" not in text:
         raise ConfigError(f"invalid {what} {text!r}: expected CIDR notation such as 10.1.0.0/24")
     try:
+        if "%" in text:  # an IPv6 scope, which ipaddress would take
+            raise ValueError(text)
         iface = ip_interface(text)
     except ValueError:
         raise ConfigError(f"invalid {what} {text!r}: not a CIDR") from None
