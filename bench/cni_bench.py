@@ -251,7 +251,8 @@ def scale(sides: list[Side], ctrs: list[str]) -> None:
 
 
 def nets(sides: list[Side], ctrs: list[str], count: int = 50) -> None:
-    m = len(ctrs) // 2
+    """``ctrs``: 2 * m measured containers, then one more for each network in between."""
+    m = (len(ctrs) - (count - 2)) // 2
 
     def measure(net: int, label: str, group: list[str]) -> None:
         for i, c in enumerate(group):
@@ -263,7 +264,7 @@ def nets(sides: list[Side], ctrs: list[str], count: int = 50) -> None:
     for net in range(2, count):
         for s in sides:
             call(s, "bridge", "ADD", bridge_conf(s, f"net{net}", f"brn{net}", f"10.{net}.0.0/16"),
-                 f"n{net}-0", ctrs[m])
+                 f"n{net}-0", ctrs[2 * m + net - 2])
     measure(count, f"ADD on the {count}th network ({m} containers)", ctrs[m:2 * m])
 
 
@@ -285,23 +286,26 @@ WORKLOADS: dict[str, Callable[..., None]] = {"seq": seq, "lo": lo, "hl50": hl50,
 
 
 def report(sides: list[Side], opts: argparse.Namespace) -> None:
-    ours, ref = sides
+    """A table per side of ours against the reference (the last side): medians, ratio."""
+    ref = sides[-1]
     print(f"# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.uname().nodename}, {os.cpu_count()} CPUs,"
           f" load {os.getloadavg()[0]:.1f}; mode={opts.mode}; runs={opts.runs}, rounds={opts.rounds}")
-    print(f"{'what':<46} {'ours p50':>10} {'ref p50':>10} {'ratio':>7}   (n ours/ref)")
-    for what, mine in ours.samples.items():
-        theirs = ref.samples.get(what, [])
-        if not theirs:
-            continue
-        a, b = statistics.median(mine), statistics.median(theirs)
-        print(f"{what:<46} {a:8.1f}ms {b:8.1f}ms {a / b:6.2f}x   ({len(mine)}/{len(theirs)};"
-              f" p95 {summary(mine)['p95']:.0f}/{summary(theirs)['p95']:.0f})")
-    keys = [k for k in ours.samples if k.startswith("ADD, containers ")]
+    for ours in sides[:-1]:
+        print(f"\n{ours.label + ' vs reference':<46} {'ours p50':>10} {'ref p50':>10} {'ratio':>7}   (n ours/ref)")
+        for what, mine in ours.samples.items():
+            theirs = ref.samples.get(what, [])
+            if not theirs:
+                continue
+            a, b = statistics.median(mine), statistics.median(theirs)
+            print(f"{what:<46} {a:8.1f}ms {b:8.1f}ms {a / b:6.2f}x   ({len(mine)}/{len(theirs)};"
+                  f" p95 {summary(mine)['p95']:.0f}/{summary(theirs)['p95']:.0f})")
+    print()
+    keys = [k for k in ref.samples if k.startswith("ADD, containers ")]
     if len(keys) == 2:
         for s in sides:
             first, last = (statistics.median(s.samples[k]) for k in keys)
-            print(f"{s.label}: scale, last / first ADD p50 = {last / first:.2f}x")
-    keys = [k for k in ours.samples if k.startswith("ADD on the ")]
+            print(f"{s.label}: scale, {keys[1]} / {keys[0]} ADD p50 = {last / first:.2f}x")
+    keys = [k for k in ref.samples if k.startswith("ADD on the ")]
     if len(keys) == 2:
         for s in sides:
             first, last = (statistics.median(s.samples[k]) for k in keys)
@@ -321,7 +325,9 @@ def main() -> None:
     parser.add_argument("--only", default="seq,lo,hl50,br20,chain")
     parser.add_argument("--tmp", help="where IPAM data and state go (default: the system temp dir)")
     parser.add_argument("--plugins", metavar="DIR", help="our executables from DIR instead (e.g. another"
-                        " checkout's netplugins/bin, for before/after figures against the same reference)")
+                        " checkout's netplugins/bin)")
+    parser.add_argument("--baseline", metavar="DIR", help="also measure the executables in DIR (another"
+                        " checkout's netplugins/bin, without the agent) in the same run: before/after figures")
     opts = parser.parse_args()
     if not os.path.exists(os.path.join(REF_DIR, "bridge")):
         raise SystemExit(f"the reference plugins are not in {REF_DIR} (Debian: containernetworking-plugins)")
@@ -333,18 +339,23 @@ def main() -> None:
         if w not in WORKLOADS:
             raise SystemExit(f"unknown workload {w!r}; choose from {', '.join(WORKLOADS)}")
     need = max([opts.runs, 50 if {"hl50", "br20"} & set(chosen) else 0]
-               + ([opts.scale] if "scale" in chosen else []) + ([2 * opts.runs + 1] if "nets" in chosen else []))
+               + ([opts.scale] if "scale" in chosen else []) + ([2 * opts.runs + 48] if "nets" in chosen else []))
     with ExitStack() as stack:
         sides = []
-        for n, (label, ours) in enumerate((("ours", True), ("reference", False))):
+        # (label, our executables or None for the reference, mode)
+        wanted: list[tuple[str, str | None, str]] = [(f"ours ({opts.mode})", pdir, opts.mode)]
+        if opts.baseline:
+            wanted.append(("baseline (inproc)", os.path.abspath(opts.baseline), "inproc"))
+        wanted.append(("reference", None, ""))
+        for n, (label, exe_dir, mode) in enumerate(wanted):
             host = stack.enter_context(netns(f"{PREFIX}h"))
             tmp = stack.enter_context(tempfile.TemporaryDirectory(dir=opts.tmp))
             env: dict[str, str] = {}
-            if ours and opts.mode == "inproc":
+            if mode == "inproc":
                 env["NETCTL_PLUGIND"] = "0"
-            elif ours:
+            elif mode == "daemon":
                 env["NETCTL_PLUGIND_SOCKET"] = opts.socket or start_daemon(host, tmp)
-            sides.append(Side(f"{label} ({opts.mode})" if ours else label, ours, pdir, env, f"eth{n}", host, tmp))
+            sides.append(Side(label, exe_dir is not None, exe_dir or REF_DIR, env, f"eth{n}", host, tmp))
         ctrs = stack.enter_context(containers(need))
         for w in chosen:
             fn = WORKLOADS[w]
@@ -353,7 +364,7 @@ def main() -> None:
             elif w == "scale":
                 fn(sides, ctrs[:opts.scale])
             elif w == "nets":
-                fn(sides, ctrs[:2 * opts.runs + 1])
+                fn(sides, ctrs[:2 * opts.runs + 48])
             else:
                 fn(sides, ctrs[:opts.runs])
         report(sides, opts)
