@@ -251,21 +251,38 @@ def scale(sides: list[Side], ctrs: list[str]) -> None:
 
 
 def nets(sides: list[Side], ctrs: list[str], count: int = 50) -> None:
-    """``ctrs``: 2 * m measured containers, then one more for each network in between."""
+    """ADD p50 on the host's only network against its 50th.
+
+    ``ctrs``: 2 * m measured containers, then one for each network in between. The 1st
+    network is measured before the others exist and again after they are removed (half of
+    its samples each), so that a drift in the machine's load between the phases does not
+    pass for a cost of having many networks.
+    """
     m = (len(ctrs) - (count - 2)) // 2
+    half = m // 2
 
-    def measure(net: int, label: str, group: list[str]) -> None:
-        for i, c in enumerate(group):
+    def conf(s: Side, net: int) -> dict[str, object]:
+        return bridge_conf(s, f"net{net}", f"brn{net}", f"10.{net}.0.0/16")
+
+    def measure(net: int, label: str, group: list[str], first: int = 0) -> None:
+        for i, c in enumerate(group, start=first):
             for s in turns(sides, i):
-                conf = bridge_conf(s, f"net{net}", f"brn{net}", f"10.{net}.0.0/16")
-                s.add(label, call(s, "bridge", "ADD", conf, f"n{net}-{i}", c)[0])
+                s.add(label, call(s, "bridge", "ADD", conf(s, net), f"n{net}-{i}", c)[0])
 
-    measure(1, f"ADD on the 1st network ({m} containers)", ctrs[:m])
-    for net in range(2, count):
+    alone = f"ADD on the 1st network ({2 * half} containers)"
+    measure(1, alone, ctrs[:half])
+    fillers = {net: ctrs[2 * m + net - 2] for net in range(2, count)}
+    for net, c in fillers.items():
         for s in sides:
-            call(s, "bridge", "ADD", bridge_conf(s, f"net{net}", f"brn{net}", f"10.{net}.0.0/16"),
-                 f"n{net}-0", ctrs[2 * m + net - 2])
+            call(s, "bridge", "ADD", conf(s, net), f"n{net}-0", c)
     measure(count, f"ADD on the {count}th network ({m} containers)", ctrs[m:2 * m])
+    for i, c in enumerate(ctrs[m:2 * m]):
+        for s in sides:
+            call(s, "bridge", "DEL", conf(s, count), f"n{count}-{i}", c)
+    for net, c in fillers.items():
+        for s in sides:
+            call(s, "bridge", "DEL", conf(s, net), f"n{net}-0", c)
+    measure(1, alone, ctrs[m:m + half], first=half)
 
 
 # --- driver ---------------------------------------------------------------------------------
