@@ -27,11 +27,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from netaddr import IPAddress
-
 from .errors import AddInProgress, AddressInUse, ConfigError, DuplicateAllocation, RangeExhausted
 from .owner import owner_alive
-from .ranges import Range, RangeSet
+from .ranges import IPAddress, Range, RangeSet, address
 from .store import Lease, LeaseStore
 
 #: after this many taken candidates in a row, ask the store whether the set is full
@@ -137,7 +135,7 @@ class Allocator:
                 f"invalid address {addr}: it does not belong to any of this network's subnets")
         if addr == rng.gateway:
             raise ConfigError(f"invalid address {addr}: it is the gateway of subnet {rng.subnet}")
-        if addr == rng.subnet.network:
+        if addr == rng.subnet.network_address:
             raise ConfigError(f"invalid address {addr}: it is the network address of {rng.subnet}")
         if rng.is_reserved(addr):
             raise ConfigError(f"invalid address {addr}: it is the broadcast address of {rng.subnet}")
@@ -155,7 +153,7 @@ class Allocator:
         version = self.range_set.version
         misses = 0
         for value, rng in self._candidates():
-            addr = IPAddress(value, version)
+            addr = address(value, version)
             if rng.is_reserved(addr):
                 continue
             if self.store.reserve(self._lease(container_id, ifname, addr)):

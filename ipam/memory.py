@@ -11,8 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
-from netaddr import IPAddress
-
+from .ranges import IPAddress
 from .store import Lease, LeaseStore
 
 
@@ -79,7 +78,7 @@ class MemoryStore:
         return marked
 
     def count_between(self, first: IPAddress, last: IPAddress) -> int:
-        return sum(1 for a in self._leases if a.version == first.version and first <= a <= last)
+        return sum(1 for a in self._leases if a.version == first.version and int(first) <= int(a) <= int(last))
 
     def leases(self) -> list[Lease]:
         return sorted(self._leases.values(), key=lambda le: (le.address.version, le.address))

@@ -168,7 +168,7 @@ def check_overlap(
         ConfigError: ``subnet`` is not a CIDR network address.
         SubnetOverlap: naming the network or the host route/address it overlaps (code 7).
     """
-    net = parse_subnet(subnet)
+    net = IPNetwork(str(parse_subnet(subnet)))
     hit = _overlap(net, _in_use(existing, host_prefixes))
     if hit is not None:
         raise SubnetOverlap(f"subnet {subnet} overlaps with {hit[1]}")

@@ -16,11 +16,30 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from netaddr import AddrFormatError, IPAddress, IPNetwork
+# the standard library's ipaddress, not netaddr: importing netaddr costs ~20 ms in every
+# plugin process (its EUI/OUI tables), more than a whole host-local ADD
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_interface
 
 from .errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every plugin process ~3 ms; annotations are strings here
+    from typing import Any
+
+IPAddress = IPv4Address | IPv6Address
+IPNetwork = IPv4Network | IPv6Network
+
+
+def address(value: str | int, version: int | None = None) -> IPAddress:
+    """An address from its text, or from an integer of family ``version`` (4 or 6).
+
+    Raises:
+        ValueError: not an address.
+    """
+    if version is None:
+        return ip_address(value)
+    return IPv4Address(value) if version == 4 else IPv6Address(value)
 
 #: The smallest subnets we allocate from: a /30 (v4) or /126 (v6) leaves one address
 #: besides the network, the gateway and (v4) the broadcast address.
@@ -46,7 +65,7 @@ class Range:
 
     def contains(self, addr: IPAddress) -> bool:
         """True when ``addr`` lies between rangeStart and rangeEnd."""
-        return addr.version == self.version and self.start <= addr <= self.end
+        return addr.version == self.version and int(self.start) <= int(addr) <= int(self.end)
 
     def in_subnet(self, addr: IPAddress) -> bool:
         """True when ``addr`` lies in this range's subnet (rangeStart..End aside)."""
@@ -54,16 +73,16 @@ class Range:
 
     def is_reserved(self, addr: IPAddress) -> bool:
         """The network address, the gateway and the IPv4 broadcast are never handed out."""
-        if addr == self.gateway or addr == self.subnet.network:
+        if addr == self.gateway or addr == self.subnet.network_address:
             return True
-        return self.version == 4 and addr == self.subnet.broadcast
+        return self.version == 4 and addr == self.subnet.broadcast_address
 
     def capacity(self) -> int:
         """How many addresses of start..end can be leased."""
         total = int(self.end) - int(self.start) + 1
-        reserved = {self.gateway, self.subnet.network}
-        if self.version == 4 and self.subnet.broadcast is not None:
-            reserved.add(self.subnet.broadcast)
+        reserved = {self.gateway, self.subnet.network_address}
+        if self.version == 4:
+            reserved.add(self.subnet.broadcast_address)
         return total - sum(1 for a in reserved if self.contains(a))
 
     def to_dict(self) -> dict[str, str]:
@@ -116,7 +135,8 @@ class RangeSet:
 
 
 def _nets_overlap(a: IPNetwork, b: IPNetwork) -> bool:
-    return a.version == b.version and a.first <= b.last and b.first <= a.last
+    return a.version == b.version and int(a.network_address) <= int(b.broadcast_address) \
+        and int(b.network_address) <= int(a.broadcast_address)
 
 
 def parse_address(text: Any, what: str) -> IPAddress:
@@ -125,11 +145,12 @@ def parse_address(text: Any, what: str) -> IPAddress:
     Raises:
         ConfigError: naming ``what`` when ``text`` is not an address.
     """
-    if not isinstance(text, str) or not text or "/" in text:
+    # "%": ipaddress takes an IPv6 scope ("fe80::1%eth0"), which no lease or route can use
+    if not isinstance(text, str) or not text or "/" in text or "%" in text:
         raise ConfigError(f"invalid {what} {text!r}: not an IP address")
     try:
-        return IPAddress(text)
-    except (AddrFormatError, ValueError, TypeError):
+        return ip_address(text)
+    except ValueError:
         raise ConfigError(f"invalid {what} {text!r}: not an IP address") from None
 
 
@@ -142,13 +163,15 @@ def parse_subnet(text: Any, what: str = "subnet") -> IPNetwork:
     if not isinstance(text, str) or "/" not in text:
         raise ConfigError(f"invalid {what} {text!r}: expected CIDR notation such as 10.1.0.0/24")
     try:
-        net = IPNetwork(text)
-    except (AddrFormatError, ValueError, TypeError):
+        if "%" in text:  # an IPv6 scope, which ipaddress would take
+            raise ValueError(text)
+        iface = ip_interface(text)
+    except ValueError:
         raise ConfigError(f"invalid {what} {text!r}: not a CIDR") from None
-    if net.ip != net.network:
+    if iface.ip != iface.network.network_address:
         raise ConfigError(f"invalid {what} {text}: it is not a network address "
-                          f"(did you mean {net.cidr}?)")
-    return net
+                          f"(did you mean {iface.network}?)")
+    return iface.network
 
 
 def parse_range(obj: Any, where: str) -> Range:
@@ -182,14 +205,14 @@ def _build_range(obj: Mapping[str, Any]) -> Range:
             raise ConfigError(f"{key} {addr} is outside subnet {subnet}")
         return addr
 
-    first = IPAddress(subnet.first + 1, version)
-    last = IPAddress(subnet.last - 1 if version == 4 else subnet.last, version)
+    first = subnet.network_address + 1
+    last = subnet.broadcast_address - 1 if version == 4 else subnet.broadcast_address
     gateway = optional_addr("gateway", first)
-    if gateway == subnet.network or (version == 4 and gateway == subnet.broadcast):
+    if gateway == subnet.network_address or (version == 4 and gateway == subnet.broadcast_address):
         raise ConfigError(f"gateway {gateway} is the network or broadcast address of {subnet}")
     start = optional_addr("rangeStart", first)
     end = optional_addr("rangeEnd", last)
-    if start > end:
+    if int(start) > int(end):
         raise ConfigError(f"rangeStart {start} is after rangeEnd {end}")
     rng = Range(subnet=subnet, start=start, end=end, gateway=gateway)
     if rng.capacity() < 1:
@@ -212,7 +235,7 @@ def parse_range_set(obj: Any, index: int) -> RangeSet:
         raise ConfigError(f"{where}: it mixes IPv4 and IPv6 ranges")
     for i, a in enumerate(ranges):
         for b in ranges[i + 1:]:
-            if a.start <= b.end and b.start <= a.end:
+            if int(a.start) <= int(b.end) and int(b.start) <= int(a.end):
                 raise ConfigError(f"{where}: ranges {a} and {b} overlap")
     return RangeSet(ranges)
 

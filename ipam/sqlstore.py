@@ -20,6 +20,9 @@ Settings and what they buy:
 * ``BEGIN IMMEDIATE`` for every write: the write lock is taken up front, so two ADDs never
   read the same free address and then race to write it, and SQLite's busy handler (the
   ``busy_timeout``) queues writers instead of failing one with SQLITE_BUSY.
+* an flock on ``<network>.db.lock`` taken just before ``BEGIN IMMEDIATE`` and dropped after
+  COMMIT/ROLLBACK (:mod:`ipam.writelock`): writers then queue in the kernel, which wakes
+  the next one as soon as the lock is free, instead of in SQLite's sleeping busy handler.
 """
 
 from __future__ import annotations
@@ -30,10 +33,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-from netaddr import IPAddress
-
 from .errors import ConfigError, StoreBusy, StoreError
+from .ranges import IPAddress, address
 from .store import Lease, LeaseStore
+from .writelock import LockTimeout, acquire, lock_path, open_lock, release
 
 SCHEMA_VERSION = 1
 #: seconds a writer waits for the database lock before "try again" (code 11)
@@ -91,7 +94,7 @@ def remove_database(data_dir: str, network: str) -> bool:
     """
     base = db_path(data_dir, network)
     removed = False
-    for path in (base, f"{base}-wal", f"{base}-shm"):
+    for path in (base, f"{base}-wal", f"{base}-shm", lock_path(base)):
         try:
             os.unlink(path)
             removed = True
@@ -108,7 +111,7 @@ def address_key(addr: IPAddress) -> str:
 
 
 def _row_lease(row: tuple[str, str, str, str, int, str]) -> Lease:
-    return Lease(address=IPAddress(row[0]), container_id=row[1], ifname=row[2],
+    return Lease(address=address(row[0]), container_id=row[1], ifname=row[2],
                  range_id=row[3], pending=bool(row[4]), owner=row[5])
 
 
@@ -126,6 +129,7 @@ class SqliteStore:
         self.path = path
         self.busy_timeout = busy_timeout
         self._in_txn = False
+        self._lock_fd = -1
         directory = os.path.dirname(path) or "."
         try:
             os.makedirs(directory, mode=0o755, exist_ok=True)
@@ -137,7 +141,7 @@ class SqliteStore:
         try:
             self._init()
         except BaseException:
-            self._conn.close()
+            self.close()
             raise
 
     @classmethod
@@ -197,28 +201,52 @@ class SqliteStore:
             raise StoreError(f"lease database {self.path}: {action} failed: {text}") from None
 
     @contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        """Hold the flock in front of SQLite's write lock.
+
+        Raises:
+            StoreBusy: it stayed held for the busy timeout.
+            StoreError: flock failed.
+        """
+        try:
+            if self._lock_fd < 0:
+                # on first use, not on open: a file that is no lease database gets no lock file
+                self._lock_fd = open_lock(self.path)
+            acquire(self._lock_fd, self.busy_timeout)
+        except LockTimeout:
+            raise StoreBusy(f"lease database {self.path} is busy: another process held it "
+                            f"for more than {self.busy_timeout:g}s; try again") from None
+        except OSError as exc:
+            raise StoreError(f"cannot lock {lock_path(self.path)}", exc.strerror or str(exc)) from None
+        try:
+            yield
+        finally:
+            release(self._lock_fd)
+
+    @contextmanager
     def transaction(self) -> Iterator[None]:
         if self._in_txn:
             raise RuntimeError("SqliteStore.transaction is not re-entrant")
-        with self._errors("lock"):
-            self._conn.execute("BEGIN IMMEDIATE")
-        self._in_txn = True
-        try:
-            yield
-        except BaseException:
-            with suppress(sqlite3.Error):
-                self._conn.execute("ROLLBACK")
-            raise
-        else:
+        with self._write_lock():
+            with self._errors("lock"):
+                self._conn.execute("BEGIN IMMEDIATE")
+            self._in_txn = True
             try:
-                with self._errors("commit"):
-                    self._conn.execute("COMMIT")
+                yield
             except BaseException:
                 with suppress(sqlite3.Error):
                     self._conn.execute("ROLLBACK")
                 raise
-        finally:
-            self._in_txn = False
+            else:
+                try:
+                    with self._errors("commit"):
+                        self._conn.execute("COMMIT")
+                except BaseException:
+                    with suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
+                    raise
+            finally:
+                self._in_txn = False
 
     def reserve(self, lease: Lease, *, cursor: bool = True) -> bool:
         with self._errors("reserve"):
@@ -239,7 +267,7 @@ class SqliteStore:
         with self._errors("read"):
             row = self._conn.execute("SELECT address FROM cursors WHERE range_id = ?",
                                      (range_id,)).fetchone()
-        return IPAddress(row[0]) if row else None
+        return address(row[0]) if row else None
 
     def holder(self, address: IPAddress) -> Lease | None:
         with self._errors("read"):
@@ -295,6 +323,9 @@ class SqliteStore:
     def close(self) -> None:
         with suppress(sqlite3.Error):
             self._conn.close()
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
 
     def __enter__(self) -> SqliteStore:
         return self

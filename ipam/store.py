@@ -10,9 +10,16 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
 
-from netaddr import IPAddress
+from .ranges import IPAddress
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    # at run time LeaseStore is documentation only (nothing checks isinstance against it),
+    # and typing costs every plugin process ~3 ms
+    Protocol = object
 
 
 @dataclass(frozen=True)

@@ -46,14 +46,32 @@ def default_dir() -> str:
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "bin")
 
 
+def compile_packages() -> None:
+    """Write the bytecode of the packages a plugin process imports, where it is missing or
+    stale, so that no plugin call compiles source (a call may run where ``__pycache__`` is
+    not writable, and then would compile on every call). Directories that cannot be
+    written are skipped: compiling is an optimisation, never a reason to fail."""
+    import compileall
+
+    import netplugins
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(netplugins.__file__)))
+    for package in ("netplugins", "ipam", "dnsd"):
+        path = os.path.join(root, package)
+        if os.path.isdir(path):
+            compileall.compile_dir(path, quiet=2, workers=1)
+
+
 def install(directory: str) -> list[str]:
-    """Write every plugin executable into ``directory``; return their paths.
+    """Write every plugin executable into ``directory``; return their paths. When one was
+    written (a new or upgraded installation), compile our packages' bytecode too.
 
     Raises:
         OSError: when the directory cannot be written.
     """
     os.makedirs(directory, mode=0o755, exist_ok=True)
     written = []
+    changed = False
     for ptype in sorted(available()):
         dest = os.path.join(directory, ptype)
         text = shim_text(ptype)
@@ -70,6 +88,9 @@ def install(directory: str) -> list[str]:
         os.chmod(tmp, 0o755)
         os.rename(tmp, dest)
         written.append(dest)
+        changed = True
+    if changed:
+        compile_packages()
     return written
 
 

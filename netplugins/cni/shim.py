@@ -208,13 +208,14 @@ def _run_here(ptype: str, env: dict[str, str], stdin: bytes) -> None:
     try:
         from netplugins.cni.attlock import LockTimeout, attachment_lock
         from netplugins.cni.errors import CniError
-        from netplugins.cni.skel import emit, error_outcome, run, setup_logging
+        from netplugins.cni.skel import configure_logging, emit, error_outcome, run
         from netplugins.registry import load_funcs
 
-        setup_logging(env)
+        funcs = load_funcs(ptype)
+        configure_logging(env)  # after the import: only if something there uses logging
         try:
             with attachment_lock(env):
-                outcome = run(load_funcs(ptype), env, stdin)
+                outcome = run(funcs, env, stdin)
         except LockTimeout as exc:
             outcome = error_outcome(CniError(11, "another plugin call on this attachment is still "
                                              "running", str(exc)), stdin)

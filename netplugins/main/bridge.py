@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
 
 from ..cni import errors
 from ..cni.errors import CniError, ErrorList
@@ -35,6 +34,7 @@ from ..nl.bridge import (
     delete_link,
     enable_ipv6,
     ensure_bridge,
+    ensure_bridge_room,
     ensure_gateway,
     iface_index,
     setup_host_port,
@@ -52,6 +52,10 @@ from .bridge_plan import (
     route_gateway,
 )
 from .forwarding import Forwarding
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every plugin process ~3 ms; annotations are strings here
+    from typing import Any
 
 KNOWN_ARGS = frozenset({"IP", "MAC", "K8S_POD_NAME", "K8S_POD_NAMESPACE",
                         "K8S_POD_INFRA_CONTAINER_ID", "K8S_POD_UID"})
@@ -211,6 +215,8 @@ def _add(conf: BridgeConf, args: CmdArgs, cfd: int, nl: Rtnl, cnl: Rtnl, stack: 
     """The ADD steps; each registers its undo on ``stack``."""
     br_index, br_mac = ensure_bridge(nl, conf.bridge, conf.mtu, conf.promisc, random_mac(),
                                      mark=bridge_mark(conf.name))
+    # before IPAM and the veth: a full bridge gets a clear error and nothing is made
+    ensure_bridge_room(nl, conf.bridge, br_index, Attachments(conf.state_dir, conf.name).count())
     ipam_mac = ""
     if ipam_fn is not None:
         ipam, ipam_mac = ipam_fn(stack)
@@ -224,7 +230,7 @@ def _add(conf: BridgeConf, args: CmdArgs, cfd: int, nl: Rtnl, cnl: Rtnl, stack: 
         ensure_gateway(nl, conf.bridge, br_index, gw.cidr, conf.force_address)
     host_name = host_veth_name(args.container_id, args.ifname)
     host_mac, cont_mac = random_mac(), conf.mac or ipam_mac or random_mac()
-    create_veth(nl, host_name, host_mac, args.ifname, cont_mac, cfd, conf.mtu, br_index)
+    create_veth(nl, host_name, host_mac, args.ifname, cont_mac, cfd, conf.mtu, br_index, conf.bridge)
     stack.undo(f"delete the veth {host_name}", delete_link, nl, host_name)
     setup_host_port(nl, host_name, conf.hairpin, isolated=not conf.icc)
     if any(ip.family == 6 for ip in ips):
@@ -250,7 +256,7 @@ def _add(conf: BridgeConf, args: CmdArgs, cfd: int, nl: Rtnl, cnl: Rtnl, stack: 
                     raise CniError(errors.IO_FAILURE, "failed to enable IP forwarding", str(exc)) from None
                 stack.undo("turn IP forwarding off again", _release_forwarding, fwd)
             with att.locked():
-                first = att.count() == 0
+                first = att.empty()
                 att.put(args.container_id, args.ifname, record)
                 stack.undo("remove the attachment record", _undo_record, conf, att, args)
                 if first and subnets:
@@ -273,7 +279,7 @@ def _undo_record(conf: BridgeConf, att: Attachments, args: CmdArgs) -> None:
     """
     with Forwarding(conf.state_dir).locked(), att.locked():
         att.remove(args.container_id, args.ifname)
-        if att.count() == 0:
+        if att.empty():
             try:
                 _teardown_firewall(conf)
             finally:
@@ -298,7 +304,7 @@ def _forget(conf: BridgeConf, att: Attachments, gone: list[tuple[str, str]]) -> 
         with att.locked():
             for cid, ifname in gone:
                 att.remove(cid, ifname)
-            if att.count() == 0:
+            if att.empty():
                 _teardown_firewall(conf)
                 att.cleanup_dir()
         fwd.release_if_idle()

@@ -13,11 +13,10 @@ and deleted by name.
 
 from __future__ import annotations
 
+# the C module: socket.py builds enums of every constant (~2 ms per plugin process)
+import _socket as socket
 import errno
 import ipaddress
-import logging
-import socket
-from typing import Any
 
 from ..cni import errors
 from ..cni.errors import CniError
@@ -45,7 +44,27 @@ from .rtnl import (  # noqa: F401 - re-exported for the plugin and its tests
     _u32,
 )
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every plugin process ~3 ms; annotations are strings here
+    from typing import Any
+
+
+
+def _log_info(msg: str, *args: object) -> None:
+    """Log at INFO, importing logging only then (~4 ms that a plugin call otherwise skips)."""
+    import logging
+
+    logging.getLogger(__name__).info(msg, *args)
+
+#: the most ports a Linux bridge takes: BR_MAX_PORTS is 1024 port numbers and number 0 is
+#: reserved (net/bridge/br_if.c find_portno); the next one fails with EXFULL ("exchange
+#: full", the bare error Docker users hit, moby#34098). A test fills a bridge to check it.
+BRIDGE_MAX_PORTS = 1023
+#: the ports are counted only once the network's own attachments come this close to the
+#: limit: the count is a netlink dump of every port (~20 ms at 1000 ports), which would
+#: make each ADD slower as the network grows. Ports made by others beyond this margin are
+#: still refused cleanly, by the kernel (EXFULL, see create_veth).
+COUNT_MARGIN = 64
 
 def _netlink_error(exc: Exception) -> int:
     return int(getattr(exc, "code", 0) or 0)
@@ -178,8 +197,34 @@ def ensure_gateway(nl: Rtnl, bridge: str, index: int, cidr: str, force: bool) ->
             raise CniError(errors.NETLINK_FAILURE, f"failed to set bridge address {cidr}", str(exc)) from None
 
 
+def _bridge_full(bridge: str) -> CniError:
+    return CniError(errors.NETLINK_FAILURE,
+                    f"bridge {bridge!r} is full: a Linux bridge holds at most {BRIDGE_MAX_PORTS} ports",
+                    "put further containers on another network (another bridge)")
+
+
+def ensure_bridge_room(nl: Rtnl, bridge: str, index: int, attachments: int) -> None:
+    """Refuse an attachment the bridge has no port for, before anything is made for it.
+
+    ``attachments`` is how many containers the network records on this bridge: below
+    ``BRIDGE_MAX_PORTS - COUNT_MARGIN`` the ports are not counted.
+
+    Raises:
+        CniError: 101 naming the limit, or when the ports cannot be counted.
+    """
+    if attachments < BRIDGE_MAX_PORTS - COUNT_MARGIN:
+        return
+    try:
+        ports = nl.count_ports(index)
+    except NetlinkError as exc:
+        raise CniError(errors.NETLINK_FAILURE, f"failed to count the ports of bridge {bridge!r}",
+                       str(exc)) from None
+    if ports >= BRIDGE_MAX_PORTS:
+        raise _bridge_full(bridge)
+
+
 def create_veth(nl: Rtnl, host_name: str, host_mac: str, peer_name: str, peer_mac: str,
-                container_fd: int, mtu: int, master: int) -> None:
+                container_fd: int, mtu: int, master: int, bridge: str = "") -> None:
     """Create the pair in one request: the host end enslaved to bridge ``master`` and up, the
     peer created directly in the container namespace under its final name (names are per
     namespace, so it cannot clash with a host interface) and left down.
@@ -200,11 +245,15 @@ def create_veth(nl: Rtnl, host_name: str, host_mac: str, peer_name: str, peer_ma
             return
         except NetlinkError as exc:
             if exc.code == errno.EEXIST and attempt == 1 and delete_link(nl, host_name):
-                log.info("removed leftover host veth %s of an earlier ADD", host_name)
+                _log_info("removed leftover host veth %s of an earlier ADD", host_name)
                 continue
             if exc.code == errno.EEXIST:
                 raise CniError(errors.IFACE_EXISTS,
                                f"interface {peer_name!r} already exists in the container") from None
+            if exc.code == errno.EXFULL:
+                # another ADD took the last port after our count: the kernel created
+                # nothing (a new link whose master cannot be set is unregistered again)
+                raise _bridge_full(bridge or f"index {master}") from None
             raise CniError(errors.NETLINK_FAILURE, f"failed to create veth pair {host_name}",
                            str(exc)) from None
 
@@ -304,7 +353,7 @@ def configure_container_iface(nl: Rtnl, ifname: str, ips: list[tuple[str, str | 
                 # (Docker's default gateway priority); a later network's identical dst is kept
                 if exc.code != errno.EEXIST:
                     raise
-                log.info("route to %s already exists in the container: keeping it", dst)
+                _log_info("route to %s already exists in the container: keeping it", dst)
     except (OSError, ValueError) as exc:
         raise CniError(errors.NETLINK_FAILURE, f"failed to configure {ifname} ({step})", str(exc)) from None
     return link.mtu

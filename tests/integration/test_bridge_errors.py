@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -180,3 +181,67 @@ def test_bad_netns(netns: str, code: int, word: str, lab: BridgeLab) -> None:
     assert res.rc != 0 and res.json["code"] == code and word in res.json["msg"]
     assert link_names(lab.host) == {"lo"} and lab.leases("badns") == []
     lab.run("DEL", conf, None, "ctr1", netns=netns).ok()
+
+
+def _fill_bridge(host: Netns, bridge: str, ports: int) -> None:
+    """``ports`` veth ends enslaved to ``bridge``, their peers left unattached (one
+    ``ip -batch``: ~1 s for 1023; the dummy module may not be loadable on the test host)."""
+    lines = [f"link add bp{i} master {bridge} type veth peer name bq{i}" for i in range(ports)]
+    host.run(["ip", "-batch", "-"], input="\n".join(lines) + "\n")
+
+
+def test_full_bridge_is_refused_and_nothing_is_left(lab: BridgeLab, ctr_ns: Netns) -> None:
+    from netplugins.nl.bridge import BRIDGE_MAX_PORTS
+
+    conf = lab.conf("full", "10.92.0.0/22", bridge="br-full", ipMasq=True)
+    lab.host.run(["ip", "link", "add", "br-full", "type", "bridge"])
+    _fill_bridge(lab.host, "br-full", BRIDGE_MAX_PORTS)
+    # the constant is the kernel's limit: one more port is refused with EXFULL
+    extra = lab.host.run(["ip", "link", "add", "bpx", "master", "br-full", "type", "veth", "peer", "name", "bqx"],
+                         check=False)
+    assert extra.returncode != 0 and "exchange full" in extra.stderr.lower(), extra.stderr
+    assert not {"bpx", "bqx"} & link_names(lab.host)
+    before = link_names(lab.host)
+    err = refused(lab, conf, ctr_ns)
+    assert err["code"] == 101
+    assert err["msg"] == f"bridge 'br-full' is full: a Linux bridge holds at most {BRIDGE_MAX_PORTS} ports"
+    # no veth, no lease, no record, no rule
+    nothing_changed(lab, ctr_ns, "full", before)
+    lab.delete(conf, ctr_ns, "ctr1")  # the runtime's DEL after a failed ADD
+    # one port freed: the next ADD gets it
+    lab.host.run(["ip", "link", "del", "bp0"])  # its peer goes with it
+    lab.run("ADD", conf, ctr_ns, "ctr1").ok()
+    assert host_veth_name("ctr1", "eth0") in link_names(lab.host)
+    lab.delete(conf, ctr_ns, "ctr1")
+
+
+def test_full_bridge_count_and_kernel_refusal(lab: BridgeLab, ctr_ns: Netns) -> None:
+    """The driver's two guards: the port count (done once the network's own attachments
+    near the limit) refuses before anything is made; the veth request itself, when it
+    loses the last port (other ports, or a racing ADD), fails with EXFULL, which must leave
+    nothing and name the limit."""
+    from netplugins.nl.bridge import BRIDGE_MAX_PORTS
+
+    lab.host.run(["ip", "link", "add", "br-race", "type", "bridge"])
+    _fill_bridge(lab.host, "br-race", BRIDGE_MAX_PORTS)
+    code = (
+        "import os, sys\n"
+        "from netplugins.cni.errors import CniError\n"
+        "from netplugins.nl.bridge import BRIDGE_MAX_PORTS, Rtnl, create_veth, ensure_bridge_room, iface_index\n"
+        "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+        "with Rtnl() as nl:\n"
+        "    ensure_bridge_room(nl, 'br-race', iface_index('br-race'), 0)  # few of ours: not counted\n"
+        "    try:\n"
+        "        ensure_bridge_room(nl, 'br-race', iface_index('br-race'), BRIDGE_MAX_PORTS)\n"
+        "    except CniError as err:\n"
+        "        print(err.code, err.msg)\n"
+        "    try:\n"
+        "        create_veth(nl, 'vethrace', '02:00:00:00:00:01', 'eth0', '02:00:00:00:00:02', fd, 0,\n"
+        "                    iface_index('br-race'), 'br-race')\n"
+        "    except CniError as err:\n"
+        "        print(err.code, err.msg)\n"
+    )
+    out = lab.host.run([sys.executable, "-c", code, ctr_ns.path]).stdout.strip().splitlines()
+    assert out == [f"101 bridge 'br-race' is full: a Linux bridge holds at most {BRIDGE_MAX_PORTS} ports"] * 2
+    assert "vethrace" not in link_names(lab.host)
+    assert link_names(ctr_ns) == {"lo"}

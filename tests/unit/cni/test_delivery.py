@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from netplugins.delivery import install, is_our_plugin
+from netplugins.delivery import compile_packages, install, is_our_plugin
 from netplugins.registry import PLUGINS, SHIM_MARKER
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -89,3 +89,19 @@ def test_shim_version_answer_matches_the_plugins() -> None:
     for odd in (b"", b"[]", b'{"cniVersion": 1}', b'{"a": {"cniVersion": "1.0.0"}, "cniVersion": "0.4.0"}',
                 b'{"cniVersion": "1.0.0"', b'{"cniVersion": "x\\"y"}'):
         assert config_version(odd) is None, odd
+
+
+def test_install_compiles_the_bytecode_plugin_processes_import(tmp_path: Path) -> None:
+    import importlib.util
+
+    import ipam.owner
+
+    pyc = Path(importlib.util.cache_from_source(ipam.owner.__file__))
+    pyc.unlink(missing_ok=True)
+    install(str(tmp_path / "bin"))  # a new directory: every executable is written
+    assert pyc.exists()
+    pyc.unlink()
+    install(str(tmp_path / "bin"))  # nothing written: nothing compiled either
+    assert not pyc.exists()
+    compile_packages()
+    assert pyc.exists()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
-from netaddr import IPAddress
 
 from ipam.allocator import Allocator
 from ipam.errors import (
@@ -17,6 +16,7 @@ from ipam.errors import (
 )
 from ipam.memory import MemoryStore
 from ipam.ranges import RangeSet, parse_range_set
+from ipam.ranges import address as IPAddress
 from ipam.store import Lease
 
 

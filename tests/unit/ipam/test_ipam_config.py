@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from netaddr import IPAddress
 
 from ipam.config import DEFAULT_DATA_DIR, RouteConf, data_dir_of, load_ipam_config
 from ipam.errors import ConfigError
+from ipam.ranges import address as IPAddress
 from ipam.resolvconf import parse_resolv_conf
 
 

@@ -279,9 +279,8 @@ def test_corrupt_database(plugin: Plugin, tmp_path: Path) -> None:
 
 
 def test_gc_keeps_the_leases_of_an_add_still_running(plugin: Plugin, tmp_path: Path) -> None:
-    from netaddr import IPAddress
-
     from ipam.owner import new_owner
+    from ipam.ranges import address as IPAddress
     from ipam.store import Lease
 
     plugin("ADD", "done")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from netaddr import IPAddress
 
 from ipam.errors import ConfigError
+from ipam.ranges import address as IPAddress
 from ipam.ranges import parse_range_set, parse_range_sets
 
 
@@ -55,6 +55,9 @@ def test_defaults_filled_in(obj: dict, expected: dict) -> None:
         ({"subnet": "10.1.0.0/24", "gateway": "10.9.0.1"}, "gateway 10.9.0.1 is outside subnet 10.1.0.0/24"),
         ({"subnet": "10.1.0.0/24", "gateway": "10.1.0.255"}, "is the network or broadcast address"),
         ({"subnet": "10.1.0.0/24", "gateway": "nope"}, "invalid gateway 'nope': not an IP address"),
+        # IPv6 scopes (which the standard library's ipaddress would take) are no address of a range
+        ({"subnet": "fe80::/64", "gateway": "fe80::1%eth0"}, "invalid gateway 'fe80::1%eth0': not an IP address"),
+        ({"subnet": "fd00::%eth0/64"}, "invalid subnet 'fd00::%eth0/64': not a CIDR"),
         ({"subnet": "10.1.0.0/24", "rangeStart": "10.1.0.1", "rangeEnd": "10.1.0.1"}, "has no address left"),
         ("10.1.0.0/24", "a range must be an object"),
     ],

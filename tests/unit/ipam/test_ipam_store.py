@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from netaddr import IPAddress
 
 from ipam.errors import StoreBusy, StoreError
 from ipam.memory import MemoryStore
+from ipam.ranges import address as IPAddress
 from ipam.sqlstore import SqliteStore, address_key, db_path, remove_database
 from ipam.store import Lease, LeaseStore
 
