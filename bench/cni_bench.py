@@ -13,7 +13,7 @@ the machine's load hits both alike; figures are medians and the ratio is ours / 
 ``--mode`` says how our executables run: ``inproc`` = no agent (NETCTL_PLUGIND=0, every
 call imports and runs the plugin in its own process, as with a runtime that only execs
 plugins); ``daemon`` = through a plugin daemon listening on ``--socket`` (default: the
-project's daemon started inside our throwaway host namespace, as tests/cniutil.py does).
+agent, ``netctl agent run``, started inside our throwaway host namespace).
 
 Workloads (``--only``, comma separated; default all but scale/nets):
   seq    bridge + host-local: N containers ADDed one after the other, then their DELs
@@ -103,7 +103,8 @@ def bridge_conf(side: Side, name: str, bridge: str, subnet: str) -> dict[str, ob
         "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]],
                  "dataDir": os.path.join(side.tmp, "ipam")}}
     if side.ours:
-        conf["stateDir"] = os.path.join(side.tmp, "state")
+        # the agent's own state directory (<run>/bridge): what it reconciles, as on a host
+        conf["stateDir"] = os.path.join(side.tmp, "run", "bridge")
     return conf
 
 
@@ -113,7 +114,8 @@ def portmap_conf(side: Side, name: str, prev: object, port: int) -> dict[str, ob
         "runtimeConfig": {"portMappings": [{"hostPort": port, "containerPort": 80, "protocol": "tcp"}]},
         "prevResult": prev}
     if side.ours:
-        conf["stateDir"] = os.path.join(side.tmp, "state")
+        # the agent's own state directory (<run>/bridge): what it reconciles, as on a host
+        conf["stateDir"] = os.path.join(side.tmp, "run", "bridge")
     return conf
 
 
@@ -288,13 +290,16 @@ def nets(sides: list[Side], ctrs: list[str], count: int = 50) -> None:
 # --- driver ---------------------------------------------------------------------------------
 
 def start_daemon(host: Netns, tmp: str) -> str:
-    """The project's plugin daemon as it is, inside ``host`` (as tests/cniutil.py starts it)."""
+    """The agent (``netctl agent run``) inside ``host``, as a host runs it, with its state in
+    ``tmp`` (where our side's configs put their stateDir, so its reconciler watches them)."""
     sock = os.path.join(tmp, "plugind.sock")
-    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from netplugins.daemon import main; main()"
-    host.spawn([sys.executable, "-I", "-c", code, "--socket", sock], cwd="/",
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from runtime.agent.__main__ import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    host.spawn([sys.executable, "-I", "-c", code, "run", "--socket", sock, "--root-lib",
+                os.path.join(tmp, "lib"), "--root-run", os.path.join(tmp, "run")], cwd="/",
                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if not wait_for(lambda: os.path.exists(sock), timeout=20):
-        raise SystemExit("plugin daemon did not start")
+        raise SystemExit("the agent did not start")
     return sock
 
 
