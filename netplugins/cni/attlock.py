@@ -6,7 +6,7 @@ run while the ADD is still building, return 0, and the ADD would then finish and
 veth, a DNS name and a container holding an address whose lease the DEL just released.
 With it, the DEL waits until the ADD (or its undo, see netplugins.daemon) is over.
 
-The lock is an flock on ``<lockdir>/<hash>.lock``; the lock directory comes from
+The lock is an flock on ``<lockdir>/<hash>.lock``, removed when the call ends; the lock directory comes from
 ``NETCTL_LOCK_DIR``, else ``$NETCTL_ROOT/run/locks``, else ``/run/netctl/locks`` (tmpfs:
 gone with a reboot, like the attachments). A delegated plugin of ours (exec'd by the main
 plugin while it holds the lock) sees ``NETCTL_ATTACHMENT_LOCK`` naming the same key and
@@ -83,13 +83,13 @@ def attachment_lock(env: MutableMapping[str, str], limit: float = WAIT_LIMIT) ->
         yield
     finally:
         env.pop(HELD_ENV, None)
-        if env.get("CNI_COMMAND") == "DEL":
-            # the attachment is gone: so is its lock file. Unlinked while held; a waiter
-            # that then gets the old file notices (see _acquire) and opens the new one.
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+        # the lock file goes with the call, so none is ever left behind: unlinked while
+        # held, and a waiter that then gets the old file notices (see _acquire) and takes
+        # the path's new one
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
         os.close(fd)
 
 

@@ -93,7 +93,7 @@ def test_attachment_lock_serialises_the_same_attachment(tmp_path: Path) -> None:
         assert del_env[attlock.HELD_ENV] == attlock.attachment_key(env)
     holder.join()
     assert waited > 0.2, "DEL did not wait for the running ADD"
-    # DEL removed the lock file; other attachments never wait for this one
+    # no lock file is left behind; other attachments never wait for this one
     assert os.listdir(tmp_path) == []
     other = dict(env, CNI_IFNAME="eth1")
     assert attlock.attachment_key(other) != attlock.attachment_key(env)
