@@ -61,8 +61,8 @@ def process_caller(host: Netns, exe: str, extra: Mapping[str, str]) -> Call:
 
 
 def inprocess_caller() -> Call:
-    from ipam.hostlocal import FUNCS
     from netplugins.cni.skel import run
+    from netplugins.ipam.hostlocal import FUNCS
 
     def call(env: Mapping[str, str], stdin: bytes) -> tuple[float, int]:
         t0 = time.perf_counter()

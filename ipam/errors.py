@@ -1,7 +1,7 @@
 """IPAM failures, each carrying the CNI error code it maps to.
 
 The library is shared by the runtime and the plugins, so it does not import the CNI
-skeleton: an :class:`IpamError` only carries ``code``; ``ipam.hostlocal`` turns it into a
+skeleton: an :class:`IpamError` only carries ``code``; ``netplugins.ipam.hostlocal`` turns it into a
 ``CniError`` and ``netctl`` prints ``str(err)``.
 
 Code mapping (README "IPAM errors"):
@@ -23,8 +23,9 @@ code  when
 
 from __future__ import annotations
 
-# Numbers shared with netplugins.cni.errors (kept literal: importing it here would tie
-# the runtime's IPAM use to the plugin skeleton).
+# The CNI codes each failure maps to. Literal on purpose: ipam is below netplugins and
+# imports nothing from it (tests/unit/test_layers.py); tests/unit/ipam/test_ipam_codes.py
+# keeps these equal to netplugins.cni.errors.
 IO_FAILURE = 5
 INVALID_CONFIG = 7
 TRY_AGAIN_LATER = 11

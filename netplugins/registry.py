@@ -9,7 +9,7 @@ PLUGINS: dict[str, str] = {
     "container": "netplugins.main.container",
     "bridge": "netplugins.main.bridge",
     "portmap": "netplugins.meta.portmap",
-    "host-local": "ipam.hostlocal",
+    "host-local": "netplugins.ipam.hostlocal",
     "overlay": "netplugins.main.overlay",
 }
 

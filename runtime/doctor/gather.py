@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 
@@ -30,6 +29,7 @@ from .facts import (
     RuleCheck,
     TargetFacts,
 )
+from .nsexec import run_in
 from .path import PathPlan, plan_path
 from .probe import parse_ping
 from .state_facts import container_info, find_source, network_info, resolve_target
@@ -39,21 +39,6 @@ from .tracer import traced
 
 #: seconds each probe (ping, connect, DNS query) may take
 PROBE_TIMEOUT = 1.0
-SBIN = "/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"
-
-
-def run_in(argv: list[str], netns: str | None = None, timeout: float = 10) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` (in ``netns`` when given); a missing tool becomes return code 127."""
-    full = ["nsenter", f"--net={netns}", "--", *argv] if netns else argv
-    env = dict(os.environ, PATH=os.environ.get("PATH", "") + ":" + SBIN)
-    try:
-        return subprocess.run(full, capture_output=True, text=True, timeout=timeout, env=env)
-    except FileNotFoundError as exc:
-        return subprocess.CompletedProcess(full, 127, "", str(exc))
-    except subprocess.TimeoutExpired:
-        return subprocess.CompletedProcess(full, 124, "", f"{argv[0]} timed out")
-
-
 def read_view(netns: str | None, lookups: tuple[str, ...] = ()) -> NsView:
     """Links, routes, neighbours, route lookups and ip_forward of one namespace.
 

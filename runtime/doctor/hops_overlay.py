@@ -80,7 +80,7 @@ def gather_overlay(paths: object, src: ContainerInfo, networks: tuple[NetworkInf
     from netplugins.overlay.model import vxlan_name
     from netplugins.overlay.store import Store, StoreError
 
-    from .gather import run_in
+    from .nsexec import run_in
 
     vni = int(net.bridge[4:]) if net.bridge.startswith("ovbr") and net.bridge[4:].isdigit() else 0
     dev = vxlan_name(vni)

@@ -9,8 +9,8 @@ from .model import GraphModel, GRemote, build_model
 
 def host_links() -> dict[str, bool]:
     """Link name -> administratively up, in the namespace netctl runs in ({} if unreadable)."""
-    from ..doctor.gather import run_in
     from ..doctor.kernel import parse_links
+    from ..doctor.nsexec import run_in
 
     res = run_in(["ip", "-j", "-d", "addr", "show"])
     if res.returncode != 0:

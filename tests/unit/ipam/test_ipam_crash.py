@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from ipam import hostlocal
 from ipam.sqlstore import SqliteStore
 from netplugins.cni.errors import CniError
 from netplugins.cni.skel import CmdArgs
+from netplugins.ipam import hostlocal
 
 CTX = multiprocessing.get_context("fork")
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from ipam import hostlocal
 from ipam.sqlstore import SqliteStore
 from netplugins.cni.skel import run
+from netplugins.ipam import hostlocal
 
 V4 = [{"subnet": "10.10.0.0/24"}]
 V6 = [{"subnet": "fd10::/64"}]

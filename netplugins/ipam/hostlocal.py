@@ -22,20 +22,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from netplugins.cni.errors import INVALID_CONFIG, NOT_AVAILABLE, CniError
-from netplugins.cni.gc import valid_attachments
-from netplugins.cni.netconf import load_netconf
-from netplugins.cni.skel import CmdArgs, PluginFuncs
-from netplugins.cni.skel import main as skel_main
-from netplugins.cni.types import DNS, IPConfig, Result, Route
+from ipam.allocator import Allocator
+from ipam.config import data_dir_of, load_ipam_config
+from ipam.errors import IpamError, LeaseMismatch
+from ipam.owner import new_owner, owner_alive
+from ipam.ranges import parse_address
+from ipam.resolvconf import load_resolv_conf
+from ipam.sqlstore import SqliteStore, db_path
 
-from .allocator import Allocator
-from .config import data_dir_of, load_ipam_config
-from .errors import IpamError, LeaseMismatch
-from .owner import new_owner, owner_alive
-from .ranges import parse_address
-from .resolvconf import load_resolv_conf
-from .sqlstore import SqliteStore, db_path
+from ..cni.errors import INVALID_CONFIG, NOT_AVAILABLE, CniError
+from ..cni.gc import valid_attachments
+from ..cni.netconf import load_netconf
+from ..cni.skel import CmdArgs, PluginFuncs
+from ..cni.skel import main as skel_main
+from ..cni.types import DNS, IPConfig, Result, Route
 
 #: the CNI_ARGS keys host-local reads (others need IgnoreUnknown=1, as the reference)
 KNOWN_ARGS = frozenset({"IP"})

@@ -1,0 +1,1 @@
+"""IPAM plugins (the CNI wrappers; the address management itself is the ``ipam`` package)."""
