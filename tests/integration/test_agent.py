@@ -20,23 +20,13 @@ from collections.abc import Callable
 
 import pytest
 from netctlutil import Netctl, netctl_fixture, no_answer, ping  # noqa: F401 - the netctl fixture
-from nsutil import Netns, connect, wait_for
+from nsutil import Netns, wait_for
 from test_portmap_helpers import CLIENT_IP, HOST_IP, ask_tcp
 
 pytestmark = pytest.mark.netns
 
 SERVE = "socat TCP-LISTEN:{port},fork,reuseaddr 'SYSTEM:echo {word} $SOCAT_PEERADDR'"
 DEADLINE = 15.0
-
-
-@pytest.fixture
-def client(host_ns: Netns, make_ns: Callable[..., Netns]) -> Netns:
-    out = make_ns("nctest-cli")
-    connect(host_ns, out, "uplink", "eth0")
-    host_ns.run(["ip", "addr", "add", f"{HOST_IP}/24", "dev", "uplink"])
-    out.run(["ip", "addr", "add", f"{CLIENT_IP}/24", "dev", "eth0"])
-    out.run(["ip", "route", "add", "default", "via", HOST_IP])
-    return out
 
 
 def status(n: Netctl) -> dict:

@@ -8,11 +8,10 @@ published ports through the host's address.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
 
 import pytest
 from netctlutil import Netctl, netctl_fixture  # noqa: F401 - the netctl fixture
-from nsutil import Netns, connect, wait_for
+from nsutil import Netns, wait_for
 from test_portmap_helpers import CLIENT_IP, HOST_IP, UDP_SERVER, ask_tcp, ask_udp, port_rules
 
 from runtime.containers import EPHEMERAL_PORTS
@@ -20,16 +19,6 @@ from runtime.containers import EPHEMERAL_PORTS
 pytestmark = pytest.mark.netns
 
 SERVE = "socat TCP-LISTEN:{port},fork,reuseaddr 'SYSTEM:echo {word} $SOCAT_PEERADDR'"
-
-
-@pytest.fixture
-def client(host_ns: Netns, make_ns: Callable[..., Netns]) -> Netns:
-    out = make_ns("nctest-cli")
-    connect(host_ns, out, "uplink", "eth0")
-    host_ns.run(["ip", "addr", "add", f"{HOST_IP}/24", "dev", "uplink"])
-    out.run(["ip", "addr", "add", f"{CLIENT_IP}/24", "dev", "eth0"])
-    out.run(["ip", "route", "add", "default", "via", HOST_IP])
-    return out
 
 
 def serving(n: Netctl, name: str, *opts: str, port: int = 80) -> str:
