@@ -47,9 +47,32 @@ def fuzz(examples: int) -> settings:
                     suppress_health_check=list(HealthCheck))
 
 
+#: the plugins' default state and lease directories: a config the fuzzer stripped of
+#: ``stateDir`` / ``dataDir`` makes a plugin use them, so what appears there is removed
+DEFAULT_DIRS = ("/run/netctl/bridge", "/run/netctl/ipam", "/run/netctl/locks")
+
+
+def _entries(dirs: tuple[str, ...]) -> set[str]:
+    found = set()
+    for top in dirs:
+        for dirpath, dirnames, files in os.walk(top):
+            found.add(dirpath)
+            found.update(os.path.join(dirpath, n) for n in dirnames + files)
+    return found
+
+
 @pytest.fixture
-def lab(host_ns: Netns, ctr_ns: Netns, tmp_path: Path) -> FuzzLab:
-    return FuzzLab(host_ns, ctr_ns, tmp_path, plugin_dir())
+def lab(host_ns: Netns, ctr_ns: Netns, tmp_path: Path) -> Iterator[FuzzLab]:
+    before = _entries(DEFAULT_DIRS)
+    yield FuzzLab(host_ns, ctr_ns, tmp_path, plugin_dir())
+    for path in sorted(_entries(DEFAULT_DIRS) - before, key=len, reverse=True):
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.rmdir(path)
+            else:
+                os.unlink(path)
+        except OSError:
+            pass
 
 
 class InProcess:
