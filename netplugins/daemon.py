@@ -46,7 +46,8 @@ def preload() -> list[str]:
                    "netplugins.firewall.ports_ipt", "netplugins.firewall.ports_iptc",
                    "netplugins.firewall.iptables_driver", "netplugins.firewall.ports_ipt_driver",
                    "netplugins.meta.hostsockets", "netplugins.meta.localnet",
-                   "netplugins.meta.conntrack", "dnsd.config", "dnsd.control"):
+                   "netplugins.meta.conntrack", "netplugins.cni.attlock", "netplugins.cni.rollback",
+                   "netplugins.cni.lastresort", "dnsd.config", "dnsd.control"):
         try:
             __import__(module)
         except ImportError:
@@ -292,17 +293,28 @@ def _die_with_parent(signo: int) -> None:
         pass
 
 
+def _fork(what: str) -> int:
+    """fork() with the stop signals blocked across it: one arriving before the child has
+    its own handlers would otherwise run the owner's handler in the child. The parent gets
+    them unblocked again; the child unblocks them once its handlers are set. -1 if fork
+    failed."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        log.warning("cannot fork %s: %s", what, exc)
+        pid = -1
+    if pid != 0:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+    return pid
+
+
 def fork_child(death_signal: int = signal.SIGKILL) -> int:
     """Fork a helper child (not a worker): 0 in the child, which has default signal
     handlers and gets ``death_signal`` when we die; the child's PID in the parent; -1 if
     fork failed."""
     parent = os.getpid()
-    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-    try:
-        pid = os.fork()
-    except OSError as exc:
-        log.warning("cannot fork: %s", exc)
-        pid = -1
+    pid = _fork("a helper")
     if pid == 0:
         _child_setup()
         for signo in _STOP_SIGNALS:
@@ -310,27 +322,18 @@ def fork_child(death_signal: int = signal.SIGKILL) -> int:
         _die_with_parent(death_signal)
         if os.getppid() != parent:
             os._exit(0)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     return pid
 
 
 def _spawn(srv: socket.socket) -> int:
-    """Fork a worker; 0 when fork failed (the caller retries later).
-
-    The stop signals are blocked across fork: one arriving before the child has its own
-    handler would otherwise run the daemon's handler in the child and leave it in accept().
-    """
+    """Fork a worker (which never returns here); its PID, 0 when fork failed (the caller
+    retries later)."""
     parent = os.getpid()
-    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-    try:
-        pid = os.fork()
-    except OSError as exc:
-        log.warning("cannot fork a worker: %s", exc)
-        pid = 0
-    if pid == 0 and os.getpid() != parent:
+    pid = _fork("a worker")
+    if pid == 0:
         _worker(srv, parent)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-    return pid
+    return max(pid, 0)
 
 
 class WorkerPool:

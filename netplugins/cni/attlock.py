@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import os
 import time
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
+
+from .digest import attachment_digest
 
 #: commands that act on one attachment; VERSION, STATUS and GC do not
 COMMANDS = ("ADD", "DEL", "CHECK")
@@ -56,8 +57,7 @@ def attachment_key(env: Mapping[str, str]) -> str | None:
     cid, ifname = env.get("CNI_CONTAINERID", ""), env.get("CNI_IFNAME", "")
     if not cid:
         return None  # the plugin refuses the call anyway (code 4)
-    digest = hashlib.sha256(f"{cid}\0{ifname}".encode("utf-8", "surrogateescape")).hexdigest()
-    return digest[:32]
+    return attachment_digest(cid, ifname)[:32]
 
 
 @contextmanager

@@ -6,12 +6,7 @@ import ipaddress
 import os
 from dataclasses import dataclass
 
-try:
-    # the builtin SHA-256 (same digest): hashlib would load OpenSSL, ~2.5 ms per plugin process
-    from _sha256 import sha256 as _sha256  # CPython <= 3.11
-except ImportError:  # pragma: no cover - 3.12 renamed it; hashlib is the portable way
-    from hashlib import sha256 as _sha256
-
+from ..cni.digest import attachment_digest
 from ..cni.types import DNS, Interface, IPConfig, Result, Route
 from .bridge_conf import BridgeConf
 
@@ -22,8 +17,7 @@ def host_veth_name(container_id: str, ifname: str) -> str:
     15 characters fit IFNAMSIZ; 8 hex keep collisions negligible per host (like CNI's
     uniqueID-derived names).
     """
-    digest = _sha256(f"{container_id}\0{ifname}".encode()).hexdigest()
-    return f"veth{digest[:8]}"
+    return f"veth{attachment_digest(container_id, ifname)[:8]}"
 
 
 def random_mac() -> str:
