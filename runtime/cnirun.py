@@ -45,6 +45,43 @@ class PluginError(NetctlError):
         self.obj = obj
 
 
+def cache_entries(cache_dir: str) -> list[dict[str, Any]]:
+    """Every readable attachment cached under ``cache_dir`` (libcni's layout, also what
+    containerd, CRI-O and nerdctl write under /var/lib/cni)."""
+    d = os.path.join(cache_dir, "results")
+    try:
+        names = os.listdir(d)
+    except OSError:
+        return []
+    out = []
+    for fname in names:
+        try:
+            with open(os.path.join(d, fname)) as fh:
+                data = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("kind") == "cniCacheV1":
+            out.append(data)
+    return out
+
+
+def cached_port_mappings(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ports a cached attachment publishes: its ``capabilityArgs.portMappings`` (what
+    libcni and netctl cache) and the ``runtimeConfig.portMappings`` of the cached config's
+    plugins (a runtime that wrote them into the config). Malformed parts count as none."""
+    found = list((entry.get("capabilityArgs") or {}).get("portMappings") or [])
+    try:
+        conf = json.loads(base64.b64decode(entry.get("config") or ""))
+    except (ValueError, TypeError):
+        conf = {}
+    plugins = conf.get("plugins", [conf]) if isinstance(conf, dict) else []
+    for plugin in plugins if isinstance(plugins, list) else []:
+        rc = plugin.get("runtimeConfig") if isinstance(plugin, dict) else None
+        if isinstance(rc, dict) and isinstance(rc.get("portMappings"), list):
+            found += rc["portMappings"]
+    return [m for m in found if isinstance(m, dict)]
+
+
 def _version_tuple(v: str) -> tuple[int, ...]:
     return tuple(int(x) for x in v.split("."))
 
@@ -70,8 +107,11 @@ class CNI:
                 return exe
         raise NetctlError(f"CNI plugin {ptype!r} not found in {':'.join(self.plugin_path)}")
 
-    def exec(self, ptype: str, command: str, stdin: dict[str, Any], rt: RuntimeConf | None) -> Any:
-        """Run one plugin; its parsed stdout (None when empty).
+    def exec(self, ptype: str, command: str, stdin: dict[str, Any], rt: RuntimeConf | None,
+             notes: list[str] | None = None) -> Any:
+        """Run one plugin; its parsed stdout (None when empty). ``notes`` gets the lines a
+        successful plugin wrote on stderr, as ``TYPE: line`` (GC has no result: what it did
+        is said there, e.g. the bridge plugin's bridges).
 
         Raises:
             PluginError: the plugin's error object; NetctlError when it could not run.
@@ -97,6 +137,10 @@ class CNI:
                 obj = {"code": 999, "msg": f"plugin {ptype} failed",
                        "details": (proc.stderr or proc.stdout).decode(errors="replace").strip()}
             raise PluginError(ptype, obj if isinstance(obj, dict) else {"msg": str(obj)})
+        if notes is not None:
+            # the plugin daemon prefixes its relayed log lines with the logger's name
+            notes += [f"{ptype}: {line.removeprefix(ptype + ': ')}"
+                      for line in proc.stderr.decode(errors="replace").splitlines() if line.strip()]
         return json.loads(out) if out else None
 
     def supported_versions(self, ptype: str) -> list[str]:
@@ -194,23 +238,7 @@ class CNI:
             return None
 
     def cached_attachments(self, network: str) -> list[dict[str, Any]]:
-        out = []
-        d = os.path.join(self.cache_dir, "results")
-        try:
-            names = os.listdir(d)
-        except FileNotFoundError:
-            return []
-        for fname in names:
-            if not fname.startswith(network + "-"):
-                continue
-            try:
-                with open(os.path.join(d, fname)) as fh:
-                    data = json.load(fh)
-            except (OSError, ValueError):
-                continue
-            if isinstance(data, dict) and data.get("networkName") == network:
-                out.append(data)
-        return out
+        return [e for e in cache_entries(self.cache_dir) if e.get("networkName") == network]
 
     # ---- verbs
     def add(self, conflist: dict[str, Any], rt: RuntimeConf) -> Any:
@@ -294,9 +322,11 @@ class CNI:
             self.exec(plugin["type"], "CHECK",
                       self.build(plugin, conflist["name"], version, rt, cached.get("result")), rt)
 
-    def gc(self, conflist: dict[str, Any], valid: set[tuple[str, str]]) -> list[str]:
+    def gc(self, conflist: dict[str, Any], valid: set[tuple[str, str]],
+           notes: list[str] | None = None) -> list[str]:
         """libcni GCNetworkList: DEL every cached attachment not in ``valid``, then GC each
-        plugin with cni.dev/valid-attachments. Returns what failed (it carries on)."""
+        plugin with cni.dev/valid-attachments. Returns what failed (it carries on);
+        ``notes`` gets what the plugins said they did (:meth:`exec`)."""
         failures = []
         for att in self.cached_attachments(conflist["name"]):
             key = (att.get("containerId", ""), att.get("ifName", ""))
@@ -318,7 +348,7 @@ class CNI:
             conf["cni.dev/valid-attachments"] = attachments
             conf["cni.dev/attachments"] = attachments
             try:
-                self.exec(plugin["type"], "GC", conf, None)
+                self.exec(plugin["type"], "GC", conf, None, notes)
             except NetctlError as exc:
                 failures.append(f"{plugin['type']}: {exc.msg}")
         return failures

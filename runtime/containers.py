@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 from . import caps, etcfiles, netns, process
+from .cnirun import cache_entries, cached_port_mappings
 from .context import Context
 from .errors import Conflict, NetctlError
 from .models import Container, Endpoint, Network, PortMapping
@@ -86,13 +87,18 @@ def parse_publish(spec: str) -> list[PortMapping]:
     return [PortMapping(h, c, proto, host_ip) for h, c in zip(hports, cports, strict=True)]
 
 
+#: other CNI runtimes' result caches (libcni's default), read for the ports they publish;
+#: NETCTL_CNI_CACHE_DIRS (colon-separated) replaces the list
+OTHER_CNI_CACHES = "/var/lib/cni"
+
+
 def _pick_free_ports(ctx: Context, c: Container) -> None:
     """Give mappings with host port 0 a free port from EPHEMERAL_PORTS (Docker's -P range).
 
     Free means: no container of netctl has it (explicit ports of this container included),
-    no live published-port rule holds it (another runtime, a container whose DEL never
-    ran), and no socket of the host takes it (the portmap plugin's own rules, so a picked
-    port is never refused by the plugin).
+    no cached CNI attachment publishes it (netctl's cache: a container whose DEL never
+    ran; other libcni runtimes' caches: their containers), and no socket of the host takes
+    it (portmap refuses such a port, so a picked port is never refused by the plugin).
 
     Raises:
         NetctlError: the range is exhausted.
@@ -102,11 +108,16 @@ def _pick_free_ports(ctx: Context, c: Container) -> None:
         return
     used = {(p.host_port, p.protocol) for other in ctx.state.containers() for p in other.ports}
     used |= {(p.host_port, p.protocol) for p in c.ports if p.host_port}
-    used |= _published_on_host()
-    bound = _host_sockets({p.protocol for p in wanted})
+    used |= published_in_caches([ctx.cni.cache_dir] + [
+        d for d in os.environ.get("NETCTL_CNI_CACHE_DIRS", OTHER_CNI_CACHES).split(":") if d])
+    # a host fact, read from /proc/net with the parser portmap's own check uses (so the two
+    # cannot disagree about what is taken); no plugin state is read
+    from netplugins.meta.hostsockets import read_sockets
+
+    used |= {(s.port, s.protocol) for s in read_sockets({p.protocol for p in wanted})}
     port = EPHEMERAL_PORTS[0]
     for p in wanted:
-        while (port, p.protocol) in used or _bound_on_host(port, p.protocol, bound):
+        while (port, p.protocol) in used:
             port += 1
             if port > EPHEMERAL_PORTS[1]:
                 raise NetctlError(f"no free host port left in {EPHEMERAL_PORTS[0]}-"
@@ -115,32 +126,18 @@ def _pick_free_ports(ctx: Context, c: Container) -> None:
         used.add((port, p.protocol))
 
 
-def _published_on_host() -> set[tuple[int, str]]:
-    """(port, protocol) of every live published-port rule; empty when they cannot be read."""
-    from netplugins.firewall.driver import get_port_driver
-    from netplugins.firewall.errors import FirewallError
-
-    try:
-        published = get_port_driver().published()
-    except FirewallError:
-        return set()
-    return {(port, p.protocol) for p in published for port in range(p.port_lo, p.port_hi + 1)}
-
-
-def _host_sockets(protocols: set[str]) -> set[tuple[int, str]]:
-    """(port, protocol) taken by a socket in this namespace (the one the plugins run in)."""
-    from netplugins.meta.hostsockets import read_sockets
-
-    return {(s.port, s.protocol) for s in read_sockets(protocols)}
-
-
-def _bound_on_host(port: int, proto: str, bound: set[tuple[int, str]]) -> bool:
-    """Whether a host socket takes ``port``/``proto`` on any address (see ``_host_sockets``).
-
-    Read from /proc/net like the plugin's own check, instead of a test bind(): that missed
-    IPv6-only and SCTP listeners and took ports in TIME_WAIT for busy.
-    """
-    return (port, proto) in bound
+def published_in_caches(cache_dirs: list[str]) -> set[tuple[int, str]]:
+    """(host port, protocol) of every port mapping of every attachment cached under
+    ``cache_dirs`` (runtime.cnirun: libcni's layout)."""
+    out = set()
+    for d in dict.fromkeys(cache_dirs):
+        for entry in cache_entries(d):
+            for m in cached_port_mappings(entry):
+                try:
+                    out.add((int(m.get("hostPort", 0)), str(m.get("protocol") or "tcp").lower()))
+                except (TypeError, ValueError):
+                    continue
+    return out
 
 
 def _etc_dir(ctx: Context, c: Container) -> str:

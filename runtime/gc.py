@@ -9,7 +9,7 @@ from . import netns, process
 from .containers import _teardown_networking
 from .context import Context
 from .models import Container
-from .networks import load_conflist
+from .networks import ensure_builtin, load_conflist
 
 
 def _settle(ctx: Context, c: Container) -> str:
@@ -48,8 +48,9 @@ def _orphan_dirs(ctx: Context, known: set[str]) -> list[str]:
 
 
 def collect(ctx: Context) -> list[str]:
-    """Detach dead containers, GC every network with the live attachments, drop orphan
-    namespaces, cache entries and container directories. Returns what it did (and what
+    """Detach dead containers, GC every network with the live attachments (the bridge
+    plugin then removes bridges nothing uses), drop orphan namespaces, cache entries and
+    container directories. Returns what it did (and what
     failed), one line each."""
     report: list[str] = []
     with ctx.state.locked():
@@ -59,11 +60,16 @@ def collect(ctx: Context) -> list[str]:
                 report.append(line)
         containers = ctx.state.containers()
         valid = {(c.id, ep.ifname) for c in containers for ep in c.endpoints}
+        # the default bridge network is always there to GC: through it the bridge plugin
+        # also collects marked bridges of networks that are gone (bridge_gc.py)
+        ensure_builtin(ctx)
         for net in ctx.state.networks():
             if net.driver not in ("bridge", "overlay"):
                 continue
-            for failure in ctx.cni.gc(load_conflist(ctx, net), valid):
+            said: list[str] = []
+            for failure in ctx.cni.gc(load_conflist(ctx, net), valid, said):
                 report.append(f"{net.name}: {failure}")
+            report += said
         from . import conflist as cl
 
         own_ns = {(c.id, "lo") for c in containers if c.endpoints and c.netns.startswith(ctx.paths.netns)}
@@ -79,13 +85,6 @@ def collect(ctx: Context) -> list[str]:
             if path not in known:
                 netns.remove(path)
                 report.append(f"removed orphan network namespace {name}")
-        from .bridges import remove_orphans
-        from .errors import NetctlError
-
-        try:
-            report += remove_orphans({n.name for n in ctx.state.networks()})
-        except NetctlError as exc:
-            report.append(exc.msg)
         for name in _orphan_dirs(ctx, {c.id for c in containers}):
             shutil.rmtree(ctx.paths.container_dir(name), ignore_errors=True)
             report.append(f"removed the directory of unfinished container {name[:12]}")

@@ -74,6 +74,18 @@ def _existing(ctx: Context) -> dict[str, list[str]]:
     return {n.name: [s.subnet for s in n.subnets] for n in ctx.state.networks()}
 
 
+def _link_exists(name: str) -> bool:
+    """Whether an interface called ``name`` exists (a read-only look for the note of
+    :func:`create_network`: the bridge plugin decides what to do with it)."""
+    import socket
+
+    try:
+        socket.if_nametoindex(name)
+        return True
+    except OSError:
+        return False
+
+
 def create_network(ctx: Context, name: str, *, driver: str = "bridge", subnets: list[str] | None = None,
                    gateways: list[str] | None = None, ip_range: str = "", ipv6: bool = False,
                    internal: bool = False, disable_dns: bool = False, options: dict[str, str] | None = None,
@@ -81,7 +93,7 @@ def create_network(ctx: Context, name: str, *, driver: str = "bridge", subnets: 
                    extra_plugins: list[dict[str, Any]] | None = None,
                    notes: list[str] | None = None) -> Network:
     """Create a network (state + conflist). Call with the state lock held. ``notes`` gets a
-    line when the bridge named by an option exists already (adopted, see runtime/bridges.py).
+    line when the bridge named by an option exists already (adopted: netplugins/main/bridge_gc.py).
 
     Raises:
         NetctlError: invalid name/option/subnet, an overlap, a duplicate name.
@@ -112,9 +124,7 @@ def create_network(ctx: Context, name: str, *, driver: str = "bridge", subnets: 
     if any(n.bridge == net.bridge for n in ctx.state.networks()):
         raise Conflict(f"bridge name {net.bridge} is already used by another network")
     if notes is not None and OPT_BRIDGE_NAME in opts:
-        from .bridges import bridge_exists
-
-        if bridge_exists(net.bridge):
+        if _link_exists(net.bridge):
             notes.append(f"bridge {net.bridge} exists: netctl uses it but did not create it, so "
                          f"'netctl rm {name}' will keep it and its other links (removing only "
                          "netctl's addresses and rules)")
@@ -197,9 +207,9 @@ def attached(ctx: Context, net: Network) -> list[Container]:
 
 
 def remove_network(ctx: Context, ref: str, notes: list[str] | None = None) -> str:
-    """Remove a network nobody uses: GC its plugins (leases, rules, DNS), delete its bridge
-    if netctl created it, else take only netctl's addresses off it and add a line saying so
-    to ``notes`` (see runtime/bridges.py).
+    """Remove a network nobody uses: GC its plugins with no valid attachment (leases,
+    rules, DNS, and the bridge: deleted if the plugin created it, else only netctl's
+    addresses come off it); what the plugins said they did goes to ``notes``.
 
     Raises:
         NotFound / NetctlError: unknown, built-in, or still with active endpoints.
@@ -212,13 +222,12 @@ def remove_network(ctx: Context, ref: str, notes: list[str] | None = None) -> st
         raise Conflict(f"error while removing network: network {net.name} id {net.id} has active endpoints "
                        f"({', '.join(c.name for c in users)})")
     conf = load_conflist(ctx, net)
-    failures = ctx.cni.gc(conf, set())
-    if net.bridge:
-        from .bridges import remove_bridge
-
-        note = remove_bridge(net)
-        if note and notes is not None:
-            notes.append(note)
+    # with no valid attachment the bridge plugin also removes the bridge if it made it, or
+    # only its own addresses from one it adopted, and says so (netplugins/main/bridge_gc.py)
+    said: list[str] = []
+    failures = ctx.cni.gc(conf, set(), said)
+    if notes is not None:
+        notes += said
     if net.dns:
         try:
             from dnsd import config as dnsconf

@@ -400,7 +400,8 @@ def cmd_status(args: CmdArgs) -> None:
 
 def cmd_gc(args: CmdArgs) -> None:
     """Release what belongs to attachments the runtime no longer knows: IPAM leases (by
-    forwarding GC), host veths, DNS names, records, and the network's rules if none remain.
+    forwarding GC), host veths, DNS names, records, the network's rules if none remain,
+    and then bridges nothing uses any more (bridge_gc.py).
 
     Raises:
         CniError: listing what could not be collected (after trying everything).
@@ -431,6 +432,12 @@ def cmd_gc(args: CmdArgs) -> None:
             errs.collect(exc)
     try:
         _forget(conf, att, [])
+    except Exception as exc:  # noqa: BLE001
+        errs.collect(exc)
+    from .bridge_gc import collect_bridges
+
+    try:
+        collect_bridges(conf)  # the bridge itself, once nothing uses it (bridge_gc.py)
     except Exception as exc:  # noqa: BLE001
         errs.collect(exc)
     errs.raise_if_any()

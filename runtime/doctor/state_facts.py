@@ -16,8 +16,19 @@ def network_info(net: Network) -> NetworkInfo:
         internal=net.internal, icc=net.icc, dns=net.dns, builtin=net.builtin, masquerade=net.masquerade)
 
 
-def attachment(network: str, ifname: str, result: dict[str, Any], aliases: list[str], host_veth: str) -> Attachment:
-    """An attachment from the CNI result netctl stored for an endpoint."""
+def host_end(result: dict[str, Any], ifname: str) -> str:
+    """The host interface of a CNI result: the one listed just before the container's
+    (bridge and ptp results list ``[bridge,] host veth, container interface``); "" when
+    the result names none (macvlan, a result without interfaces)."""
+    ifaces = [i for i in result.get("interfaces") or [] if isinstance(i, dict)]
+    at = next((n for n, i in enumerate(ifaces) if i.get("sandbox") and i.get("name") == ifname), None)
+    if not at or ifaces[at - 1].get("sandbox"):
+        return ""
+    return str(ifaces[at - 1].get("name", ""))
+
+
+def attachment(network: str, ifname: str, result: dict[str, Any], aliases: list[str]) -> Attachment:
+    """An attachment from the CNI result netctl stored (and cached) for an endpoint."""
     ifaces = result.get("interfaces") or []
     addrs, gateway = [], None
     for ip in result.get("ips") or []:
@@ -32,20 +43,18 @@ def attachment(network: str, ifname: str, result: dict[str, Any], aliases: list[
                    for r in result.get("routes") or [])
     ns = tuple(str(s) for s in ((result.get("dns") or {}).get("nameservers") or []))
     return Attachment(network=network, ifname=ifname, addresses=tuple(a for a in addrs if a), gateway=gateway,
-                      routes=routes, host_veth=host_veth, aliases=tuple(aliases), nameservers=ns)
+                      routes=routes, host_veth=host_end(result, ifname), aliases=tuple(aliases), nameservers=ns)
 
 
 def container_info(c: Container, by_id: dict[str, Container], running: bool) -> ContainerInfo:
     """A container's facts from state; one in another's namespace gets the owner's attachments."""
-    from netplugins.main.bridge_plan import host_veth_name
-
     owner = c
     joined = None
     if c.network_mode.startswith("container:"):
         found = by_id.get(c.network_mode.split(":", 1)[1])
         if found is not None:
             owner, joined = found, found.name
-    atts = tuple(attachment(ep.network, ep.ifname, ep.result or {}, ep.aliases, host_veth_name(owner.id, ep.ifname))
+    atts = tuple(attachment(ep.network, ep.ifname, ep.result or {}, ep.aliases)
                  for ep in owner.endpoints
                  if ep.network not in ("none", "host") and not ep.network.startswith("container:"))
     ports = tuple(PortInfo(p.host_port, p.container_port, p.protocol, p.host_ip) for p in c.ports)

@@ -121,11 +121,15 @@ def test_attachment_from_a_cni_result() -> None:
                       {"interface": 0, "address": "172.22.16.1/24"}],
               "routes": [{"dst": "0.0.0.0/0", "gw": "172.22.16.1"}],
               "dns": {"nameservers": ["172.22.16.1"]}}
-    a = attachment("my_net2", "eth0", result, ["db"], "veth1")
+    a = attachment("my_net2", "eth0", result, ["db"])
+    assert a.host_veth == "veth1"  # the host end, as the bridge result lists it
     assert a.addresses == ("172.22.16.2/24",)
     assert a.gateway == "172.22.16.1"
     assert a.routes == (Route("0.0.0.0/0", "eth0", "172.22.16.1"),)
     assert a.nameservers == ("172.22.16.1",) and a.aliases == ("db",)
+    # a result without a host end (macvlan: only the container's interface)
+    macvlan = {"interfaces": [{"name": "eth0", "sandbox": "/run/x"}], "ips": result["ips"][:1]}
+    assert attachment("mv", "eth0", macvlan, []).host_veth == ""
 
 
 def test_resolve_target_and_source() -> None:

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from runtime.cnirun import CNI, PluginError, RuntimeConf
+import base64
+
+from runtime.cnirun import CNI, PluginError, RuntimeConf, cache_entries
+from runtime.containers import published_in_caches
 
 # a plugin that logs every call (command + stdin) and fails ADD when its conf says so
 FAKE = """#!/bin/sh
@@ -18,6 +21,7 @@ stdin=$(cat)
 printf '%s %s %s\\n' "$CNI_COMMAND" "$(basename "$0")" "$stdin" >> "$LOG"
 case "$CNI_COMMAND" in
 VERSION) echo '{"cniVersion":"1.1.0","supportedVersions":["1.0.0","1.1.0"]}' ;;
+GC) echo "kept something" >&2 ;;
 ADD)
   case "$stdin" in
   *'"fail": true'*) echo '{"cniVersion":"1.1.0","code":100,"msg":"boom"}'; exit 1 ;;
@@ -78,3 +82,32 @@ def test_negotiation_uses_cni_versions_over_the_top_level_version(cni: CNI) -> N
                 "plugins": [{"type": "first"}]}
     assert cni.negotiate(conflist) == "1.1.0"
     assert cni.negotiate({"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "first"}]}) == "1.0.0"
+
+
+def test_gc_passes_on_what_the_plugins_said(cni: CNI, tmp_path: Path) -> None:
+    conflist = {"cniVersion": "1.0.0", "cniVersions": ["1.1.0"], "name": "n", "plugins": [{"type": "first"}]}
+    notes: list[str] = []
+    assert cni.gc(conflist, set(), notes) == []
+    assert notes == ["first: kept something"]
+
+
+def _cache(d: Path, name: str, entry: dict) -> None:
+    (d / "results").mkdir(parents=True, exist_ok=True)
+    (d / "results" / name).write_text(json.dumps({"kind": "cniCacheV1", **entry}))
+
+
+def test_published_ports_come_from_every_cache(cni: CNI, tmp_path: Path) -> None:
+    rt = RuntimeConf("cid", "/run/netns/x", "eth0", capability_args={
+        "portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]})
+    cni.add({"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "first"}]}, rt)
+    other = tmp_path / "other"
+    # containerd/nerdctl: capabilityArgs; a runtime that put runtimeConfig into the config
+    _cache(other, "a-1-eth0", {"capabilityArgs": {"portMappings": [{"hostPort": 49153, "protocol": "UDP"}]}})
+    conf = {"name": "b", "plugins": [{"type": "portmap", "runtimeConfig": {
+        "portMappings": [{"hostPort": 49154, "containerPort": 80}]}}]}
+    _cache(other, "b-2-eth0", {"config": base64.b64encode(json.dumps(conf).encode()).decode()})
+    _cache(other, "c-3-eth0", {"config": "not base64 json", "capabilityArgs": {"portMappings": "junk"}})
+    (other / "results" / "garbage").write_text("{")
+    assert len(cache_entries(str(other))) == 3
+    assert published_in_caches([cni.cache_dir, str(other), str(tmp_path / "absent")]) == {
+        (8080, "tcp"), (49153, "udp"), (49154, "tcp")}

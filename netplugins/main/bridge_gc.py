@@ -1,0 +1,183 @@
+"""GC of the bridges themselves: the bridge plugin owns its bridge's lifetime.
+
+ADD creates a network's bridge and marks it with the alias ``netctl net=<network>``
+(nl/bridge.py ``bridge_mark``); DEL leaves it, as the reference does (the next container
+may come at once). GC collects it once nothing uses it any more. "Used" is decided by
+this plugin's own attachment records (``<stateDir>/<network>/``, after GC dropped the
+stale ones) and by the kernel's count of the bridge's ports:
+
+- a bridge with its network's mark, no record and no port is deleted (its gateway
+  addresses go with it; the network's firewall rules went with its last record, see
+  bridge.py ``_forget``);
+- a marked bridge that still has ports is kept: links this plugin did not record use it
+  (another runtime's containers, attached by an instance with another ``stateDir``);
+- a bridge without the mark was there before (the host's, adopted through the ``bridge``
+  key): only the gateway addresses this plugin puts on it come off, the bridge and its
+  other links stay;
+- marked bridges of *other* networks with no record here and no port are orphans (their
+  network was removed while something still held the bridge, or its runtime lost its
+  state) and are deleted as well, so a runtime's GC of any network collects them.
+
+Another runtime sharing a network through the same ``stateDir`` shares its records, so
+its containers keep the bridge; GC is exclusive with ADD/DEL per the spec, but an ADD of
+another runtime racing a GC of an idle network can lose its bridge between creating it
+and recording its attachment: that ADD then fails cleanly (rolled back) and can be retried.
+
+GC has no result (spec: no stdout on success), so what it did to a bridge is logged at
+WARNING: the plugin daemon relays a call's log lines on stderr, and so does a plugin run
+in-process. The decisions are pure (:func:`plan_bridges`); the kernel work is below it.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from ..cni import errors
+from ..cni.errors import CniError
+from ..nl.bridge import BRIDGE_MARK_PREFIX, bridge_mark, delete_link
+from .attachments import Attachments
+from .bridge_conf import BridgeConf
+
+log = logging.getLogger("bridge")
+
+
+@dataclass(frozen=True)
+class BridgeLink:
+    """A bridge as GC reads it."""
+
+    name: str
+    #: IFLA_IFALIAS ("" when unset)
+    alias: str
+    #: how many links have it as their master
+    ports: int
+    #: its addresses (CIDR); read only for the network's own bridge
+    addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BridgePlan:
+    """What GC does to bridges."""
+
+    #: bridges to delete
+    delete: tuple[str, ...] = ()
+    #: gateway addresses (CIDR) to take off the network's unmarked bridge
+    unaddress: tuple[str, ...] = ()
+    #: one line per bridge touched or kept, for the runtime
+    notes: tuple[str, ...] = ()
+
+
+def gateway_cidrs(conf: BridgeConf) -> list[str]:
+    """The gateway addresses ADD puts on the bridge for host-local style IPAM ranges
+    (``ranges`` or the old ``subnet``): each range's gateway, else its first address
+    (plan_gateways); none unless ``isGateway``."""
+    if not conf.is_gateway:
+        return []
+    ipam = conf.net.raw.get("ipam") if isinstance(conf.net.raw.get("ipam"), dict) else {}
+    ranges = [r for rs in ipam.get("ranges") or [] if isinstance(rs, list) for r in rs if isinstance(r, dict)]
+    if not ranges and ipam.get("subnet"):
+        ranges = [ipam]
+    out = []
+    for r in ranges:
+        try:
+            net = ipaddress.ip_network(str(r.get("subnet")), strict=False)
+            gw = ipaddress.ip_address(r["gateway"]) if r.get("gateway") else net.network_address + 1
+        except (ValueError, KeyError):
+            continue  # IPAM validates its own ranges; a bad one has no address on the bridge
+        cidr = f"{gw}/{net.prefixlen}"
+        if cidr not in out:
+            out.append(cidr)
+    return out
+
+
+def plan_bridges(network: str, bridge: str, gateways: list[str], links: list[BridgeLink],
+                 in_use: set[str]) -> BridgePlan:
+    """GC's decisions for ``network`` (whose bridge is ``bridge``) and the orphans.
+
+    ``links``: the namespace's bridges; ``in_use``: the networks that still have
+    attachment records in this plugin's ``stateDir``.
+    """
+    delete: list[str] = []
+    unaddress: tuple[str, ...] = ()
+    notes: list[str] = []
+    mark = bridge_mark(network)
+    for link in links:
+        owner = link.alias[len(BRIDGE_MARK_PREFIX):] if link.alias.startswith(BRIDGE_MARK_PREFIX) else None
+        if link.name == bridge and network not in in_use:
+            if link.alias != mark:
+                have = {ipaddress.ip_interface(a) for a in link.addresses}
+                unaddress = tuple(c for c in gateways if ipaddress.ip_interface(c) in have)
+                if unaddress:
+                    notes.append(f"kept bridge {bridge}: netctl did not create it (it has no '{mark}' alias); "
+                                 f"removed only netctl's addresses ({', '.join(unaddress)}) and firewall rules, "
+                                 "its other links stay")
+            elif link.ports:
+                notes.append(f"kept bridge {bridge} of network {network}: {link.ports} link(s) that are no "
+                             "attachments of this plugin still use it")
+            else:
+                delete.append(bridge)
+                notes.append(f"removed bridge {bridge} of network {network}: no attachment left")
+        elif link.name != bridge and owner is not None and owner not in in_use and not link.ports:
+            delete.append(link.name)
+            notes.append(f"removed bridge {link.name} of network {owner}: no attachment left")
+    return BridgePlan(tuple(delete), unaddress, tuple(notes))
+
+
+# --- kernel (the current network namespace, through pyroute2: GC is no hot path) ----------
+
+def _read_bridges(ipr: Any, own: str) -> list[BridgeLink]:
+    msgs = ipr.get_links()
+    ports: dict[int, int] = {}
+    for m in msgs:
+        master = m.get_attr("IFLA_MASTER")
+        if master:
+            ports[master] = ports.get(master, 0) + 1
+    out = []
+    for m in msgs:
+        info = m.get_attr("IFLA_LINKINFO")
+        if info is None or info.get_attr("IFLA_INFO_KIND") != "bridge":
+            continue
+        name = str(m.get_attr("IFLA_IFNAME"))
+        addrs: tuple[str, ...] = ()
+        if name == own:
+            addrs = tuple(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}" for a in ipr.get_addr(index=m["index"]))
+        out.append(BridgeLink(name, str(m.get_attr("IFLA_IFALIAS") or ""), ports.get(m["index"], 0), addrs))
+    return out
+
+
+def _unaddress(ipr: Any, bridge: str, cidrs: tuple[str, ...]) -> None:
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    index = ipr.link_lookup(ifname=bridge)
+    for cidr in cidrs:
+        iface = ipaddress.ip_interface(cidr)
+        try:
+            ipr.addr("del", index=index[0], address=str(iface.ip), prefixlen=iface.network.prefixlen)
+        except (NetlinkError, IndexError) as exc:
+            if getattr(exc, "code", errno.ENODEV) not in (errno.EADDRNOTAVAIL, errno.ENODEV):
+                raise CniError(errors.NETLINK_FAILURE, f"failed to remove {cidr} from bridge {bridge}",
+                               str(exc)) from None
+
+
+def collect_bridges(conf: BridgeConf) -> None:
+    """Apply :func:`plan_bridges`, holding the network's attachment lock (under which an
+    ADD records its attachment).
+
+    Raises:
+        CniError: 101 when netlink refuses; OSError when the lock cannot be taken.
+    """
+    from ..nl.links import iproute
+
+    with iproute() as ipr, Attachments(conf.state_dir, conf.name).locked():
+        links = _read_bridges(ipr, conf.bridge)
+        owners = {lk.alias[len(BRIDGE_MARK_PREFIX):] for lk in links if lk.alias.startswith(BRIDGE_MARK_PREFIX)}
+        in_use = {net for net in owners | {conf.name} if not Attachments(conf.state_dir, net).empty()}
+        plan = plan_bridges(conf.name, conf.bridge, gateway_cidrs(conf), links, in_use)
+        for name in plan.delete:
+            delete_link(ipr, name)
+        _unaddress(ipr, conf.bridge, plan.unaddress)
+    for note in plan.notes:
+        log.warning("%s", note)
