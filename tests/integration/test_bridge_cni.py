@@ -163,9 +163,65 @@ def test_gc_and_status(lab: BridgeLab, make_ns: Callable[..., Netns]) -> None:
     names = link_names(lab.host)
     assert host_veth_name("keep", "eth0") in names and host_veth_name("drop", "eth0") not in names
     assert our_rules(lab.host)
-    # nothing valid any more: the network's rules go with its last attachment
+    # nothing valid any more: the network's rules go with its last attachment, and the
+    # bridge the plugin made goes with the GC that finds the network unused
     lab.run("GC", dict(conf, **{"cni.dev/valid-attachments": []}), None, "").ok()
-    lab.assert_clean("gcnet", expect_links={"lo", "br-gcnet"})
+    lab.assert_clean("gcnet", expect_links={"lo"})
+
+
+def _gc(lab: BridgeLab, conf: dict[str, object]) -> str:
+    """GC with no valid attachment; what the plugin said on stderr."""
+    return lab.run("GC", dict(conf, **{"cni.dev/valid-attachments": []}), None, "").ok().stderr
+
+
+def test_gc_removes_its_own_idle_bridge_and_keeps_a_foreign_one(host_ns: Netns, tmp_path: Path,
+                                                               make_ns: Callable[..., Netns],
+                                                               plugin_env: dict[str, str]) -> None:
+    lab = make_lab(host_ns, tmp_path, plugin_env)
+    own = lab.conf("gcown", "10.78.0.0/24", version="1.1.0")
+    # a bridge the host had, with a link and an address of its own: adopted by the network
+    host_ns.run(["ip", "link", "add", "br-host", "type", "bridge"])
+    host_ns.run(["ip", "link", "add", "hport0", "type", "veth", "peer", "name", "hport1"])
+    host_ns.run(["ip", "link", "set", "hport0", "master", "br-host"])
+    host_ns.run(["ip", "addr", "add", "fd00:99::1/64", "dev", "br-host", "nodad"])  # a second IPv4 one needs forceAddress
+    adopted = lab.conf("gcadopt", "10.79.0.0/24", version="1.1.0", bridge="br-host")
+    a, b = make_ns(), make_ns()
+    lab.add(own, a, "ctr-a")
+    lab.add(adopted, b, "ctr-b")
+    assert link_info(host_ns, "br-gcown")["ifalias"] == "netctl net=gcown"  # type: ignore[index]
+    # while the plugin's records say a container uses them, GC keeps both bridges
+    lab.run("GC", dict(own, **{"cni.dev/valid-attachments": [{"containerID": "ctr-a", "ifname": "eth0"}]}),
+            None, "").ok()
+    assert {"br-gcown", "br-host"} <= link_names(host_ns)
+    said = _gc(lab, own)
+    assert "removed bridge br-gcown of network gcown: no attachment left" in said
+    assert "br-gcown" not in link_names(host_ns)
+    assert "br-host" in link_names(host_ns)  # not marked: only its network's GC touches it
+    said = _gc(lab, adopted)
+    assert ("kept bridge br-host: netctl did not create it (it has no 'netctl net=gcadopt' alias); "
+            "removed only netctl's addresses (10.79.0.1/24)") in said
+    assert addrs_of(host_ns, "br-host") == {"fd00:99::1/64"}
+    assert link_info(host_ns, "hport0")["master"] == "br-host"  # type: ignore[index]
+    lab.assert_clean("gcadopt")
+    lab.assert_clean("gcown")
+    assert _gc(lab, adopted) == ""  # nothing left to say
+
+
+def test_gc_keeps_a_marked_bridge_with_ports_and_collects_orphans(lab: BridgeLab) -> None:
+    host = lab.host
+    for name, owner in (("br-orphan", "gone"), ("br-busy", "elsewhere")):
+        host.run(["ip", "link", "add", name, "type", "bridge"])
+        host.run(["ip", "link", "set", name, "alias", f"netctl net={owner}"])
+    # a port the plugin did not record (another runtime's container, another stateDir)
+    host.run(["ip", "link", "add", "busy0", "type", "veth", "peer", "name", "busy1"])
+    host.run(["ip", "link", "set", "busy0", "master", "br-busy"])
+    said = _gc(lab, lab.conf("gcany", "10.80.0.0/24", version="1.1.0"))
+    assert "removed bridge br-orphan of network gone" in said
+    names = link_names(host)
+    assert "br-orphan" not in names and "br-busy" in names
+    busy = lab.conf("elsewhere", "10.81.0.0/24", version="1.1.0", bridge="br-busy")
+    assert "kept bridge br-busy of network elsewhere: 1 link(s)" in _gc(lab, busy)
+    assert "br-busy" in link_names(host)
 
 
 def test_options_mtu_mac_hairpin_promisc(lab: BridgeLab, make_ns: Callable[..., Netns]) -> None:

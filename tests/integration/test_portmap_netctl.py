@@ -7,6 +7,8 @@ published ports through the host's address.
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 
 import pytest
@@ -87,6 +89,25 @@ def test_publish_all_picks_free_ports_from_the_documented_range(netctl: Netctl, 
     netctl.run_d("pc", "-P", "-p", f"{port_b + 1}:80", "-p", "81")
     assert ports_of(netctl, "pc") == [f"80/tcp -> 0.0.0.0:{port_b + 1}",
                                       f"81/tcp -> 0.0.0.0:{port_b + 2}"]
+
+
+def test_publish_all_skips_ports_another_runtime_published(netctl: Netctl) -> None:
+    """Another libcni runtime (containerd, nerdctl, CRI-O) caches what it published under
+    its own cache directory: -P reads it there, not from portmap's firewall rules."""
+    lo, _ = EPHEMERAL_PORTS
+    other = os.path.join(netctl.root, "other-cni")
+    os.makedirs(os.path.join(other, "results"))
+    entry = {"kind": "cniCacheV1", "containerId": "c0ffee", "ifName": "eth0", "networkName": "k8s-pod-network",
+             "netns": "/var/run/netns/cni-1", "config": "",
+             "capabilityArgs": {"portMappings": [{"hostPort": lo, "containerPort": 80, "protocol": "tcp"},
+                                                 {"hostPort": lo + 1, "containerPort": 80, "protocol": "udp"}]},
+             "result": {"cniVersion": "1.0.0", "ips": []}}
+    with open(os.path.join(other, "results", "k8s-pod-network-c0ffee-eth0"), "w") as fh:
+        json.dump(entry, fh)
+    netctl.extra_env["NETCTL_CNI_CACHE_DIRS"] = other
+    netctl.run_d("pa", "-P", "-p", "80", "-p", "80/udp")
+    # tcp skips lo, udp (picked after it, upwards) skips lo + 1
+    assert ports_of(netctl, "pa") == [f"80/tcp -> 0.0.0.0:{lo + 1}", f"80/udp -> 0.0.0.0:{lo + 2}"]
 
 
 def test_a_port_held_on_the_host_is_refused(netctl: Netctl, host_ns: Netns) -> None:
