@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from .facts import Attachment, RuleCheck
 from .path import is_loopback
+from .report import Cause
 from .trace import Fate, LegacyHit, TracedPacket, TraceEvent
 from .walk import Walk
 
@@ -15,27 +15,22 @@ OWN_ROLES = {"in-": "in", "guard-": "guard", "NETCTL-IN-": "in", "NETCTL-GUARD-"
 RELOAD = "netctl firewall reload"
 
 
-def _routed(w: Walk) -> bool:
-    return w.plan.kind in ("routed", "external", "hostport")
-
-
 def check_forwarding(w: Walk) -> None:
     """``net.ipv4.ip_forward`` on the host, for every path the host routes."""
-    if not _routed(w):
+    if w.plan.kind not in ("routed", "external", "hostport"):
         return
     view = w.facts.host.view
     # the evidence of the path's own family: IPv6 routing has its own switch
     key = "net.ipv4.ip_forward" if w.plan.family == 4 else "net.ipv6.conf.all.forwarding"
     fwd = view.ip_forward if w.plan.family == 4 else view.ip6_forward
     if fwd is None:
-        w.found.info("forwarding", f"{key} could not be read")
+        w.info("forwarding", f"{key} could not be read")
     elif fwd:
-        w.found.ok("forwarding", f"{key} = 1 on the host")
+        w.ok("forwarding", f"{key} = 1 on the host")
     else:
-        w.found.fail("forwarding", f"{key} = 0 on the host: it routes nothing between its interfaces",
-                     cause=w.found.cause("ip-forward-off", 4,
-                                         f"{key} is off on the host, so it forwards nothing",
-                                         f"turn it back on: sysctl -w {key}=1", "forwarding"))
+        w.fail("forwarding", f"{key} = 0 on the host: it routes nothing between its interfaces",
+               code="ip-forward-off", rank=4, why=f"{key} is off on the host, so it forwards nothing",
+               fix=f"turn it back on: sysctl -w {key}=1")
 
 
 def check_host_route(w: Walk) -> None:
@@ -47,21 +42,15 @@ def check_host_route(w: Walk) -> None:
         return
     if lookup.ok:
         via = f"via {lookup.gateway} " if lookup.gateway else ""
-        w.found.ok("host route", f"the host sends {lookup.dst} {via}out {lookup.dev}")
+        w.ok("host route", f"the host sends {lookup.dst} {via}out {lookup.dev}")
         return
-    w.found.fail("host route", f"the host has no route to {lookup.dst}: {lookup.error}",
-                 cause=w.found.cause("host-no-route", 3, f"the host has no route to {lookup.dst}",
-                                     f"add one on the host: ip route add {lookup.dst} via GATEWAY", "host route"))
-
-
-def _bridge(w: Walk, att: Attachment | None) -> str:
-    net = w.net(att)
-    return net.bridge if net is not None else ""
+    w.fail("host route", f"the host has no route to {lookup.dst}: {lookup.error}", code="host-no-route", rank=3,
+           why=f"the host has no route to {lookup.dst}",
+           fix=f"add one on the host: ip route add {lookup.dst} via GATEWAY")
 
 
 def _src_ip(w: Walk) -> str:
-    src = w.plan.src
-    ips = src.ips(w.plan.family) if src is not None else ()
+    ips = w.plan.src.ips(w.plan.family) if w.plan.src is not None else ()
     return ips[0] if ips else ""
 
 
@@ -70,9 +59,12 @@ def _sent(w: Walk) -> tuple[TracedPacket, ...]:
     return trace.outgoing(_src_ip(w)) if trace is not None else ()
 
 
-def _broken(checks: tuple[RuleCheck, ...]) -> list[str]:
-    """What the drivers found missing or altered, each prefixed with what it belongs to."""
-    return [f"{c.what}: {p}" for c in checks for p in c.problems]
+def _checks(w: Walk, ports: bool) -> tuple[list[str], list[str]]:
+    """The drivers' findings on netctl's rules (of published ports, or of networks):
+    what is missing or altered, prefixed with what it belongs to; what could not be read."""
+    checks = [c for c in w.facts.host.rules if c.what.startswith("published ports") == ports]
+    return ([f"{c.what}: {p}" for c in checks for p in c.problems],
+            [f"could not check: {c.what}: {c.error}" for c in checks if c.error])
 
 
 def check_published(w: Walk) -> None:
@@ -83,55 +75,39 @@ def check_published(w: Walk) -> None:
         return
     m = t.mapping
     if m.host_ip and is_loopback(m.host_ip):
-        w.found.fail("published port", f"{m.host_port}/{m.protocol} is published on {m.host_ip} only",
-                     cause=w.found.cause(
-                         "port-loopback", 1,
-                         f"port {m.host_port} is published on {m.host_ip} only: the host itself can reach it, "
-                         f"{w.sname} cannot",
-                         f"publish it on every address (netctl run -p {m.host_port}:{m.container_port} ...), "
-                         f"or reach {w.dst.name} directly on a shared network", "published port"))
+        w.fail("published port", f"{m.host_port}/{m.protocol} is published on {m.host_ip} only", code="port-loopback",
+               rank=1, why=f"port {m.host_port} is published on {m.host_ip} only: the host itself can reach it, "
+               f"{w.sname} cannot", fix=f"publish it on every address (netctl run -p {m.host_port}:"
+               f"{m.container_port} ...), or reach {w.dst.name} directly on a shared network")
         return
     if plan.address is None:
-        w.found.fail("published port", f"{w.sname} has no address to reach the host on")
+        w.fail("published port", f"{w.sname} has no address to reach the host on")
         return
-    checks = tuple(c for c in w.facts.host.rules if c.what.startswith("published ports"))
-    broken = _broken(checks)
-    unread = [f"could not check: {c.what}: {c.error}" for c in checks if c.error]
-    nats = [n for p in _sent(w) for n in p.fate().nats if re.search(r"\bdnat\b", n)]
-    # where the kernel sent it (the trace's last destination), else where state says
-    to = next((p.to for p in _sent(w) if p.to and p.to != p.daddr), plan.final or w.dst.name)
-    dest = f"{to}:{m.container_port}"
-    if broken:
-        w.found.fail("published port", f"portmap's rules for {m.text()} are missing or altered", *broken,
-                     *[f"kernel: {n}" for n in nats],
-                     cause=w.found.cause("port-rule-missing", 3,
-                                         f"the published-port rules of {w.dst.name} are missing or altered",
-                                         RELOAD, "published port"))
-        return
-    if nats:
-        w.found.ok("published port", f"{plan.address}:{m.host_port} is DNATed to {dest}",
-                   *[f"kernel: {n}" for n in nats], *unread)
-        return
+    broken, unread = _checks(w, ports=True)
+    sent = _sent(w)
+    nats = [f"kernel: {n}" for p in sent for n in p.fate().nats if re.search(r"\bdnat\b", n)]
     trace = w.facts.host.trace
-    if trace is not None and trace.error is None and _sent(w):
-        w.found.fail("published port", f"no DNAT rule matched {plan.address}:{m.host_port} from {w.sname}",
-                     *[f"traced: {p.what()}" for p in _sent(w)], *unread,
-                     cause=w.found.cause("port-rule-mismatch", 4,
-                                         f"no rule DNATs {w.sname}'s traffic to {plan.address}:{m.host_port}",
-                                         f"compare the published address ({m.text()}) with the one "
-                                         f"{w.sname} uses", "published port"))
-        return
-    w.found.ok("published port", f"{m.text()} is published (portmap's rules are intact)", *unread)
-
-
-def _comment_net(text: str) -> str:
-    m = re.search(r'comment "netctl net=([^" ]+)', text)
-    return m.group(1) if m else ""
+    if broken:
+        w.fail("published port", f"portmap's rules for {m.text()} are missing or altered", *broken, *nats,
+               code="port-rule-missing", rank=3, why=f"the published-port rules of {w.dst.name} are missing or "
+               "altered", fix=RELOAD)
+    elif nats:
+        # where the kernel sent it (the trace's last destination), else where state says
+        to = next((p.to for p in sent if p.to and p.to != p.daddr), plan.final or w.dst.name)
+        w.ok("published port", f"{plan.address}:{m.host_port} is DNATed to {to}:{m.container_port}", *nats, *unread)
+    elif trace is not None and trace.error is None and sent:
+        w.fail("published port", f"no DNAT rule matched {plan.address}:{m.host_port} from {w.sname}",
+               *[f"traced: {p.what()}" for p in sent], *unread, code="port-rule-mismatch", rank=4,
+               why=f"no rule DNATs {w.sname}'s traffic to {plan.address}:{m.host_port}",
+               fix=f"compare the published address ({m.text()}) with the one {w.sname} uses")
+    else:
+        w.ok("published port", f"{m.text()} is published (portmap's rules are intact)", *unread)
 
 
 def _drop_cause(w: Walk, ev: TraceEvent, fate: Fate) -> tuple[str, int, str, str]:
     """(code, rank, message, fix) for the rule or policy that dropped the probe."""
-    net = _comment_net(ev.text)
+    m = re.search(r'comment "netctl net=([^" ]+)', ev.text)
+    net = m.group(1) if m else ""
     role = next((r for c in fate.path for p, r in OWN_ROLES.items() if c.startswith(p)), None)
     ours = ev.family == "inet" and ev.table == "netctl" and bool(net)
     if ours and role == "in":
@@ -144,24 +120,20 @@ def _drop_cause(w: Walk, ev: TraceEvent, fate: Fate) -> tuple[str, int, str, str
     if ev.kind == "policy":
         return ("firewall-policy", 4, f"the policy of {where} is drop",
                 f"accept this traffic in {ev.family} {ev.table} {ev.chain}, or set its policy to accept")
-    handle = f" handle {ev.handle}" if ev.handle is not None else ""
-    return ("firewall-rule", 4, f"{where} drops it: {ev.text}",
-            f"remove or change that rule (it is not netctl's): nft -a list chain {ev.family} {ev.table} "
-            f"{ev.chain} shows it{', nft delete rule ' + ev.family + ' ' + ev.table + ' ' + ev.chain + handle if handle else ''}")
+    delete = f", nft delete rule {ev.family} {ev.table} {ev.chain} handle {ev.handle}" if ev.handle is not None else ""
+    return ("firewall-rule", 4, f"{where} drops it: {ev.text}", "remove or change that rule (it is not netctl's): "
+            f"nft -a list chain {ev.family} {ev.table} {ev.chain} shows it{delete}")
 
 
-def _legacy_drop(w: Walk, hit: LegacyHit, evidence: list[str], broken: list[str]) -> None:
+def _legacy_cause(hit: LegacyHit) -> tuple[str, int, str, str]:
     """A legacy DROP/REJECT rule (or policy) counted the probe: the nearest thing to a
     verdict where the kernel cannot trace (its counters, not an evaluation)."""
     fam, table = hit.table.split()
     tool = "iptables-legacy" if fam == "ip" else "ip6tables-legacy"
     fix = (f"{tool} -t {table} -D {hit.text[3:]}" if hit.text.startswith("-A ")
            else f"{tool} -t {table} -P {hit.text[1:].split()[0]} ACCEPT")
-    w.found.fail("firewall", f"dropped (its counter rose during the probe): {hit.describe()}", *evidence,
-                 cause=w.found.cause("firewall-rule", 4, f"iptables-legacy table {hit.table} drops it: {hit.text}",
-                                     f"remove or change that rule: {fix}", "firewall"))
-    if broken:
-        w.found.causes.append(w.found.cause(*_rules_cause(w, broken), "firewall"))
+    return ("firewall-rule", 4, f"iptables-legacy table {hit.table} drops it: {hit.text}",
+            f"remove or change that rule: {fix}")
 
 
 def _rules_cause(w: Walk, broken: list[str]) -> tuple[str, int, str, str]:
@@ -173,36 +145,39 @@ def _rules_cause(w: Walk, broken: list[str]) -> tuple[str, int, str, str]:
 
 def check_firewall(w: Walk) -> None:
     """The kernel's verdict on the probe (trace) and the drivers' check of netctl's rules."""
-    plan, host = w.plan, w.facts.host
-    nets = tuple(c for c in host.rules if not c.what.startswith("published ports"))
-    broken = _broken(nets)
-    evidence = [f"could not check: {c.what}: {c.error}" for c in nets if c.error]
-    if broken:
-        evidence += [f"missing or altered: {b}" for b in broken]
-    trace = host.trace
+    trace, probe = w.facts.host.trace, w.facts.probe
+    broken, evidence = _checks(w, ports=False)
+    evidence += [f"missing or altered: {b}" for b in broken]
     if trace is not None and trace.legacy_tables:
         evidence.append(f"iptables-legacy tables ({', '.join(trace.legacy_tables)}) run too: the kernel cannot "
                         "trace their rules; counters that rose during the probe: "
                         + ("; ".join(h.describe() for h in trace.legacy) or "none"))
-    bridged_only = plan.kind == "bridged" and host.bridge_nf_call is not True
     dropped = trace.dropped() if trace is not None else None
-    probe = w.facts.probe
     legacy = next((h for h in trace.legacy if h.drops), None) if trace is not None else None
     if dropped is None and legacy is not None and probe is not None and not probe.ok:
-        _legacy_drop(w, legacy, evidence, broken)
-        return
-    if dropped is not None:
+        code, rank, why, fix = _legacy_cause(legacy)
+        w.fail("firewall", f"dropped (its counter rose during the probe): {legacy.describe()}", *evidence,
+               code=code, rank=rank, why=why, fix=fix)
+    elif dropped is not None:
         pkt, fate = dropped
         assert fate.decisive is not None
-        code, rank, msg, fix = _drop_cause(w, fate.decisive, fate)
-        w.found.fail("firewall", f"dropped: {fate.decisive.describe(fate.path)}", f"traced: {pkt.what()}",
-                     *fate.accepts, *evidence, cause=w.found.cause(code, rank, msg, fix, "firewall"))
-        if broken:
-            w.found.causes.append(w.found.cause(*_rules_cause(w, broken), "firewall"))
+        code, rank, why, fix = _drop_cause(w, fate.decisive, fate)
+        w.fail("firewall", f"dropped: {fate.decisive.describe(fate.path)}", f"traced: {pkt.what()}",
+               *fate.accepts, *evidence, code=code, rank=rank, why=why, fix=fix)
+    else:
+        _not_dropped(w, broken, evidence)
         return
-    sent = _sent(w)
+    if broken:  # a second cause: netctl's own rules are gone as well
+        w.found.causes.append(Cause(*_rules_cause(w, broken), "firewall"))
+
+
+def _not_dropped(w: Walk, broken: list[str], evidence: list[str]) -> None:
+    """The firewall hop when nothing the kernel reported dropped the probe."""
+    plan, trace, sent = w.plan, w.facts.host.trace, _sent(w)
+    bridged_only = plan.kind == "bridged" and w.facts.host.bridge_nf_call is not True
     if bridged_only:
-        summary = f"bridged traffic on {_bridge(w, plan.src)} skips the IP firewall (bridge-nf-call-iptables off)"
+        net = w.net(plan.src)
+        summary = f"bridged traffic on {net.bridge if net else ''} skips the IP firewall (bridge-nf-call-iptables off)"
     elif trace is None:
         summary = "no probe was sent, so the kernel's verdict is unknown"
     elif trace.error is not None:
@@ -218,11 +193,10 @@ def check_firewall(w: Walk) -> None:
         if plan.kind == "external" and not any("masquerade" in n or "snat" in n for n in fate.nats):
             evidence.append(f"not masqueraded: {plan.address} must route {_src_ip(w)} back to the host itself")
     if broken:
-        code, rank, msg, fix = _rules_cause(w, broken)
-        w.found.fail("firewall", f"{msg.split(': isolation')[0]}: {broken[0].split(': ', 1)[1]}", summary, *evidence,
-                     cause=w.found.cause(code, rank, msg, fix, "firewall"))
-        return
-    if trace is not None and trace.error is None and sent or bridged_only:
-        w.found.ok("firewall", summary, *evidence)
+        code, rank, why, fix = _rules_cause(w, broken)
+        w.fail("firewall", f"{why.split(': isolation')[0]}: {broken[0].split(': ', 1)[1]}", summary, *evidence,
+               code=code, rank=rank, why=why, fix=fix)
+    elif trace is not None and trace.error is None and sent or bridged_only:
+        w.ok("firewall", summary, *evidence)
     else:
-        w.found.info("firewall", summary, *evidence)
+        w.info("firewall", summary, *evidence)

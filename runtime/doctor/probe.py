@@ -41,38 +41,23 @@ def parse_ping(address: str, stdout: str, stderr: str, returncode: int, timeout:
     return ProbeResult("icmp", address, None, "error", err or f"ping failed with status {returncode}")
 
 
-def _family(addr: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in addr else socket.AF_INET
-
-
-def _tcp(addr: str, port: int, timeout: float) -> dict[str, Any]:
+def _exchange(proto: str, addr: str, port: int, timeout: float) -> dict[str, Any]:
+    """TCP: connect. UDP: send one datagram and wait for an answer."""
     start = time.monotonic()
-    s = socket.socket(_family(addr), socket.SOCK_STREAM)
+    s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET,
+                      socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
     s.settimeout(timeout)
     try:
         s.connect((addr, port))
-        return {"outcome": "ok", "detail": "connected",
-                "rtt_ms": round((time.monotonic() - start) * 1000, 3)}
+        if proto == "tcp":
+            detail = "connected"
+        else:
+            s.send(b"netctl-doctor\n")
+            detail = f"{len(s.recv(2048))}-byte answer"
+        return {"outcome": "ok", "detail": detail, "rtt_ms": round((time.monotonic() - start) * 1000, 3)}
     except TimeoutError:
-        return {"outcome": "timeout", "detail": f"no answer to SYN within {timeout:g} s"}
-    except OSError as exc:
-        return {"outcome": ERRNO_OUTCOME.get(exc.errno or 0, "error"), "detail": exc.strerror or str(exc)}
-    finally:
-        s.close()
-
-
-def _udp(addr: str, port: int, timeout: float) -> dict[str, Any]:
-    start = time.monotonic()
-    s = socket.socket(_family(addr), socket.SOCK_DGRAM)
-    s.settimeout(timeout)
-    try:
-        s.connect((addr, port))
-        s.send(b"netctl-doctor\n")
-        data = s.recv(2048)
-        return {"outcome": "ok", "detail": f"{len(data)}-byte answer",
-                "rtt_ms": round((time.monotonic() - start) * 1000, 3)}
-    except TimeoutError:
-        return {"outcome": "timeout", "detail": f"no answer within {timeout:g} s (UDP cannot tell dropped from unanswered)"}
+        return {"outcome": "timeout", "detail": f"no answer to SYN within {timeout:g} s" if proto == "tcp" else
+                f"no answer within {timeout:g} s (UDP cannot tell dropped from unanswered)"}
     except OSError as exc:
         return {"outcome": ERRNO_OUTCOME.get(exc.errno or 0, "error"), "detail": exc.strerror or str(exc)}
     finally:
@@ -107,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     if args[0] == "dns":
         out = _dns(args[1], args[2], timeout)
     else:
-        out = (_tcp if args[0] == "tcp" else _udp)(args[1], int(args[2]), timeout)
+        out = _exchange(args[0], args[1], int(args[2]), timeout)
     print(json.dumps(out))
     return 0
 

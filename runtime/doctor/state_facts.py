@@ -79,19 +79,15 @@ def resolve_target(spec: TargetSpec, containers: list[ContainerInfo], proto: str
     if spec.kind == "address":
         holder = next((c for c in containers for a in c.attachments if spec.value in a.ips()), None)
         return TargetFacts("address", text, container=holder, address=spec.value, port=spec.port)
-    ref = spec.value
-    exact = [c for c in containers if c.name == ref or c.id == ref]
-    prefix = [c for c in containers if len(ref) >= 3 and c.id.startswith(ref)]
-    if exact or len(prefix) == 1:
-        return TargetFacts("container", text, container=(exact or prefix)[0])
-    alias = [c for c in containers if any(ref in a.aliases for a in c.attachments)]
+    found = find_source(spec.value, containers)
+    if found is not None:
+        return TargetFacts("container", text, container=found)
+    alias = [c for c in containers if any(spec.value in a.aliases for a in c.attachments)]
     return TargetFacts("name", text, container=alias[0] if alias else None)
 
 
 def find_source(ref: str, containers: list[ContainerInfo]) -> ContainerInfo | None:
-    """SOURCE by name, full ID or unique ID prefix."""
+    """A container by name, full ID or unique ID prefix (SOURCE, and TARGET first)."""
     exact = [c for c in containers if c.name == ref or c.id == ref]
     prefix = [c for c in containers if len(ref) >= 3 and c.id.startswith(ref)]
-    if exact:
-        return exact[0]
-    return prefix[0] if len(prefix) == 1 else None
+    return exact[0] if exact else prefix[0] if len(prefix) == 1 else None

@@ -43,7 +43,7 @@ WAIT = 1.0
 
 
 class _Monitor:
-    """``nft -a monitor`` with its output read line by line (raw reads: no buffering that
+    """``nft -a monitor``, its output read line by line (raw reads: no buffering that
     ``select`` cannot see)."""
 
     def __init__(self, nft: str) -> None:
@@ -58,23 +58,21 @@ class _Monitor:
         while True:
             while b"\n" in self._buf:
                 raw, self._buf = self._buf.split(b"\n", 1)
-                line = raw.decode(errors="replace")
-                self.lines.append(line)
-                if needle in line:
+                self.lines.append(raw.decode(errors="replace"))
+                if needle in self.lines[-1]:
                     return True
             left = end - time.monotonic()
-            if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
-                return False
-            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            chunk = (os.read(self.proc.stdout.fileno(), 65536)
+                     if left > 0 and select.select([self.proc.stdout], [], [], left)[0] else b"")
             if not chunk:
                 return False
             self._buf += chunk
 
-    def error(self) -> str:
-        """Why the monitor ended, when it did."""
+    def ended(self) -> str:
+        """Why the monitor ended by itself ("" while it runs)."""
         if self.proc.poll() is None or self.proc.stderr is None:
             return ""
-        return self.proc.stderr.read().decode(errors="replace").strip()
+        return self.proc.stderr.read().decode(errors="replace").strip() or f"status {self.proc.returncode}"
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -131,10 +129,29 @@ def _legacy_send(tables: tuple[str, ...], send: Callable[[], T]) -> tuple[T, tup
 
 def _delete(nft: str, name: str) -> bool:
     try:
-        res = run_nft(nft, ["delete", "table", "inet", name])
+        return run_nft(nft, ["delete", "table", "inet", name]).returncode == 0
     except FirewallError:
         return False
-    return res.returncode == 0
+
+
+def _add(nft: str, name: str, spec: TraceSpec, mon: _Monitor) -> tuple[bool, str | None]:
+    """Add the trace table once the monitor is seen to report it (it subscribes
+    asynchronously: a table it missed is taken away and added again); (added, error)."""
+    for _ in range(ATTEMPTS):
+        try:
+            res = run_nft(nft, ["-f", "-"], render_table(name, spec))
+        except FirewallError as exc:
+            return False, f"cannot add the trace table: {exc} {exc.details}".strip()
+        if res.returncode != 0:
+            return False, f"nft refused the trace table: {res.stderr.strip()}"
+        if mon.wait_for(f"add table inet {name}", WAIT):
+            return True, None
+        if not _delete(nft, name):
+            return True, "nft monitor did not report our trace table"
+        why = mon.ended()
+        if why:
+            return False, f"nft monitor ended: {why}"
+    return False, "nft monitor did not report our trace table"
 
 
 def traced(spec: TraceSpec, send: Callable[[], T]) -> tuple[T, TraceResult]:
@@ -147,48 +164,27 @@ def traced(spec: TraceSpec, send: Callable[[], T]) -> tuple[T, TraceResult]:
     nft = find_nft()
     try:
         mon = _Monitor(nft) if nft is not None else None
-    except OSError as exc:
-        nft, mon = None, None
-        reason = f"nft monitor cannot start: {exc}"
-    else:
         reason = "nft is not installed"
+    except OSError as exc:
+        nft, mon, reason = None, None, f"nft monitor cannot start: {exc}"
     if nft is None or mon is None:
         result, hits = _legacy_send(legacy, send)
         return result, TraceResult(error=reason, legacy_tables=legacy, legacy=hits)
     name = f"{OWN_PREFIX}{secrets.token_hex(4)}"
     added = False
-    error: str | None = None
     try:
-        for _ in range(ATTEMPTS):
-            try:
-                res = run_nft(nft, ["-f", "-"], render_table(name, spec))
-            except FirewallError as exc:
-                error = f"cannot add the trace table: {exc} {exc.details}".strip()
-                break
-            if res.returncode != 0:
-                error = f"nft refused the trace table: {res.stderr.strip()}"
-                break
-            added = True
-            if mon.wait_for(f"add table inet {name}", WAIT):
-                break
-            # not subscribed yet (or gone): take the table away and try again
-            added = not _delete(nft, name)
-            if mon.proc.poll() is not None:
-                error = f"nft monitor ended: {mon.error() or 'status ' + str(mon.proc.returncode)}"
-                break
-        else:
-            error = "nft monitor did not report our trace table"
+        added, error = _add(nft, name, spec, mon)
         result, hits = _legacy_send(legacy, send)
         if added:
             added = not _delete(nft, name)
+            # its delete event comes after every trace event of the probe (one socket, in order)
             if not mon.wait_for(f"delete table inet {name}", 2.0) and error is None:
                 error = "nft monitor did not report the end of the trace"
-        # only the probe's packets: another doctor may be tracing its own at the same time
+        # only the probe's packets: another doctor may be tracing its own at the same time;
+        # a rule added while the monitor started shows as "unknown rule handle N", which
+        # still names table, chain and handle
         ours = tuple(p for p in parse_trace(mon.lines) if spec.saddr in (p.saddr, p.daddr))
-        # a rule added while the monitor started is printed as "unknown rule handle N":
-        # table, chain and handle still name it
-        packets = () if error else ours
-        return result, TraceResult(name, packets, error, legacy, hits)
+        return result, TraceResult(name, () if error else ours, error, legacy, hits)
     finally:
         if added:
             _delete(nft, name)
