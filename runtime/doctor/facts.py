@@ -49,12 +49,7 @@ class Route:
 
     def text(self) -> str:
         """The route as ``ip route`` prints it."""
-        words = [self.dst]
-        if self.gateway:
-            words += ["via", self.gateway]
-        if self.dev:
-            words += ["dev", self.dev]
-        return " ".join(words)
+        return " ".join([self.dst] + ["via", self.gateway] * bool(self.gateway) + ["dev", self.dev] * bool(self.dev))
 
 
 @dataclass(frozen=True)
@@ -108,10 +103,6 @@ class NsView:
     def neighbour(self, address: str) -> Neighbour | None:
         return next((n for n in self.neighbours if n.address == address), None)
 
-    def addresses(self) -> tuple[str, ...]:
-        """Every address of every link, without prefix length."""
-        return tuple(a.split("/")[0] for lk in self.links for a in lk.addresses)
-
 
 @dataclass(frozen=True)
 class NetworkInfo:
@@ -161,10 +152,8 @@ class Attachment:
 
     def ips(self, family: int | None = None) -> tuple[str, ...]:
         """Plain addresses, optionally of one family (4 or 6)."""
-        out = tuple(a.split("/")[0] for a in self.addresses)
-        if family is None:
-            return out
-        return tuple(a for a in out if ipaddress.ip_address(a).version == family)
+        out = (a.split("/")[0] for a in self.addresses)
+        return tuple(a for a in out if family is None or ipaddress.ip_address(a).version == family)
 
 
 @dataclass(frozen=True)
@@ -263,9 +252,7 @@ class ProbeResult:
 
     def what(self) -> str:
         """"ping 10.0.0.2", "tcp 10.0.0.2:80"."""
-        if self.proto == "icmp":
-            return f"ping {self.address}"
-        return f"{self.proto} {self.address}:{self.port}"
+        return f"ping {self.address}" if self.proto == "icmp" else f"{self.proto} {self.address}:{self.port}"
 
 
 @dataclass(frozen=True)

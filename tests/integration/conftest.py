@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from cniutil import plugin_mode
 from nsutil import Netns, connect
+from test_doctor_support import NetctlHost
 from test_portmap_helpers import CLIENT_IP, HOST_IP
 
 
@@ -28,3 +29,13 @@ def client(host_ns: Netns, make_ns: Callable[..., Netns]) -> Netns:
     out.run(["ip", "addr", "add", f"{CLIENT_IP}/24", "dev", "eth0"])
     out.run(["ip", "route", "add", "default", "via", HOST_IP])
     return out
+
+
+@pytest.fixture
+def host(host_ns: Netns, tmp_path: Path) -> Iterator[NetctlHost]:
+    """netctl with a private root in ``host_ns``, for the doctor tests; torn down after."""
+    h = NetctlHost(host_ns, tmp_path / "root")
+    try:
+        yield h
+    finally:
+        h.teardown()

@@ -8,7 +8,7 @@ fix is a command, applies it and checks that doctor then calls the path healthy.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,15 +18,6 @@ from test_doctor_support import OUTSIDE_PEER, SLEEPER, NetctlHost, failed, hop
 from runtime.graph.render import dot_to
 
 pytestmark = pytest.mark.netns
-
-
-@pytest.fixture
-def host(host_ns: Netns, tmp_path: Path) -> Iterator[NetctlHost]:
-    h = NetctlHost(host_ns, tmp_path / "root")
-    try:
-        yield h
-    finally:
-        h.teardown()
 
 
 def test_healthy_path(host: NetctlHost) -> None:

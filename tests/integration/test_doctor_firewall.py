@@ -9,23 +9,13 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from nsutil import Netns
 from test_doctor_support import OUTSIDE_PEER, REPO, NetctlHost, failed, hop
 
 pytestmark = pytest.mark.netns
-
-
-@pytest.fixture
-def host(host_ns: Netns, tmp_path: Path) -> Iterator[NetctlHost]:
-    h = NetctlHost(host_ns, tmp_path / "root")
-    try:
-        yield h
-    finally:
-        h.teardown()
 
 
 def _handle(summary: str) -> str:
