@@ -145,7 +145,7 @@ class Attachment:
     gateway: str | None = None
     #: the routes the CNI result asked for
     routes: tuple[Route, ...] = ()
-    #: the host end of the veth pair (derived from container ID + ifname)
+    #: the host end of the veth pair, as the CNI result lists it ("" when it names none)
     host_veth: str = ""
     aliases: tuple[str, ...] = ()
     nameservers: tuple[str, ...] = ()

@@ -3,14 +3,13 @@ in the middle of a chain DELs what already ran, in reverse order, with the last 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import stat
 from pathlib import Path
 
 import pytest
-
-import base64
 
 from runtime.cnirun import CNI, PluginError, RuntimeConf, cache_entries
 from runtime.containers import published_in_caches
