@@ -325,7 +325,8 @@ class CNI:
     def gc(self, conflist: dict[str, Any], valid: set[tuple[str, str]],
            notes: list[str] | None = None) -> list[str]:
         """libcni GCNetworkList: DEL every cached attachment not in ``valid``, then GC each
-        plugin with cni.dev/valid-attachments. Returns what failed (it carries on);
+        plugin that supports a 1.1 version the conflist allows, with
+        cni.dev/valid-attachments. Returns what failed (it carries on);
         ``notes`` gets what the plugins said they did (:meth:`exec`)."""
         failures = []
         for att in self.cached_attachments(conflist["name"]):
@@ -339,15 +340,20 @@ class CNI:
                 failures.append(exc.msg)
         if conflist.get("disableGC"):
             return failures
-        version = self.negotiate(conflist)
-        if _version_tuple(version) < (1, 1, 0):
-            return failures
+        allowed = [v for v in conflist.get("cniVersions") or [conflist["cniVersion"]]
+                   if _version_tuple(v) >= (1, 1, 0)]
         attachments = [{"containerID": c, "ifname": i} for c, i in sorted(valid)]
-        for plugin in conflist["plugins"]:
-            conf = self.build(plugin, conflist["name"], version, None)
-            conf["cni.dev/valid-attachments"] = attachments
-            conf["cni.dev/attachments"] = attachments
+        for plugin in conflist["plugins"] if allowed else []:
             try:
+                # per plugin: libcni skips the whole list when one plugin lacks 1.1, but a
+                # third-party plugin without GC must not keep ours from collecting (leases,
+                # rules, the bridge of a network being removed)
+                common = set(allowed) & set(self.supported_versions(plugin["type"]))
+                if not common:
+                    continue
+                conf = self.build(plugin, conflist["name"], max(common, key=_version_tuple), None)
+                conf["cni.dev/valid-attachments"] = attachments
+                conf["cni.dev/attachments"] = attachments
                 self.exec(plugin["type"], "GC", conf, None, notes)
             except NetctlError as exc:
                 failures.append(f"{plugin['type']}: {exc.msg}")

@@ -115,8 +115,8 @@ def plan_bridges(network: str, bridge: str, gateways: list[str], links: list[Bri
                                  f"removed only netctl's addresses ({', '.join(unaddress)}) and firewall rules, "
                                  "its other links stay")
             elif link.ports:
-                notes.append(f"kept bridge {bridge} of network {network}: {link.ports} link(s) that are no "
-                             "attachments of this plugin still use it")
+                notes.append(f"kept bridge {bridge} of network {network}: {link.ports} port(s) that are no "
+                             "attachment of the network still use it")
             else:
                 delete.append(bridge)
                 notes.append(f"removed bridge {bridge} of network {network}: no attachment left")

@@ -220,7 +220,7 @@ def test_gc_keeps_a_marked_bridge_with_ports_and_collects_orphans(lab: BridgeLab
     names = link_names(host)
     assert "br-orphan" not in names and "br-busy" in names
     busy = lab.conf("elsewhere", "10.81.0.0/24", version="1.1.0", bridge="br-busy")
-    assert "kept bridge br-busy of network elsewhere: 1 link(s)" in _gc(lab, busy)
+    assert "kept bridge br-busy of network elsewhere: 1 port(s)" in _gc(lab, busy)
     assert "br-busy" in link_names(host)
 
 

@@ -110,3 +110,16 @@ def test_published_ports_come_from_every_cache(cni: CNI, tmp_path: Path) -> None
     assert len(cache_entries(str(other))) == 3
     assert published_in_caches([cni.cache_dir, str(other), str(tmp_path / "absent")]) == {
         (8080, "tcp"), (49153, "udp"), (49154, "tcp")}
+
+
+def test_gc_skips_only_the_plugins_without_gc(cni: CNI, tmp_path: Path) -> None:
+    old = tmp_path / "bin" / "old"
+    old.write_text(FAKE.replace('"supportedVersions":["1.0.0","1.1.0"]', '"supportedVersions":["1.0.0"]'))
+    old.chmod(0o755)
+    conflist = {"cniVersion": "1.0.0", "cniVersions": ["1.1.0", "1.0.0"], "name": "n",
+                "plugins": [{"type": "first"}, {"type": "old"}]}
+    assert cni.gc(conflist, set()) == []
+    assert [(c, p, d["cniVersion"]) for c, p, d in calls(tmp_path)] == [("GC", "first", "1.1.0")]
+    # a conflist that allows no 1.1 version is not GCed at all (libcni)
+    assert cni.gc(dict(conflist, cniVersions=["1.0.0"]), set()) == []
+    assert len(calls(tmp_path)) == 1
