@@ -29,9 +29,12 @@ def test_reference_tuning_in_the_chain(netctl: Netctl) -> None:
     assert netctl("check", "tt1").returncode == 0
     listing = netctl("ls").stdout
     assert "tuned" in listing and "ready" in listing.split("tuned", 1)[1].splitlines()[0]
+    bridge = netctl.inspect("tuned")["Options"]["com.docker.network.bridge.name"]
     netctl("container", "rm", "-f", "tt1")
     netctl("rm", "tuned")
     assert netctl.leases() == []
+    # the reference tuning has no GC (CNI 1.0): the bridge plugin's GC still removes the bridge
+    assert bridge not in netctl.host.run(["ip", "-o", "link", "show"]).stdout
 
 
 def test_plugin_option_errors(netctl: Netctl) -> None:
