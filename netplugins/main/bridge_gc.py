@@ -33,6 +33,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,8 @@ from .attachments import Attachments
 from .bridge_conf import BridgeConf
 
 log = logging.getLogger("bridge")
+#: a network name as CNI allows it: anyone may set an alias, and the name becomes a path
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,8 @@ def gateway_cidrs(conf: BridgeConf) -> list[str]:
     (plan_gateways); none unless ``isGateway``."""
     if not conf.is_gateway:
         return []
-    ipam = conf.net.raw.get("ipam") if isinstance(conf.net.raw.get("ipam"), dict) else {}
+    raw = conf.net.raw.get("ipam")
+    ipam: dict[str, Any] = raw if isinstance(raw, dict) else {}
     ranges = [r for rs in ipam.get("ranges") or [] if isinstance(rs, list) for r in rs if isinstance(r, dict)]
     if not ranges and ipam.get("subnet"):
         ranges = [ipam]
@@ -93,6 +97,12 @@ def gateway_cidrs(conf: BridgeConf) -> list[str]:
     return out
 
 
+def _owner(alias: str) -> str | None:
+    """The network a marked bridge belongs to (None: not marked, or not a network name)."""
+    name = alias[len(BRIDGE_MARK_PREFIX):] if alias.startswith(BRIDGE_MARK_PREFIX) else ""
+    return name if NAME_RE.fullmatch(name) else None
+
+
 def plan_bridges(network: str, bridge: str, gateways: list[str], links: list[BridgeLink],
                  in_use: set[str]) -> BridgePlan:
     """GC's decisions for ``network`` (whose bridge is ``bridge``) and the orphans.
@@ -105,7 +115,7 @@ def plan_bridges(network: str, bridge: str, gateways: list[str], links: list[Bri
     notes: list[str] = []
     mark = bridge_mark(network)
     for link in links:
-        owner = link.alias[len(BRIDGE_MARK_PREFIX):] if link.alias.startswith(BRIDGE_MARK_PREFIX) else None
+        owner = _owner(link.alias)
         if link.name == bridge and network not in in_use:
             if link.alias != mark:
                 have = {ipaddress.ip_interface(a) for a in link.addresses}
@@ -173,8 +183,8 @@ def collect_bridges(conf: BridgeConf) -> None:
 
     with iproute() as ipr, Attachments(conf.state_dir, conf.name).locked():
         links = _read_bridges(ipr, conf.bridge)
-        owners = {lk.alias[len(BRIDGE_MARK_PREFIX):] for lk in links if lk.alias.startswith(BRIDGE_MARK_PREFIX)}
-        in_use = {net for net in owners | {conf.name} if not Attachments(conf.state_dir, net).empty()}
+        owners = {_owner(lk.alias) for lk in links} - {None}
+        in_use = {net for net in owners | {conf.name} if net and not Attachments(conf.state_dir, net).empty()}
         plan = plan_bridges(conf.name, conf.bridge, gateway_cidrs(conf), links, in_use)
         for name in plan.delete:
             delete_link(ipr, name)

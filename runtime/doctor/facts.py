@@ -49,7 +49,8 @@ class Route:
 
     def text(self) -> str:
         """The route as ``ip route`` prints it."""
-        return " ".join([self.dst] + ["via", self.gateway] * bool(self.gateway) + ["dev", self.dev] * bool(self.dev))
+        return " ".join([self.dst] + (["via", self.gateway] if self.gateway else [])
+                        + (["dev", self.dev] if self.dev else []))
 
 
 @dataclass(frozen=True)

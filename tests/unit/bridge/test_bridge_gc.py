@@ -55,7 +55,8 @@ def test_unmarked_or_foreign_mark_keeps_the_bridge_and_drops_only_our_addresses(
 
 def test_orphans_are_marked_idle_and_without_ports() -> None:
     links = [BridgeLink("br-a", "netctl net=gone", 0), BridgeLink("br-b", "netctl net=live", 0),
-             BridgeLink("br-c", "", 0), BridgeLink("br-d", "netctl net=gone2", 1), BridgeLink("eth0", "uplink", 0)]
+             BridgeLink("br-c", "", 0), BridgeLink("br-d", "netctl net=gone2", 1), BridgeLink("eth0", "uplink", 0),
+             BridgeLink("br-e", "netctl net=../../etc", 0)]  # not a network name: never a path
     plan = plan_bridges("web", "br0", GW, links, {"live"})
     assert plan.delete == ("br-a",)
     assert plan.notes == ("removed bridge br-a of network gone: no attachment left",)
