@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import select
 import signal
 import socket
 import struct
@@ -47,7 +48,9 @@ def preload() -> list[str]:
                    "netplugins.firewall.iptables_driver", "netplugins.firewall.ports_ipt_driver",
                    "netplugins.meta.hostsockets", "netplugins.meta.localnet",
                    "netplugins.meta.conntrack", "netplugins.cni.attlock", "netplugins.cni.rollback",
-                   "netplugins.cni.lastresort", "dnsd.config", "dnsd.control"):
+                   "netplugins.cni.lastresort", "netplugins.firewall.libnft", "netplugins.firewall.driver",
+                   "netplugins.firewall.desired", "dnsd.config",
+                   "dnsd.control"):
         try:
             __import__(module)
         except ImportError:
@@ -55,6 +58,12 @@ def preload() -> list[str]:
     from .nl.netns import _libc
 
     _libc()  # loaded once here instead of in every worker
+    try:
+        from .firewall import libnft
+
+        libnft.library()  # dlopen once; each call makes its own context after setns
+    except ImportError:
+        pass
     try:
         # python-iptables costs ~110 ms to import; importing is fork-safe (building rules is not)
         from .firewall.iptc_table import preload as preload_iptc
@@ -229,8 +238,9 @@ _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 PR_SET_PDEATHSIG = 1
 
 
-def _worker(srv: socket.socket, parent: int) -> None:
-    """A pre-forked worker: wait for one connection, serve it, exit.
+def _worker(srv: socket.socket, parent: int, taken_w: int) -> None:
+    """A pre-forked worker: wait for one connection, say so on ``taken_w`` (the owner forks
+    a replacement at once, not when this call ends), serve it, exit.
 
     Entered with SIGTERM/SIGINT blocked (see :func:`_spawn`). SIGTERM ends an idle worker
     at once; a busy one finishes its call first, so stopping the daemon never cuts a plugin
@@ -260,6 +270,11 @@ def _worker(srv: socket.socket, parent: int) -> None:
             conn.close()
             busy = False
         srv.close()
+        try:
+            os.write(taken_w, os.getpid().to_bytes(4, "little"))
+        except OSError:
+            pass  # the owner is gone or its pipe is full: it learns of us when we exit
+        os.close(taken_w)
         _serve_one(conn)
     except BaseException:  # noqa: BLE001 - the worker must exit, never return to the loop
         code = 1
@@ -326,44 +341,96 @@ def fork_child(death_signal: int = signal.SIGKILL) -> int:
     return pid
 
 
-def _spawn(srv: socket.socket) -> int:
+def _spawn(srv: socket.socket, taken_r: int, taken_w: int) -> int:
     """Fork a worker (which never returns here); its PID, 0 when fork failed (the caller
     retries later)."""
     parent = os.getpid()
     pid = _fork("a worker")
     if pid == 0:
-        _worker(srv, parent)
+        _worker(srv, parent, taken_w)  # taken_r is closed there (CLOSE_IN_CHILDREN)
     return max(pid, 0)
 
 
 class WorkerPool:
     """Pre-forked workers blocked in accept() on one listening socket.
 
-    ``spare`` workers wait ahead of time, so a call does not wait for a fork (~2-5 ms of
-    a process this size); each serves one call and exits, and :meth:`fill` forks a
-    replacement. The owner's loop reaps children and hands their PIDs to :meth:`reaped`.
+    Idle workers wait ahead of time, so a call does not wait for a fork (~2-5 ms of a
+    process this size); each serves one call and exits. A worker that accepted a call
+    writes its PID to a pipe (:attr:`notify_fd`, for the owner's select): :meth:`taken`
+    marks it busy and :meth:`fill` forks its replacement while the call still runs.
+
+    ``spare`` idle workers are kept; when a burst takes every idle worker (a runtime
+    starting many containers at once), the target grows by ``spare`` up to ``burst`` and
+    falls back to ``spare`` after ``BURST_HOLD`` seconds without such a burst. At most
+    ``limit`` workers (idle and busy) exist at once. The owner's loop reaps children and
+    hands their PIDs to :meth:`reaped`.
     """
 
-    def __init__(self, srv: socket.socket, spare: int = 4) -> None:
+    BURST_HOLD = 5.0
+
+    def __init__(self, srv: socket.socket, spare: int = 4, burst: int = 16, limit: int = 64) -> None:
         self.srv = srv
         self.spare = spare
-        self.workers: set[int] = set()
+        self.burst = max(burst, spare)
+        self.limit = max(limit, self.burst)
+        self.target = spare
+        self.idle: set[int] = set()
+        self.workers: set[int] = set()  # idle and busy
         self.served = 0
+        self._drained_at = 0.0
+        self._taken_r, self._taken_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        CLOSE_IN_CHILDREN.add(self._taken_r)
+
+    @property
+    def notify_fd(self) -> int:
+        """Readable when a worker took a call: select on it, then call :meth:`taken`."""
+        return self._taken_r
+
+    def wanted(self) -> bool:
+        """Whether :meth:`fill` has workers to fork now."""
+        return len(self.idle) < self.target and len(self.workers) < self.limit
 
     def fill(self) -> bool:
-        """Fork workers up to ``spare``; False when a fork failed (retry later)."""
-        while len(self.workers) < self.spare:
-            pid = _spawn(self.srv)
+        """Fork workers up to the target; False when a fork failed (retry later)."""
+        self._settle()
+        while self.wanted():
+            pid = _spawn(self.srv, self._taken_r, self._taken_w)
             if not pid:
                 return False
             self.workers.add(pid)
+            self.idle.add(pid)
         return True
+
+    def taken(self) -> None:
+        """Read which workers accepted a call since the last look; grow on a burst."""
+        try:
+            data = os.read(self._taken_r, 4096)
+        except BlockingIOError:
+            return
+        for at in range(0, len(data) - len(data) % 4, 4):
+            self.idle.discard(int.from_bytes(data[at:at + 4], "little"))
+        if not self.idle:
+            self.target = min(self.burst, self.target + self.spare)
+            self._drained_at = time.monotonic()
+
+    def _settle(self) -> None:
+        """After a quiet spell, back to ``spare`` idle workers: the extra ones exit."""
+        if self.target > self.spare and time.monotonic() - self._drained_at > self.BURST_HOLD:
+            self.target = self.spare
+            for pid in sorted(self.idle)[self.spare:]:
+                try:
+                    os.kill(pid, signal.SIGTERM)  # idle: exits at once (see _worker)
+                except ProcessLookupError:
+                    pass
+                self.idle.discard(pid)
 
     def reaped(self, pid: int) -> bool:
         """Forget a worker that exited; False when ``pid`` was not one of ours."""
         if pid in self.workers:
             self.workers.discard(pid)
-            self.served += 1
+            if pid not in self.idle:
+                self.served += 1
+            self.idle.discard(pid)
             return True
         return False
 
@@ -430,6 +497,7 @@ def serve(path: str, idle_timeout: float = 0.0, spare: int = 4) -> None:
     last = time.monotonic()
     try:
         while not stopping:
+            pool.taken()
             if not pool.fill():
                 time.sleep(0.1)
             try:
@@ -447,7 +515,7 @@ def serve(path: str, idle_timeout: float = 0.0, spare: int = 4) -> None:
                 if code_stamp() != stamp:
                     log.info("our code changed on disk: exiting so that a fresh daemon serves it")
                     break
-            time.sleep(0.002 if len(pool.workers) < spare else 0.05)
+            select.select([pool.notify_fd], [], [], 0.002 if pool.wanted() else 0.05)
     finally:
         # no new connections; idle workers exit on SIGTERM, busy ones finish their call
         try:

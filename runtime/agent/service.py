@@ -208,7 +208,8 @@ class Agent:
             self._shutdown()
 
     def _wait(self, wake_r: int, now: float, next_dnsd: float) -> None:
-        fds = [wake_r]
+        assert self.pool is not None
+        fds = [wake_r, self.pool.notify_fd]
         if self.nft is not None:
             fds.append(self.nft.fileno())
         if self.rec_fd >= 0:
@@ -216,13 +217,14 @@ class Agent:
         timeout = max(0.0, next_dnsd - now)
         if self.dirty and not self.rec_pid:
             timeout = min(timeout, max(0.0, max(self.due, self.last_pass + MIN_GAP) - now))
-        assert self.pool is not None
-        if len(self.pool.workers) < self.pool.spare:
+        if self.pool.wanted():
             timeout = min(timeout, 0.05)
         try:
             ready, _, _ = select.select(fds, [], [], timeout)
         except InterruptedError:
             return
+        if self.pool.notify_fd in ready:
+            self.pool.taken()  # the loop's next turn forks the replacements
         if wake_r in ready:
             try:
                 while os.read(wake_r, 512):
@@ -356,7 +358,8 @@ class Agent:
         files.write_status(self.paths, {
             "pid": os.getpid(), "started": self.opts.started, "socket": self.opts.socket_path,
             "activation": self.opts.activation, "root": {"lib": self.paths.lib, "run": self.paths.run},
-            "workers": {"spare": self.opts.spare, "ready": len(self.pool.workers),
+            "workers": {"spare": self.opts.spare, "ready": len(self.pool.idle),
+                        "busy": len(self.pool.workers) - len(self.pool.idle),
                         "calls_served": self.pool.served},
             "dnsd": self.dnsd.to_dict(),
             "overlay": self.overlay.to_dict() if self.overlay is not None else None,
