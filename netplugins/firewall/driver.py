@@ -9,12 +9,12 @@ all, nftables if ``nft`` is installed. Detection looks at files only (no process
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from .errors import FirewallError
 from .plan import NetworkPolicy, validate_network_name
+from .which import which
 
 if TYPE_CHECKING:
     from .ports import PortsPlan, Published
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 ENV_DRIVER = "NETCTL_FIREWALL_DRIVER"
 DRIVER_NAMES = ("nftables", "iptables", "none")
 #: CNI runtimes may pass a short PATH; the tools live in sbin on Debian
-_FALLBACK_PATH = "/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"
 
 
 @runtime_checkable
@@ -113,9 +112,7 @@ class PortDriver(Protocol):
 
 
 def _which(cmd: str, search_path: str | None) -> str | None:
-    if search_path is not None:
-        return shutil.which(cmd, path=search_path)
-    return shutil.which(cmd) or shutil.which(cmd, path=_FALLBACK_PATH)
+    return which(cmd, search_path)
 
 
 def detect_driver_name(search_path: str | None = None) -> str:
