@@ -67,3 +67,21 @@ def assert_golden(name: str, actual: object, *, sort_keys: bool = False) -> None
             f"golden/{name}", "actual", n=2))
         pytest.fail(f"{name} differs from the golden file ({UPDATE_ENV}=1 rewrites it):\n{diff}",
                     pytrace=False)
+
+
+def iptables_sections(name: str) -> dict[str, list[str]]:
+    """The ``-A`` lines of an iptables golden file by section (``"ipv4 nat"``: lines).
+
+    The files hold one ``*<family> <table>`` header per section, then chain and rule lines
+    as ``iptables-save`` prints them; integration tests look for these lines in the kernel.
+    """
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in read_golden(name).splitlines():
+        if line.startswith("*"):
+            current = sections.setdefault(line[1:], [])
+        elif line.startswith("-A "):
+            if current is None:
+                pytest.fail(f"golden file {name}: {line!r} comes before any *<family> <table> line")
+            current.append(line)
+    return sections

@@ -238,46 +238,6 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(lab: PortLab) -> None:
                                    runtimeConfig={"portMappings": "junk"}), web, "c1").ok()
 
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "portmap"
-#: the plan of tests/golden/portmap/dual-stack.* (test_portmap_render.SCENARIOS)
-APPLY_DUAL_STACK = """
-import sys
-from netplugins.firewall.ports import PortMapping, plan_ports
-from netplugins.firewall.ports_ipt_driver import IptablesPortsDriver
-plan = plan_ports("web", "c1", "eth0", [
-    PortMapping(8080, 80), PortMapping(5353, 53, "udp"), PortMapping(9090, 90, host_ip="127.0.0.1"),
-    PortMapping(3868, 3868, "sctp")], ["10.88.1.2/24", "fd88::2/64"])
-IptablesPortsDriver(sys.argv[1]).setup_ports(plan)
-"""
-
-
-def test_golden_nft_scripts_pass_nft_check(host_ns: Netns) -> None:
-    scripts = sorted(GOLDEN.glob("*.nft"))
-    assert len(scripts) == 5
-    for script in scripts:
-        res = host_ns.run(["nft", "--check", "-f", str(script)], check=False)
-        assert res.returncode == 0, f"{script.name}: {res.stderr}"
-    assert port_rules(host_ns) == []  # --check applied nothing
-
-
-def test_iptables_save_prints_the_golden_lines(host_ns: Netns, tmp_path: Path) -> None:
-    import sys
-
-    host_ns.run([sys.executable, "-c", APPLY_DUAL_STACK, str(tmp_path / "xtables.lock")])
-    sections: dict[str, list[str]] = {}
-    for line in (GOLDEN / "dual-stack.iptables").read_text().splitlines():
-        if line.startswith("*"):
-            current = sections.setdefault(line[1:], [])
-        elif line.startswith("-A"):
-            current.append(line)
-    assert set(sections) == {"ipv4 raw", "ipv4 nat", "ipv6 nat"}
-    for section, lines in sections.items():
-        fam, table = section.split()
-        tool = "iptables-legacy-save" if fam == "ipv4" else "ip6tables-legacy-save"
-        saved = host_ns.run([tool, "-t", table]).stdout.splitlines()
-        assert [line for line in lines if line not in saved] == [], section
-
-
 def test_concurrent_adds_one_port_one_winner(lab: PortLab) -> None:
     """Eight containers race for host port 8080 while eight others publish distinct ports:
     exactly one gets 8080, every other racer a clean 107, every distinct port works."""

@@ -2,8 +2,8 @@
 
 The expected texts live in tests/golden/firewall/. Rewrite them only on purpose:
 ``UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/unit/firewall`` (then review the diff).
-The nft files are also validated by ``nft --check`` in tests/integration/test_firewall_topology.py,
-and the iptables lines are compared with iptables-legacy-save in test_firewall_iptables.py.
+tests/integration/test_firewall_drivers.py checks in namespaces that ``nft --check`` accepts
+the .nft files and that iptables-legacy-save prints the .iptables lines back.
 """
 
 from __future__ import annotations

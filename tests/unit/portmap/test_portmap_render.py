@@ -2,8 +2,8 @@
 
 Expected texts live in tests/golden/portmap/. Rewrite them only on purpose:
 ``UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/unit/portmap`` (then review the diff).
-test_portmap_cni.py checks in namespaces that nft accepts the .nft files and that
-iptables-legacy-save prints the .iptables lines back.
+tests/integration/test_firewall_drivers.py checks in namespaces that nft accepts the .nft
+files and that iptables-legacy-save prints the .iptables lines back.
 ``live-two-containers.{json,txt}`` are ``nft -j list`` / ``nft list`` of a real table
 holding two attachments (web/c1: 8080, 5353/udp, 127.0.0.1:9090, dual stack; db/c2:
 192.0.2.1:5432).
