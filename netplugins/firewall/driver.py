@@ -9,7 +9,7 @@ all, nftables if ``nft`` is installed. Detection looks at files only (no process
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from .errors import FirewallError
@@ -140,16 +140,32 @@ def detect_driver_name(search_path: str | None = None) -> str:
     )
 
 
-def get_driver(name: str | None = None, *, lock_path: str | None = None) -> FirewallDriver:
+def _chosen_name(name: str | None, environ: Mapping[str, str] | None) -> str:
+    """``name``, else ``$NETCTL_FIREWALL_DRIVER`` of ``environ`` (default: ours), else detected.
+
+    Raises:
+        FirewallError: nothing to detect.
+    """
+    env = os.environ if environ is None else environ
+    return (name or env.get(ENV_DRIVER, "").strip() or detect_driver_name()).lower()
+
+
+def get_driver(
+    name: str | None = None,
+    *,
+    lock_path: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> FirewallDriver:
     """The driver called ``name``, else ``$NETCTL_FIREWALL_DRIVER``, else the detected one.
 
     ``lock_path`` overrides the driver's lock file (nftables: /run/netctl/firewall.lock,
-    iptables: the xtables lock /run/xtables.lock).
+    iptables: the xtables lock /run/xtables.lock). ``environ`` replaces ``os.environ``
+    where the variable is read (tests pass their own).
 
     Raises:
         FirewallError: unknown driver name, or nothing to detect.
     """
-    chosen = (name or os.environ.get(ENV_DRIVER, "").strip() or detect_driver_name()).lower()
+    chosen = _chosen_name(name, environ)
     if chosen == "nftables":
         from .nftables import NftablesDriver
 
@@ -165,13 +181,18 @@ def get_driver(name: str | None = None, *, lock_path: str | None = None) -> Fire
     raise FirewallError(f"unknown firewall driver {chosen!r}: use one of {', '.join(DRIVER_NAMES)}")
 
 
-def get_port_driver(name: str | None = None, *, lock_path: str | None = None) -> PortDriver:
-    """The published-ports driver called ``name`` (same choice as :func:`get_driver`).
+def get_port_driver(
+    name: str | None = None,
+    *,
+    lock_path: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> PortDriver:
+    """The published-ports driver called ``name`` (same choice and arguments as :func:`get_driver`).
 
     Raises:
         FirewallError: unknown name, nothing to detect, or ``none`` (ports need DNAT rules).
     """
-    chosen = (name or os.environ.get(ENV_DRIVER, "").strip() or detect_driver_name()).lower()
+    chosen = _chosen_name(name, environ)
     if chosen == "nftables":
         from .ports_nft import NftPortsDriver
 

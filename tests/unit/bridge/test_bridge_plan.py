@@ -7,12 +7,11 @@ purpose: ``UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/unit/bridge`` (then 
 from __future__ import annotations
 
 import json
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
+from goldenutil import assert_golden
 
 from netplugins.cni.types import DNS, IPConfig, Route
 from netplugins.main.bridge_conf import BridgeConf, parse_bridge_conf
@@ -27,7 +26,6 @@ from netplugins.main.bridge_plan import (
     route_gateway,
 )
 
-GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "bridge"
 ALL_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 
 
@@ -35,19 +33,6 @@ def conf(**kw: Any) -> BridgeConf:
     obj: dict[str, Any] = {"cniVersion": "1.0.0", "name": "net1", "type": "bridge", "bridge": "br-net1"}
     obj.update(kw)
     return parse_bridge_conf(json.dumps(obj).encode())
-
-
-def assert_golden(name: str, obj: Any) -> None:
-    """Compare ``obj`` with the golden JSON file; ``UPDATE_GOLDEN=1`` rewrites it instead."""
-    path = GOLDEN / name
-    text = json.dumps(obj, indent=2) + "\n"
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        return
-    if not path.exists():
-        pytest.fail(f"golden file {path} is missing; create it with UPDATE_GOLDEN=1 and review it")
-    assert json.loads(path.read_text()) == obj, f"{name} differs from the golden file (UPDATE_GOLDEN=1 rewrites it)"
 
 
 # --- names --------------------------------------------------------------------------------
@@ -207,7 +192,7 @@ SCENARIOS: dict[str, Any] = {
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_result_golden(scenario: str) -> None:
-    assert_golden(f"{scenario}.json", SCENARIOS[scenario]().to_dict("1.0.0"))
+    assert_golden(f"bridge/{scenario}.json", SCENARIOS[scenario]().to_dict("1.0.0"))
 
 
 @pytest.mark.parametrize("version", ALL_VERSIONS)
@@ -215,7 +200,7 @@ def test_result_golden_per_version(version: str) -> None:
     result = result_for(conf(isDefaultGateway=True, mtu=1400),
                         (IPConfig("10.1.0.2/24", "10.1.0.1"), IPConfig("fd00:1::2/64", "fd00:1::1")),
                         mtu=1400)
-    assert_golden(f"result-{version}.json", result.to_dict(version))
+    assert_golden(f"bridge/result-{version}.json", result.to_dict(version))
 
 
 def test_result_shape() -> None:

@@ -8,33 +8,22 @@ The goldens in tests/golden/runtime/ are what another CNI runtime would read fro
 from __future__ import annotations
 
 import ipaddress
-import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
+from goldenutil import assert_golden
 
 from runtime import conflist
 from runtime.models import Network, Subnet
 from runtime.paths import Paths
 
-GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "runtime"
 PATHS = Paths(lib="/var/lib/netctl", run="/run/netctl")
 CREATED = "2026-01-01T00:00:00Z"
 
 
 def golden(name: str, obj: Any) -> None:
-    """Compare ``obj`` with the golden JSON file; ``UPDATE_GOLDEN=1`` rewrites it instead."""
-    path = GOLDEN / f"{name}.conflist"
-    text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        GOLDEN.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        return
-    if not path.exists():
-        pytest.fail(f"golden file {path} is missing; create it with UPDATE_GOLDEN=1 and review it")
-    assert text == path.read_text(), f"{name} differs from the golden file (UPDATE_GOLDEN=1 rewrites it)"
+    """Compare ``obj`` with tests/golden/runtime/``name``.conflist as sorted JSON (goldenutil)."""
+    assert_golden(f"runtime/{name}.conflist", obj, sort_keys=True)
 
 
 def net(name: str, *subnets: Subnet, **kw: Any) -> Network:
