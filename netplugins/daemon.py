@@ -357,7 +357,8 @@ class WorkerPool:
     Idle workers wait ahead of time, so a call does not wait for a fork (~2-5 ms of a
     process this size); each serves one call and exits. A worker that accepted a call
     writes its PID to a pipe (:attr:`notify_fd`, for the owner's select): :meth:`taken`
-    marks it busy and :meth:`fill` forks its replacement while the call still runs.
+    marks it busy, and when fewer than half the target wait idle :meth:`fill` forks
+    replacements while the calls still run (see :meth:`wanted`).
 
     ``spare`` idle workers are kept; when a burst takes every idle worker (a runtime
     starting many containers at once), the target grows by ``spare`` up to ``burst`` and
@@ -387,11 +388,21 @@ class WorkerPool:
         return self._taken_r
 
     def wanted(self) -> bool:
-        """Whether :meth:`fill` has workers to fork now."""
-        return len(self.idle) < self.target and len(self.workers) < self.limit
+        """Whether :meth:`fill` has workers to fork now.
+
+        A busy worker counts as a coming replacement (forked when it exits) while at least
+        half the target waits idle: a fork during a call competes with that call for the
+        CPU, which on a small host costs more than it saves. Below that, replacements are
+        forked at once (a burst of calls).
+        """
+        if len(self.workers) >= self.limit:
+            return False
+        if len(self.workers) < self.target:
+            return True
+        return len(self.idle) < max(1, self.target // 2)
 
     def fill(self) -> bool:
-        """Fork workers up to the target; False when a fork failed (retry later)."""
+        """Fork workers while :meth:`wanted`; False when a fork failed (retry later)."""
         self._settle()
         while self.wanted():
             pid = _spawn(self.srv, self._taken_r, self._taken_w)
