@@ -12,6 +12,10 @@ Only root (or our own uid) may connect: SO_PEERCRED is checked on every connecti
 
 from __future__ import annotations
 
+import argparse
+import ctypes
+import fcntl
+import gc
 import io
 import logging
 import os
@@ -22,8 +26,12 @@ import struct
 import sys
 import time
 
-from .cni.shim import ACK, REP_HDR, REQ_HDR, decode_env, recv_exact
-from .nl.netns import setns
+from .cni.attlock import LockTimeout, attachment_lock
+from .cni.errors import CniError
+from .cni.shim import ACK, DEFAULT_SOCKET, REP_HDR, REQ_HDR, decode_env, recv_exact
+from .cni.skel import error_outcome, log_level, run
+from .firewall import libnft
+from .nl.netns import _libc, setns
 from .registry import available, load_funcs
 
 log = logging.getLogger("netplugins.daemon")
@@ -55,15 +63,8 @@ def preload() -> list[str]:
             __import__(module)
         except ImportError:
             pass
-    from .nl.netns import _libc
-
     _libc()  # loaded once here instead of in every worker
-    try:
-        from .firewall import libnft
-
-        libnft.library()  # dlopen once; each call makes its own context after setns
-    except ImportError:
-        pass
+    libnft.library()  # dlopen once; each call makes its own context after setns
     try:
         # python-iptables costs ~110 ms to import; importing is fork-safe (building rules is not)
         from .firewall.iptc_table import preload as preload_iptc
@@ -141,10 +142,6 @@ def _serve_one(conn: socket.socket) -> None:
     handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    from .cni.attlock import LockTimeout, attachment_lock
-    from .cni.errors import CniError
-    from .cni.skel import error_outcome, log_level, run
-
     # an invalid level must not kill the worker (the caller would get code 11)
     level, complaint = log_level(env.get("NETCTL_LOG_LEVEL"))
     root.setLevel(level)
@@ -179,8 +176,6 @@ def _serve_one(conn: socket.socket) -> None:
 
 def _undo_add(funcs: object, env: dict[str, str], stdin: bytes) -> None:
     """DEL what an ADD made whose caller is gone (call with the attachment lock held)."""
-    from .cni.skel import run
-
     undo_env = dict(env, CNI_COMMAND="DEL")
     outcome = run(funcs, undo_env, stdin)  # type: ignore[arg-type]
     if outcome.exit_code:
@@ -223,8 +218,6 @@ def single_instance(path: str) -> int:
     Raises:
         OSError: when another daemon holds the lock.
     """
-    import fcntl
-
     fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -301,8 +294,6 @@ def _child_setup() -> None:
 
 def _die_with_parent(signo: int) -> None:
     try:
-        import ctypes
-
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signo), 0, 0, 0)
     except (OSError, AttributeError):
         pass
@@ -494,8 +485,6 @@ def serve(path: str, idle_timeout: float = 0.0, spare: int = 4) -> None:
     stamp = code_stamp()
     next_stamp_check = time.monotonic() + 2.0
     srv = bind_socket(path)
-    import gc
-
     # keep the preloaded heap out of the collector so forked workers don't copy its pages
     gc.freeze()
     stopping = False
@@ -572,10 +561,6 @@ def _stop_workers(workers: set[int], grace: float = 30.0) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m netplugins.daemon [--socket PATH] [--idle-timeout S]``."""
-    import argparse
-
-    from .cni.shim import DEFAULT_SOCKET
-
     parser = argparse.ArgumentParser(prog="netplugind", description=__doc__.splitlines()[0])
     parser.add_argument("--socket", default=os.environ.get("NETCTL_PLUGIND_SOCKET", DEFAULT_SOCKET))
     parser.add_argument("--idle-timeout", type=float, default=0.0)
