@@ -46,6 +46,33 @@ KNOWN_ARGS = frozenset({"IP", "MAC", "K8S_POD_NAME", "K8S_POD_NAMESPACE",
 CHECK_TIMEOUT = 1.0
 
 
+class Dnsd:
+    """dnsd as this plugin sees it: the one seam unit tests replace (with a fake that
+    records calls and can fail), so that no test without a namespace starts a dnsd."""
+
+    def serve(self, dns_dir: str) -> None:
+        """Make dnsd serve ``dns_dir`` now. Raises: control.DnsdError, OSError."""
+        control.serve(dns_dir)
+
+    def reload(self, dns_dir: str) -> None:
+        """Tell a running dnsd to re-read ``dns_dir``; never starts one."""
+        control.reload(dns_dir)
+
+    def running(self, dns_dir: str) -> bool:
+        return control.find_running(dns_dir) is not None
+
+    def supervised(self, dns_dir: str) -> bool:
+        """Whether a live supervisor (netctl's agent) restarts dnsd for ``dns_dir``."""
+        return control.find_supervisor(dns_dir) is not None
+
+    def answers(self, dns_dir: str, server: str, name: str) -> bool:
+        """Whether dnsd answers a query for ``name`` on ``server`` (its port from dnsd.args)."""
+        return dnsd_answers(server, name, _dnsd_port(dns_dir))
+
+
+REAL = Dnsd()
+
+
 def _io_error(what: str, exc: Exception) -> CniError:
     return CniError(errors.IO_FAILURE, what, str(exc))
 
@@ -63,7 +90,7 @@ def _drop_network_if_empty(conf: DnsRegConf) -> None:
         dnsconf.remove_network(conf.dir, conf.name)
 
 
-def _register(conf: DnsRegConf, args: CmdArgs, reg: Registration, stack: Rollback) -> None:
+def _register(conf: DnsRegConf, args: CmdArgs, reg: Registration, stack: Rollback, dnsd: Dnsd) -> None:
     """Write the network and the entry, then make dnsd serve them; undo steps on ``stack``.
 
     Raises:
@@ -72,7 +99,7 @@ def _register(conf: DnsRegConf, args: CmdArgs, reg: Registration, stack: Rollbac
     """
     # registered first, so it runs last: after the files are gone, a dnsd that already
     # read them forgets the names of the rolled-back ADD at once
-    stack.undo("reload dnsd", control.reload, conf.dir)
+    stack.undo("reload dnsd", dnsd.reload, conf.dir)
     try:
         # written on every ADD: cheap, and it brings the network back if a concurrent DEL
         # of its last container just removed it (dnsd/config.py)
@@ -88,14 +115,14 @@ def _register(conf: DnsRegConf, args: CmdArgs, reg: Registration, stack: Rollbac
     except OSError as exc:
         raise _io_error(f"failed to write dnsd's configuration in {conf.dir!r}", exc) from None
     try:
-        control.serve(conf.dir)
+        dnsd.serve(conf.dir)
     except (OSError, control.DnsdError) as exc:
         raise _io_error("failed to make dnsd serve the names", exc) from None
 
 
 # --- ADD ----------------------------------------------------------------------------------
 
-def cmd_add(args: CmdArgs) -> Result:
+def cmd_add(args: CmdArgs, dnsd: Dnsd = REAL) -> Result:
     """Register the container's names; print prevResult with dnsd as its nameserver.
 
     Raises:
@@ -108,14 +135,14 @@ def cmd_add(args: CmdArgs) -> Result:
     if reg is None:
         return prev  # no address or nowhere to listen: nothing for dnsd to serve
     with Rollback() as stack:
-        _register(conf, args, reg, stack)
+        _register(conf, args, reg, stack, dnsd)
         stack.pop_all()
     return plan_result(prev, reg)
 
 
 # --- DEL ----------------------------------------------------------------------------------
 
-def cmd_del(args: CmdArgs) -> None:
+def cmd_del(args: CmdArgs, dnsd: Dnsd = REAL) -> None:
     """Remove the container's entry (and the network's file after its last one), then
     let a running dnsd reload. Needs neither prevResult nor the namespace; idempotent.
 
@@ -130,10 +157,10 @@ def cmd_del(args: CmdArgs) -> None:
         errs.collect(errors.config_error("invalid DNS entry name", str(exc)))
     except OSError as exc:
         errs.collect(_io_error("failed to remove the DNS entry", exc))
-    _finish_teardown(conf, errs)
+    _finish_teardown(conf, errs, dnsd)
 
 
-def _finish_teardown(conf: DnsRegConf, errs: ErrorList) -> None:
+def _finish_teardown(conf: DnsRegConf, errs: ErrorList, dnsd: Dnsd) -> None:
     """Drop the network's file if it has no entry left, reload dnsd, report errors."""
     try:
         _drop_network_if_empty(conf)
@@ -141,7 +168,7 @@ def _finish_teardown(conf: DnsRegConf, errs: ErrorList) -> None:
         errs.collect(errors.config_error("invalid DNS network name", str(exc)))
     except OSError as exc:
         errs.collect(_io_error("failed to remove the DNS network", exc))
-    control.reload(conf.dir)  # no dnsd running: nothing to tell (never starts one)
+    dnsd.reload(conf.dir)  # no dnsd running: nothing to tell (never starts one)
     errs.raise_if_any(errors.IO_FAILURE)
 
 
@@ -175,19 +202,19 @@ def dnsd_answers(server: str, name: str, port: int = 53, timeout: float = CHECK_
             return False
 
 
-def _dnsd_port(conf: DnsRegConf) -> int:
+def _dnsd_port(dns_dir: str) -> int:
     """The port dnsd was started with (dnsd.args), 53 by default."""
     import json
 
     try:
-        with open(os.path.join(conf.dir, control.ARGS_FILE)) as fh:
+        with open(os.path.join(dns_dir, control.ARGS_FILE)) as fh:
             port = json.load(fh).get("port")
     except (OSError, ValueError, AttributeError):
         return 53
     return port if isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536 else 53
 
 
-def cmd_check(args: CmdArgs) -> None:
+def cmd_check(args: CmdArgs, dnsd: Dnsd = REAL) -> None:
     """Verify the entry (names and addresses as ADD wrote them), the network's listen
     addresses, and that dnsd runs and answers on each of them.
 
@@ -219,21 +246,20 @@ def cmd_check(args: CmdArgs) -> None:
             problems.append(f"dnsd is not configured to listen on {', '.join(missing)}")
     except (OSError, ValueError, AttributeError, dnsconf.ConfigError):
         problems.append(f"network {conf.name!r} is not configured in {conf.dir}")
-    if control.find_running(conf.dir) is None:
+    if not dnsd.running(conf.dir):
         problems.append(f"embedded DNS of network {conf.name!r} is down: no dnsd serves {conf.dir} "
                         "(the agent restarts it; see 'netctl agent status')")
     else:
-        port = _dnsd_port(conf)
         for addr in reg.listen:
-            if not dnsd_answers(addr, reg.names[0], port):
-                problems.append(f"dnsd does not answer on {addr}:{port}")
+            if not dnsd.answers(conf.dir, addr, reg.names[0]):
+                problems.append(f"dnsd does not answer on {addr}")
     if problems:
         raise CniError(errors.NETLINK_FAILURE, problems[0], "; ".join(problems[1:]))
 
 
 # --- STATUS / GC --------------------------------------------------------------------------
 
-def cmd_status(args: CmdArgs) -> None:
+def cmd_status(args: CmdArgs, dnsd: Dnsd = REAL) -> None:
     """Ready when dnsd's directory is usable; 51 when DNS-enabled networks exist but no
     dnsd serves them (names do not resolve until the agent or the next ADD starts it).
 
@@ -243,14 +269,13 @@ def cmd_status(args: CmdArgs) -> None:
     conf = parse_conf(args.stdin)
     if os.path.exists(conf.dir) and not (os.path.isdir(conf.dir) and os.access(conf.dir, os.W_OK)):
         raise CniError(errors.NOT_AVAILABLE, f"dnsd's directory {conf.dir} is not a writable directory")
-    if control.wanted(conf.dir) and control.find_running(conf.dir) is None:
-        who = "the agent is restarting it" if control.find_supervisor(conf.dir) else \
-            "the next ADD starts it"
+    if control.wanted(conf.dir) and not dnsd.running(conf.dir):
+        who = "the agent is restarting it" if dnsd.supervised(conf.dir) else "the next ADD starts it"
         raise CniError(errors.LIMITED_CONNECTIVITY, f"dnsd is not running: container names do not "
                        f"resolve ({who})")
 
 
-def cmd_gc(args: CmdArgs) -> None:
+def cmd_gc(args: CmdArgs, dnsd: Dnsd = REAL) -> None:
     """Remove this network's entries (written by this plugin) of attachments not in
     ``cni.dev/valid-attachments``, then the network's file if none is left.
 
@@ -271,7 +296,7 @@ def cmd_gc(args: CmdArgs) -> None:
             dnsconf.remove_entry_file(conf.dir, conf.name, fname)
         except (OSError, dnsconf.ConfigError) as exc:
             errs.collect(_io_error(f"failed to remove the DNS entry {fname}", exc))
-    _finish_teardown(conf, errs)
+    _finish_teardown(conf, errs, dnsd)
 
 
 FUNCS = PluginFuncs(add=cmd_add, delete=cmd_del, check=cmd_check, status=cmd_status, gc=cmd_gc,

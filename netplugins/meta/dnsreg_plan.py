@@ -1,12 +1,14 @@
 """Pure parts of the ``netctl-dns`` plugin: its config, the names a container answers to,
 and what to register with dnsd, planned from ``prevResult``.
 
-Config (all keys optional; see docs/plugins.md "netctl-dns")::
+Config (``dir`` required; see docs/plugins.md "netctl-dns")::
 
     {"type": "netctl-dns", "dir": "/run/netctl/dnsd", "upstreams": ["192.0.2.53"],
      "internal": false, "listen": ["10.88.0.1"], "capabilities": {"aliases": true}}
 
-- ``dir``: dnsd's configuration directory (absolute path);
+- ``dir``: dnsd's configuration directory (absolute path). Required, with no default: a
+  config that lost it must not make the plugin write to (and start dnsd on) the host's
+  own directory, which netctl uses as ``/run/netctl/dnsd``;
 - ``upstreams``: the network's upstream servers (else the host's resolv.conf);
 - ``internal``: the network is internal: names only, nothing forwarded upstream;
 - ``listen``: where dnsd answers for this network; default: the gateways of the
@@ -27,7 +29,6 @@ if TYPE_CHECKING:  # typing costs every plugin process ~3 ms; annotations are st
     from typing import Any
 
 PLUGIN_TYPE = "netctl-dns"
-DEFAULT_DIR = "/run/netctl/dnsd"
 #: who wrote an entry (the ``owner`` key of dnsd's entry files): GC removes only these,
 #: never the entries of other hosts' containers that the overlay's sync process writes
 OWNER = PLUGIN_TYPE
@@ -39,7 +40,7 @@ class DnsRegConf:
 
     net: NetConf
     #: dnsd's configuration directory
-    dir: str = DEFAULT_DIR
+    dir: str
     #: the network's upstream servers (IP addresses)
     upstreams: tuple[str, ...] = ()
     #: internal network: dnsd forwards nothing for it
@@ -80,15 +81,15 @@ def _addresses(raw: dict[str, Any], key: str) -> tuple[str, ...]:
 
 
 def parse_conf(stdin: bytes) -> DnsRegConf:
-    """Parse and validate the plugin config (every command needs ``dir``, so every
-    command validates all keys: there are no ADD-only keys to be lenient about).
+    """Parse and validate the plugin config (every command needs ``dir``; the other keys
+    are few and cheap to get right, so every command validates all of them).
 
     Raises:
         CniError: 6 undecodable input, 7 an invalid key (named in the message).
     """
     net = load_netconf(stdin)
     raw = net.raw
-    directory = check_path(raw.get("dir", DEFAULT_DIR) or DEFAULT_DIR, "dir")
+    directory = check_path(raw.get("dir"), "dir")
     internal = raw.get("internal", False)
     if not isinstance(internal, bool):
         raise config_error("invalid config: internal must be true or false", repr(internal))
