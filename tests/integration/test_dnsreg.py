@@ -160,3 +160,28 @@ def test_dnsd_is_started_by_the_agent(host_ns: Netns, make_ns: Callable[..., Net
         agent.terminate()
         agent.wait(15)
     assert not (root / "run" / "dnsd" / "dnsd.supervisor").exists()
+
+
+def test_files_for_dnsd(host_ns: Netns, make_ns: Callable[..., Netns], tmp_path: Path) -> None:
+    """What ADD writes (was the bridge plugin's embeddedDNS test): the network's listen
+    address, subnets, upstreams; the entry's names (aliases of other networks ignored);
+    DEL keeps the network while a container is left on it."""
+    chain = Chain(host_ns, tmp_path, "ours")
+    main = chain.main_conf("dnsnet", "10.120.0.0/24")
+    dns = chain.dns_conf("dnsnet", runtimeConfig={"aliases": {"dnsnet": ["www", "api"], "other": ["elsewhere"]}})
+    a, b = make_ns(), make_ns()
+    res = chain.add(main, dns, a, CID_A1, cni_args="IgnoreUnknown=1;K8S_POD_NAME=web1")
+    ip1 = res["ips"][0]["address"].split("/")[0]
+    net = json.loads((chain.dns_dir / "networks" / "dnsnet.json").read_text())
+    assert net == {"name": "dnsnet", "listen": ["10.120.0.1"], "subnets": ["10.120.0.0/24"],
+                   "internal": False, "upstreams": ["192.0.2.53"]}
+    entry = chain.entry("dnsnet", CID_A1)
+    assert entry["names"] == ["web1", "www", "api", CID_A1[:12]] and entry["ipv4"] == [ip1]
+    chain.add(main, dict(dns, runtimeConfig={}), b, CID_A2, cni_args="IgnoreUnknown=1;K8S_POD_NAME=db1")
+    assert dig(b, "10.120.0.1", "www") == [ip1]
+    chain.delete(main, dns, a, CID_A1)
+    assert chain.registered() == [f"entries/dnsnet/{CID_A2}-eth0.json", "networks/dnsnet.json"]
+    assert wait_for(lambda: dig(b, "10.120.0.1", "web1") == [])
+    chain.delete(main, dns, b, CID_A2)
+    assert chain.registered() == []
+
