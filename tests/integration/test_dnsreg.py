@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from cniutil import REFERENCE_DIR, plugin_mode
+from netctlutil import Netctl, netctl_fixture  # noqa: F401 - the netctl fixture
 from nsutil import Netns, pids_in_netns, wait_for
 from test_dnsreg_helpers import Chain, dig
 
@@ -185,3 +186,29 @@ def test_files_for_dnsd(host_ns: Netns, make_ns: Callable[..., Netns], tmp_path:
     chain.delete(main, dns, b, CID_A2)
     assert chain.registered() == []
 
+
+
+def test_netctl_rewrites_a_conflist_of_the_embedded_dns_era(netctl: Netctl) -> None:
+    """A conflist an older netctl stored (the bridge's embeddedDNS, no netctl-dns) is
+    rendered again before use: names keep working, and entries in the old bridge's format
+    are removed by netctl-dns's DEL (same files)."""
+    netctl("create", "--subnet", "172.30.40.0/24", "olddns")
+    netctl.run_d("o1", "--network", "olddns")
+    path = Path(netctl.path("lib", "net.d", "olddns.conflist"))
+    conf = json.loads(path.read_text())
+    assert [p["type"] for p in conf["plugins"]] == ["bridge", "netctl-dns", "portmap"]
+    # what netctl wrote before netctl-dns existed
+    conf["plugins"] = [p for p in conf["plugins"] if p["type"] != "netctl-dns"]
+    conf["plugins"][0]["embeddedDNS"] = {"dir": netctl.path("run", "dnsd")}
+    path.write_text(json.dumps(conf))
+    netctl.run_d("o2", "--network", "olddns")
+    assert [p["type"] for p in json.loads(path.read_text())["plugins"]] == ["bridge", "netctl-dns", "portmap"]
+    assert netctl.exec("o1", "getent", "hosts", "o2").stdout.split()[0] == netctl.ip("o2", "olddns")
+    # o1's entry as the old bridge wrote it (no owner): netctl-dns's DEL removes it all the same
+    for entry in Path(netctl.path("run", "dnsd", "entries", "olddns")).glob("*.json"):
+        data = json.loads(entry.read_text())
+        data.pop("owner", None)
+        entry.write_text(json.dumps(data))
+    netctl("container", "rm", "-f", "o1", "o2")
+    entries = Path(netctl.path("run", "dnsd", "entries"))
+    assert not entries.exists() or not any(entries.rglob("*.json"))
