@@ -212,3 +212,23 @@ def test_netctl_rewrites_a_conflist_of_the_embedded_dns_era(netctl: Netctl) -> N
     netctl("container", "rm", "-f", "o1", "o2")
     entries = Path(netctl.path("run", "dnsd", "entries"))
     assert not entries.exists() or not any(entries.rglob("*.json"))
+
+
+def test_reference_ptp_gets_names_too(host_ns: Netns, make_ns: Callable[..., Netns], tmp_path: Path) -> None:
+    """The reference ptp (a veth per container, the gateway on the host end): netctl-dns
+    needs only the container's addresses and gateway from its result."""
+    chain = Chain(host_ns, tmp_path, "reference", main_type="ptp")
+    main = {"cniVersion": "1.0.0", "name": "refptp", "type": "ptp", "ipMasq": False,
+            "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.137.0.0/24"}]],
+                     "dataDir": str(tmp_path / "ipam")}}
+    dns = chain.dns_conf("refptp")
+    p1, p2 = make_ns(), make_ns()
+    r1 = chain.add(main, dns, p1, CID_A1, cni_args="IgnoreUnknown=1;K8S_POD_NAME=pt1")
+    r2 = chain.add(main, dns, p2, CID_A2, cni_args="IgnoreUnknown=1;K8S_POD_NAME=pt2")
+    gw = r1["ips"][0]["gateway"]
+    assert r1["dns"]["nameservers"][0] == gw
+    assert wait_for(lambda: dig(p1, gw, "pt2") == [r2["ips"][0]["address"].split("/")[0]])
+    assert dig(p2, gw, "pt1") == [r1["ips"][0]["address"].split("/")[0]]
+    chain.delete(main, dns, p1, CID_A1)
+    chain.delete(main, dns, p2, CID_A2)
+    assert chain.registered() == []

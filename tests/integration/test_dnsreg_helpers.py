@@ -37,6 +37,8 @@ class Chain:
     flavour: str = "ours"
     env: dict[str, str] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
+    #: the reference's main plugin ("bridge", "ptp", "macvlan" ...)
+    main_type: str = "bridge"
 
     @property
     def dns_dir(self) -> Path:
@@ -58,9 +60,9 @@ class Chain:
     def _main(self, command: str, conf: dict[str, Any], ctr: Netns | None, cid: str, **kw: Any) -> PluginRun:
         if self.flavour == "reference":
             # only the reference directory: its bridge must delegate to its own host-local
-            return run_plugin(self.host, "bridge", command, conf, container_id=cid,
+            return run_plugin(self.host, self.main_type, command, conf, container_id=cid,
                               netns=ctr.path if ctr else "", env=self.env, path=REFERENCE_DIR,
-                              exe=os.path.join(REFERENCE_DIR, "bridge"), **kw)
+                              exe=os.path.join(REFERENCE_DIR, self.main_type), **kw)
         return run_plugin(self.host, "bridge", command, conf, container_id=cid,
                           netns=ctr.path if ctr else "", env=self.env, **kw)
 
