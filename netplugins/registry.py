@@ -11,6 +11,7 @@ PLUGINS: dict[str, str] = {
     "portmap": "netplugins.meta.portmap",
     "host-local": "netplugins.ipam.hostlocal",
     "overlay": "netplugins.main.overlay",
+    "netctl-dns": "netplugins.meta.dnsreg",
 }
 
 #: Our plugins that allocate addresses: the only ones of ours an ``ipam.type`` may name.
@@ -21,7 +22,7 @@ IPAM_PLUGINS = frozenset({"host-local"})
 #: the bridge delegate to itself until the stack ran out (code 100).
 NOT_IPAM = frozenset(set(PLUGINS) - IPAM_PLUGINS) | frozenset({
     "ptp", "macvlan", "ipvlan", "vlan", "host-device", "tap", "dummy", "vrf", "bandwidth",
-    "firewall", "sbr", "tuning"})
+    "firewall", "sbr", "tuning", "dnsname"})
 
 #: First lines of every executable we generate; invoke.py recognises our own plugins by it.
 SHIM_MARKER = "# netctl-cni-shim:"

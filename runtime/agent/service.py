@@ -29,6 +29,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from dnsd.control import NUDGE as NUDGE_DNSD
 from netplugins import daemon
 from netplugins.firewall import desired
 from runtime.paths import Paths
@@ -113,6 +114,8 @@ class Agent:
         self.last_pass = -MIN_GAP
         self.last_call = time.monotonic()
         self.status_dirty = True
+        #: a DNS plugin asked for dnsd (control.NUDGE): look at it now, not at the next tick
+        self.dnsd_asked = False
 
     # --- set-up ---------------------------------------------------------------------
     def _listen(self) -> socket.socket:
@@ -165,6 +168,8 @@ class Agent:
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGHUP, lambda *_: self._mark_dirty(0.0))
+        signal.signal(NUDGE_DNSD, lambda *_: setattr(self, "dnsd_asked", True))
+        self.dnsd.claim(os.getpid())  # only now: before the handler the nudge would kill us
         next_dnsd = next_status = 0.0
         next_code = time.monotonic() + CODE_CHECK_EVERY
         assert self.pool is not None
@@ -174,8 +179,8 @@ class Agent:
                 if not self.pool.fill():
                     time.sleep(0.05)
                 self._reap()
-                if now >= next_dnsd:
-                    next_dnsd = now + DNSD_TICK
+                if now >= next_dnsd or self.dnsd_asked:
+                    next_dnsd, self.dnsd_asked = now + DNSD_TICK, False
                     event = self.dnsd.tick(now)
                     if event:
                         log.log(logging.WARNING if "gone" in event or "cannot" in event
@@ -389,6 +394,7 @@ class Agent:
             self.overlay.stop()
         from dnsd import control
 
+        self.dnsd.release(os.getpid())
         try:
             if control.stop(self.paths.dnsd):
                 log.info("dnsd stopped")
@@ -443,6 +449,8 @@ def _reexec(opts: Options, listen_fd: int, lock_fd: int) -> None:
         argv += ["--store", opts.store]
     sys.stderr.flush()
     os.chdir("/")
+    # ignored stays ignored across exec: a nudge before the new image's handler is harmless
+    signal.signal(NUDGE_DNSD, signal.SIG_IGN)
     os.execv(sys.executable, argv)
 
 
@@ -465,6 +473,8 @@ def serve(opts: Options) -> int:
     Raises nothing: a start-up failure (another agent holds the socket, cannot bind) is
     logged and gives status 1.
     """
+    # the supervisor record may still name us (re-exec): a nudge is harmless until run()
+    signal.signal(NUDGE_DNSD, signal.SIG_IGN)
     agent = Agent(opts)
     try:
         agent.setup()
