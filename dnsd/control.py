@@ -188,6 +188,7 @@ def _spawn(dns_dir: str, resolv_conf: str | None, port: int | None) -> subproces
 
 def _write_args(dns_dir: str, resolv_conf: str | None, port: int | None) -> None:
     """Remember the options of the last start, so that a restart (by the agent) uses them."""
+    # lazy: plugin start-up; only the commands that need it load it
     import json
 
     tmp = os.path.join(dns_dir, f".{ARGS_FILE}.{os.getpid()}")
@@ -198,6 +199,7 @@ def _write_args(dns_dir: str, resolv_conf: str | None, port: int | None) -> None
 
 
 def _read_args(dns_dir: str) -> tuple[str | None, int | None]:
+    # lazy: plugin start-up; only the commands that need it load it
     import json
 
     try:
@@ -364,6 +366,7 @@ def claim_supervision(dns_dir: str, pid: int) -> None:
     Raises:
         OSError: the directory cannot be written.
     """
+    # lazy: plugin start-up; only the commands that need it load it
     import json
 
     dns_dir = os.path.abspath(dns_dir)
@@ -385,6 +388,7 @@ def release_supervision(dns_dir: str, pid: int) -> None:
 
 
 def _read_supervisor(dns_dir: str) -> tuple[int | None, int | None]:
+    # lazy: plugin start-up; only the commands that need it load it
     import json
 
     try:

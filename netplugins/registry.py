@@ -30,6 +30,7 @@ SHIM_MARKER = "# netctl-cni-shim:"
 
 def available() -> dict[str, str]:
     """The plugin types whose module is present in this installation."""
+    # lazy: the shim imports this module; only the agent lists plugins
     import importlib.util
 
     out = {}
@@ -49,6 +50,21 @@ def load_funcs(ptype: str):  # type: ignore[no-untyped-def]
         KeyError: for a type we do not ship.
         ImportError: if the module is missing.
     """
+    # lazy: the shim's fast path (through the agent) loads no plugin
     import importlib
 
     return importlib.import_module(PLUGINS[ptype]).FUNCS
+
+
+def is_our_plugin(path: str) -> str | None:
+    """The CNI type when ``path`` is one of our executables, else None (a delegating plugin
+    then runs it in its own process: ``cni/invoke.py``)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError:
+        return None
+    for line in head.split(b"\n")[:3]:
+        if line.startswith(SHIM_MARKER.encode()):
+            return line[len(SHIM_MARKER):].strip().decode() or None
+    return None

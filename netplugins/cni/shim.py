@@ -187,8 +187,10 @@ def _main(ptype: str) -> None:
             stdin = None  # unreadable: the skeleton below reports it (code 5)
         if stdin is not None:
             _run_here(ptype, env, stdin)
+    # lazy: the fast path through the agent loads no plugin code
     import importlib
 
+    # lazy: the fast path through the agent loads no plugin code
     from netplugins.registry import PLUGINS
 
     importlib.import_module(PLUGINS[ptype]).main()
@@ -215,6 +217,7 @@ def _run_here(ptype: str, env: dict[str, str], stdin: bytes) -> None:
     """No daemon: run the plugin in this process with stdin already read, holding the
     call's attachment lock (netplugins.cni.attlock) as a daemon worker would."""
     try:
+        # lazy: the fast path through the agent loads no plugin code
         from netplugins.cni.attlock import LockTimeout, attachment_lock
         from netplugins.cni.errors import CniError
         from netplugins.cni.skel import configure_logging, emit, error_outcome, run
@@ -239,6 +242,7 @@ def _run_here(ptype: str, env: dict[str, str], stdin: bytes) -> None:
 
 def _last_resort(exc: BaseException, stdin: bytes | None = None) -> None:
     """Print the error object for ``exc`` (never a traceback) and exit 1."""
+    # lazy: the fast path through the agent loads no plugin code
     from netplugins.cni.lastresort import fail
 
     if stdin is None:

