@@ -172,6 +172,7 @@ class State:
         write_json(self._ctr_path(c.id), c.to_dict(), durable)
 
     def delete_container(self, cid: str) -> None:
+        # lazy: ~2 ms of netctl start-up; only removal needs it
         import shutil
 
         shutil.rmtree(self.paths.container_dir(cid), ignore_errors=True)

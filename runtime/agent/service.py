@@ -19,6 +19,8 @@ keeps its listening socket (callers never see it closed).
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import json
 import logging
 import os
@@ -29,6 +31,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from dnsd import control
 from dnsd.control import NUDGE as NUDGE_DNSD
 from netplugins import daemon
 from netplugins.firewall import desired
@@ -36,6 +39,7 @@ from runtime.paths import Paths
 
 from . import files
 from .nftwatch import NftWatch
+from .reconcile import reconcile
 from .supervise import ChildSupervisor, DnsdSupervisor, overlay_argv
 
 log = logging.getLogger("netctl.agent")
@@ -143,8 +147,6 @@ class Agent:
             log.info("no nftables notifications (%s): polling every %.1fs", exc, POLL_IPTABLES)
             self.fw.watch = "polling"
         _become_subreaper()  # a dnsd started by a worker is re-parented to us when it exits
-        import gc
-
         # keep the preloaded heap out of the collector so forked workers don't copy its pages
         gc.freeze()
         self.pool = daemon.WorkerPool(self.srv, self.opts.spare)
@@ -273,8 +275,6 @@ class Agent:
         return not self._owns_anything()
 
     def _owns_anything(self) -> bool:
-        from dnsd import control
-
         policies, _ = desired.load_policies(self.paths.bridge_state)
         ports = os.path.join(self.paths.bridge_state, "_portmap")
         return bool(policies) or control.wanted(self.paths.dnsd) or _nonempty(ports)
@@ -291,8 +291,6 @@ class Agent:
             code = 0
             try:
                 os.close(r)
-                from .reconcile import reconcile
-
                 report = reconcile(self.paths.bridge_state)
                 data = report.to_dict()
                 data["uses_iptables"] = _uses_iptables(self.paths.bridge_state)
@@ -392,8 +390,6 @@ class Agent:
         self.pool.stop()
         if self.overlay is not None:
             self.overlay.stop()
-        from dnsd import control
-
         self.dnsd.release(os.getpid())
         try:
             if control.stop(self.paths.dnsd):
@@ -430,8 +426,6 @@ PR_SET_CHILD_SUBREAPER = 36
 
 def _become_subreaper() -> None:
     try:
-        import ctypes
-
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     except (OSError, AttributeError):
         pass
