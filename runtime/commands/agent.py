@@ -105,7 +105,7 @@ def render_status(st: dict[str, Any]) -> str:
              f"socket: {st.get('socket')}"]
     w = st.get("workers") or {}
     lines.append(f"workers: {w.get('ready', '?')} ready of {w.get('spare', '?')}, "
-                 f"{w.get('calls_served', 0)} calls served")
+                 f"{w.get('busy', 0)} busy, {w.get('calls_served', 0)} calls served")
     d = st.get("dnsd") or {}
     dns = f"dnsd: {d.get('state', '?')}"
     if d.get("pid"):
