@@ -10,6 +10,11 @@ ours and /usr/lib/cni for the reference. Ours and the reference alternate call b
 (who goes first alternates too), each in its own throwaway host namespace, so a change in
 the machine's load hits both alike; figures are medians and the ratio is ours / reference.
 
+Besides wall time, each sample carries the CPU (user + system) it cost: the plugin
+processes' (and what they ran), plus in daemon mode the agent's and its reaped workers'
+since the side's previous sample. CPU is what a loaded machine runs short of, and its ratio
+moves much less with the machine's load than wall time does.
+
 ``--mode`` says how our executables run: ``inproc`` = no agent (NETCTL_PLUGIND=0, every
 call imports and runs the plugin in its own process, as with a runtime that only execs
 plugins); ``daemon`` = through a plugin daemon listening on ``--socket`` (default: the
@@ -34,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import secrets
 import statistics
 import subprocess
@@ -65,12 +71,48 @@ class Side:
     tmp: str
     samples: dict[str, list[float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: CPU (user + system, ms) of this side's plugin processes since the last ``add``
+    cpu_acc: float = 0.0
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+    #: the agent serving this side (daemon mode): its CPU and its reaped workers' count too
+    agent_pid: int | None = None
+    agent_mark: float = 0.0
 
     def add(self, what: str, ms: float) -> None:
+        """One sample: wall ``ms``, and the CPU spent since the previous sample (the plugin
+        processes', plus the agent's and its workers' in daemon mode)."""
         self.samples.setdefault(what, []).append(ms)
+        cpu = self.cpu_acc
+        if self.agent_pid is not None:
+            now = agent_cpu(self.agent_pid)
+            cpu += now - self.agent_mark
+            self.agent_mark = now
+        self.cpu.setdefault(what, []).append(cpu)
+        self.cpu_acc = 0.0
+
+    def restart_cpu(self) -> None:
+        """Forget CPU spent so far (set-up and clean-up calls between samples)."""
+        self.cpu_acc = 0.0
+        if self.agent_pid is not None:
+            self.agent_mark = agent_cpu(self.agent_pid)
 
     def path(self) -> str:
         return f"{self.pdir}:{REF_DIR}" if self.ours else REF_DIR
+
+
+def agent_cpu(pid: int) -> float:
+    """CPU ms of process ``pid`` and of its children it has reaped (its workers)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    # utime, stime, cutime, cstime: fields 14-17 of proc(5), counted from the state field (3)
+    ticks = sum(int(x) for x in fields[11:15])
+    return ticks * 1000.0 / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    """CPU ms of every child process of ours reaped so far (and of their reaped children)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (ru.ru_utime + ru.ru_stime) * 1000.0
 
 
 def call(side: Side, ptype: str, command: str, conf: dict[str, object], cid: str, netns_path: str,
@@ -80,9 +122,11 @@ def call(side: Side, ptype: str, command: str, conf: dict[str, object], cid: str
         "CNI_COMMAND": command, "CNI_CONTAINERID": cid, "CNI_NETNS": netns_path,
         "CNI_IFNAME": side.ifname, "CNI_PATH": side.path(), "CNI_ARGS": "IgnoreUnknown=1"}
     exe = os.path.join(side.pdir if side.ours else REF_DIR, ptype)
+    c0 = children_cpu()
     t0 = time.perf_counter()
     proc = subprocess.run(side.host.cmd([exe]), input=json.dumps(conf).encode(), env=env, capture_output=True)
     ms = (time.perf_counter() - t0) * 1e3
+    side.cpu_acc += children_cpu() - c0
     if check and proc.returncode:
         raise SystemExit(f"{side.label}: {ptype} {command} {cid} failed: {proc.stdout.decode(errors='replace')}"
                          f" {proc.stderr.decode(errors='replace')[-500:]}")
@@ -170,6 +214,8 @@ def lo(sides: list[Side], ctrs: list[str]) -> None:
 def at_once(side: Side, ptype: str, conf: dict[str, object], ctrs: list[str], tag: str) -> float:
     """One process per container started together; wall time until the last exits (ms)."""
     stdin = json.dumps(conf).encode()
+    side.restart_cpu()
+    c0 = children_cpu()
     t0 = time.perf_counter()
     procs = []
     for i, c in enumerate(ctrs):
@@ -181,6 +227,9 @@ def at_once(side: Side, ptype: str, conf: dict[str, object], ctrs: list[str], ta
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE))
     outs = [p.communicate(stdin) for p in procs]
     wall = (time.perf_counter() - t0) * 1e3
+    side.cpu_acc += children_cpu() - c0
+    if side.agent_pid is not None:
+        time.sleep(0.3)  # the agent reaps the last workers: their CPU then counts
     bad = [o[0] for p, o in zip(procs, outs, strict=True) if p.returncode]
     if bad:
         raise SystemExit(f"{side.label}: {len(bad)} concurrent {ptype} ADDs failed: {bad[0][:300]!r}")
@@ -289,18 +338,18 @@ def nets(sides: list[Side], ctrs: list[str], count: int = 50) -> None:
 
 # --- driver ---------------------------------------------------------------------------------
 
-def start_daemon(host: Netns, tmp: str) -> str:
+def start_daemon(host: Netns, tmp: str) -> tuple[str, int]:
     """The agent (``netctl agent run``) inside ``host``, as a host runs it, with its state in
     ``tmp`` (where our side's configs put their stateDir, so its reconciler watches them)."""
     sock = os.path.join(tmp, "plugind.sock")
     code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from runtime.agent.__main__ import main; "
             "sys.exit(main(sys.argv[1:]))")
-    host.spawn([sys.executable, "-I", "-c", code, "run", "--socket", sock, "--root-lib",
+    proc = host.spawn([sys.executable, "-I", "-c", code, "run", "--socket", sock, "--root-lib",
                 os.path.join(tmp, "lib"), "--root-run", os.path.join(tmp, "run")], cwd="/",
                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if not wait_for(lambda: os.path.exists(sock), timeout=20):
         raise SystemExit("the agent did not start")
-    return sock
+    return sock, proc.pid  # nsenter execs the agent: the same process
 
 
 WORKLOADS: dict[str, Callable[..., None]] = {"seq": seq, "lo": lo, "hl50": hl50, "br20": br20,
@@ -321,6 +370,16 @@ def report(sides: list[Side], opts: argparse.Namespace) -> None:
             a, b = statistics.median(mine), statistics.median(theirs)
             print(f"{what:<46} {a:8.1f}ms {b:8.1f}ms {a / b:6.2f}x   ({len(mine)}/{len(theirs)};"
                   f" p95 {summary(mine)['p95']:.0f}/{summary(theirs)['p95']:.0f})")
+        print(f"\n{'CPU (user+sys) of the same samples':<46} {'ours p50':>10} {'ref p50':>10} {'ratio':>7}"
+              f"   {'(ours: agent+workers share)' if ours.agent_pid else ''}")
+        for what, mine in ours.cpu.items():
+            theirs = ref.cpu.get(what, [])
+            if not theirs or what not in ours.samples or len(mine) < 3:
+                continue
+            a, b = statistics.median(mine), statistics.median(theirs)
+            if b <= 0:
+                continue
+            print(f"{what:<46} {a:8.1f}ms {b:8.1f}ms {a / b:6.2f}x")
     print()
     keys = [k for k in ref.samples if k.startswith("ADD, containers ")]
     if len(keys) == 2:
@@ -375,12 +434,19 @@ def main() -> None:
             env: dict[str, str] = {}
             if mode == "inproc":
                 env["NETCTL_PLUGIND"] = "0"
-            elif mode == "daemon":
-                env["NETCTL_PLUGIND_SOCKET"] = opts.socket or start_daemon(host, tmp)
-            sides.append(Side(label, exe_dir is not None, exe_dir or REF_DIR, env, f"eth{n}", host, tmp))
+            agent = None
+            if mode == "daemon":
+                if opts.socket:
+                    env["NETCTL_PLUGIND_SOCKET"] = opts.socket
+                else:
+                    env["NETCTL_PLUGIND_SOCKET"], agent = start_daemon(host, tmp)
+            sides.append(Side(label, exe_dir is not None, exe_dir or REF_DIR, env, f"eth{n}", host, tmp,
+                              agent_pid=agent))
         ctrs = stack.enter_context(containers(need))
         for w in chosen:
             fn = WORKLOADS[w]
+            for s in sides:
+                s.restart_cpu()
             if w in ("hl50", "br20"):
                 fn(sides, ctrs, opts.rounds)
             elif w == "scale":

@@ -1,6 +1,6 @@
 """``dnsd --dir DIR [--resolv-conf PATH] [--port 53]``: run the DNS server by hand.
 
-Normally started by ``dnsd.control.ensure_running`` (from the bridge plugin); the
+Normally started by netctl's agent or ``dnsd.control.ensure_running`` (dnsd.control.serve); the
 command line is the same either way. Exit codes: 0 stopped (SIGTERM/SIGINT, or no
 network left to serve), 1 another dnsd already serves the directory, 2 bad usage.
 """

@@ -11,7 +11,8 @@ Every writer is atomic (write a dot-prefixed temp file in the target directory, 
 ``os.replace``), so a reader never sees a half-written file and concurrent writers of one
 file end with one complete version (last rename wins). Readers skip dot files.
 
-This module is imported by the bridge plugin on every container start, so it must stay
+This module is imported by the DNS registration plugin (netplugins/meta/dnsreg.py) on
+every container start, so it must stay
 cheap: stdlib only (json, os, fcntl, ipaddress, which the interpreter has already loaded
 at start-up). dnslib, asyncio and friends are never imported here.
 """
@@ -212,11 +213,14 @@ def write_entry(
     ipv4: Iterable[str],
     ipv6: Iterable[str],
     upstreams: Iterable[str] = (),
+    owner: str = "",
 ) -> None:
     """Create or replace one container attachment on ``network``.
 
     ``names`` is ``[name, aliases..., short id, hostname]``; the first one is the
     container name used for PTR answers. Addresses are plain IPs (no prefix length).
+    ``owner`` (when given) says who wrote the entry, so that its writer's garbage
+    collection can tell its own entries from others' (dnsd ignores it).
 
     Raises:
         ConfigError: on an invalid name, ID, interface or address.
@@ -230,9 +234,52 @@ def write_entry(
         "ipv6": _check_ips("ipv6", ipv6, 6),
         "upstreams": _check_ips("upstream", upstreams),
     }
+    if owner:
+        data["owner"] = owner
     with _config_lock(dns_dir, exclusive=False):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         _atomic_write_json(path, data)
+
+
+def read_entries(dns_dir: str, network: str) -> dict[str, dict[str, Any]]:
+    """The entry files of ``network``: file name -> JSON object (unreadable ones skipped).
+
+    Raises:
+        ConfigError: on an invalid name.
+    """
+    edir = os.path.join(dns_dir, ENTRIES, _check_name("network name", network))
+    try:
+        names = sorted(f for f in os.listdir(edir) if _is_config_file(f))
+    except FileNotFoundError:
+        return {}
+    out = {}
+    for fname in names:
+        try:
+            with open(os.path.join(edir, fname), "rb") as fh:
+                data = json.loads(fh.read())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            out[fname] = data
+    return out
+
+
+def remove_entry_file(dns_dir: str, network: str, fname: str) -> None:
+    """Remove the entry file ``fname`` of ``network`` (absent = success).
+
+    Raises:
+        ConfigError: on an invalid network or file name.
+        OSError: if the file exists but cannot be removed.
+    """
+    if not fname.endswith(".json"):
+        raise ConfigError(f"invalid entry file name {fname!r}")
+    _check_name("entry file name", fname)
+    path = os.path.join(dns_dir, ENTRIES, _check_name("network name", network), fname)
+    with _config_lock(dns_dir, exclusive=False):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 def remove_entry(dns_dir: str, network: str, container_id: str, ifname: str) -> None:

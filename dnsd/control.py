@@ -1,7 +1,13 @@
 """Start, signal and stop the one dnsd of a configuration directory.
 
-Imported by the bridge plugin on every container start: stdlib only, and subprocess is
-imported only when a dnsd really has to be started.
+Imported by the DNS registration plugin (netplugins/meta/dnsreg.py) on every container
+start: stdlib only, and subprocess is imported only when a dnsd really has to be started.
+
+Who starts dnsd: a supervisor (netctl's agent) that watches a directory records itself in
+``dnsd.supervisor`` (:func:`claim_supervision`); :func:`serve` then leaves the start to it
+(it is nudged with SIGUSR1 and waited for), so dnsd is always a child the supervisor
+restarts. Without a live supervisor, :func:`serve` starts dnsd itself
+(:func:`ensure_running`).
 
 Files in ``dns_dir``: ``dnsd.pid`` (the running dnsd), ``dnsd.lock`` (flock held while
 the pid file is checked and changed: by ``ensure_running``, ``stop``, and by dnsd itself
@@ -35,6 +41,10 @@ LOCK_FILE = "dnsd.lock"
 LOG_FILE = "dnsd.log"
 #: options of the last start (--resolv-conf, --port), reused by restarts
 ARGS_FILE = "dnsd.args"
+#: the supervisor (agent) of this directory: {"pid": ..., "start": <its start time>}
+SUPERVISOR_FILE = "dnsd.supervisor"
+#: what a supervisor handles as "look at dnsd now" (the agent's loop ticks every 0.2 s anyway)
+NUDGE = signal.SIGUSR1
 #: seconds ensure_running waits for a starting dnsd to bind its sockets
 READY_TIMEOUT = 10.0
 
@@ -178,6 +188,7 @@ def _spawn(dns_dir: str, resolv_conf: str | None, port: int | None) -> subproces
 
 def _write_args(dns_dir: str, resolv_conf: str | None, port: int | None) -> None:
     """Remember the options of the last start, so that a restart (by the agent) uses them."""
+    # lazy: plugin start-up; only the commands that need it load it
     import json
 
     tmp = os.path.join(dns_dir, f".{ARGS_FILE}.{os.getpid()}")
@@ -188,6 +199,7 @@ def _write_args(dns_dir: str, resolv_conf: str | None, port: int | None) -> None
 
 
 def _read_args(dns_dir: str) -> tuple[str | None, int | None]:
+    # lazy: plugin start-up; only the commands that need it load it
     import json
 
     try:
@@ -331,3 +343,118 @@ def stop(dns_dir: str, timeout: float = 5.0) -> bool:
     with control_lock(dns_dir):
         remove_pid(dns_dir, pid)
     return True
+
+
+# --- the supervisor (netctl's agent) -----------------------------------------------------
+
+
+def _start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat (start time in clock ticks): with the pid, it names one
+    process even after the pid is recycled."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+        return int(stat[stat.rfind(b")") + 2 :].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def claim_supervision(dns_dir: str, pid: int) -> None:
+    """Record ``pid`` (a process that handles :data:`NUDGE` by starting dnsd when needed)
+    as the supervisor of ``dns_dir``. Written atomically.
+
+    Raises:
+        OSError: the directory cannot be written.
+    """
+    # lazy: plugin start-up; only the commands that need it load it
+    import json
+
+    dns_dir = os.path.abspath(dns_dir)
+    os.makedirs(dns_dir, exist_ok=True)
+    tmp = os.path.join(dns_dir, f".{SUPERVISOR_FILE}.{os.getpid()}")
+    with open(tmp, "w") as fh:
+        json.dump({"pid": pid, "start": _start_time(pid)}, fh)
+    os.replace(tmp, os.path.join(dns_dir, SUPERVISOR_FILE))
+
+
+def release_supervision(dns_dir: str, pid: int) -> None:
+    """Remove the supervisor record if it names ``pid`` (absent = nothing to do)."""
+    if _read_supervisor(dns_dir)[0] != pid:
+        return
+    try:
+        os.unlink(os.path.join(os.path.abspath(dns_dir), SUPERVISOR_FILE))
+    except FileNotFoundError:
+        pass
+
+
+def _read_supervisor(dns_dir: str) -> tuple[int | None, int | None]:
+    # lazy: plugin start-up; only the commands that need it load it
+    import json
+
+    try:
+        with open(os.path.join(os.path.abspath(dns_dir), SUPERVISOR_FILE)) as fh:
+            data = json.load(fh)
+        pid, start = data.get("pid"), data.get("start")
+    except (OSError, ValueError, AttributeError):
+        return None, None
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return None, None
+    return pid, start if isinstance(start, int) else None
+
+
+def find_supervisor(dns_dir: str) -> int | None:
+    """The pid of the live supervisor of ``dns_dir`` in this network namespace, or None
+    (none recorded, it died, its pid was recycled, or it serves another namespace: dnsd
+    must listen where the gateways are)."""
+    pid, start = _read_supervisor(dns_dir)
+    if pid is None or not _alive(pid) or _start_time(pid) != start:
+        return None
+    return pid if _same_netns(pid) else None
+
+
+def _wait_ready(dns_dir: str, timeout: float) -> int | None:
+    """The pid of the recorded dnsd once it serves, or None after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid = find_running(dns_dir)
+        if pid is not None and hup_handled(pid):
+            return pid
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.005)
+
+
+def serve(dns_dir: str, *, timeout: float = READY_TIMEOUT) -> int:
+    """Make dnsd serve the configuration ``dns_dir`` holds now; return its pid.
+
+    With a live supervisor (netctl's agent), the supervisor starts dnsd (nudged with
+    :data:`NUDGE`) and this waits until it serves; else :func:`ensure_running` starts it
+    here. Either way a ready dnsd is told to reload (SIGHUP), so what the caller wrote
+    before this call is in its answers on return.
+
+    Raises:
+        DnsdError: dnsd did not serve within ``timeout`` (the message says who should have
+            started it), or it runs in another network namespace.
+    """
+    dns_dir = os.path.abspath(dns_dir)
+    sup = find_supervisor(dns_dir)
+    if sup is None:
+        return ensure_running(dns_dir, timeout=timeout)
+    pid = find_running(dns_dir)
+    if pid is not None and not _same_netns(pid):
+        raise DnsdError(f"dnsd (pid {pid}) for {dns_dir} runs in another network namespace; "
+                        "it cannot listen on this namespace's gateways")
+    if pid is None:
+        try:
+            os.kill(sup, NUDGE)
+        except ProcessLookupError:
+            return ensure_running(dns_dir, timeout=timeout)  # it died just now
+    ready = _wait_ready(dns_dir, timeout)
+    if ready is None:
+        raise DnsdError(f"the supervisor (pid {sup}) of {dns_dir} did not start dnsd within "
+                        f"{timeout:.0f}s (see 'netctl agent status' and {LOG_FILE}): {_log_tail(dns_dir)}")
+    try:
+        os.kill(ready, signal.SIGHUP)
+    except ProcessLookupError:
+        pass  # it stopped meanwhile: the supervisor starts a new one, which reads everything
+    return ready

@@ -132,6 +132,7 @@ class Server:
         self._done = loop.create_future()
         watcher = None
         try:
+            # lazy: ctypes (~2 ms) only once dnsd serves, not for its command line
             from dnsd.inotify import DirWatcher
 
             watcher = DirWatcher(self.dns_dir)

@@ -18,6 +18,7 @@ this). Default routes (prefix length 0) overlap everything and are ignored.
 from __future__ import annotations
 
 import hashlib
+import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -71,8 +72,6 @@ def host_id() -> str:
             return ident
     except OSError:
         pass
-    import socket
-
     return socket.gethostname()
 
 
@@ -189,8 +188,6 @@ def probe_host_prefixes(netns: str | None = None) -> list[HostPrefix]:
     Raises:
         OSError: when the namespace cannot be opened.
     """
-    import socket
-
     # pyroute2 costs ~200 ms to import: only `netctl network create` without --subnet
     # pays for it, never a plugin call
     from pyroute2 import IPRoute

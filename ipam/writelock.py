@@ -74,6 +74,7 @@ def release(fd: int) -> None:
 
 
 def _acquire_with_alarm(fd: int, timeout: float) -> None:
+    # lazy: only a contended lock needs it
     import signal
 
     def expire(signum: int, frame: object) -> None:

@@ -12,17 +12,26 @@ Only root (or our own uid) may connect: SO_PEERCRED is checked on every connecti
 
 from __future__ import annotations
 
+import argparse
+import ctypes
+import fcntl
+import gc
 import io
 import logging
 import os
+import select
 import signal
 import socket
 import struct
 import sys
 import time
 
-from .cni.shim import ACK, REP_HDR, REQ_HDR, decode_env, recv_exact
-from .nl.netns import setns
+from .cni.attlock import LockTimeout, attachment_lock
+from .cni.errors import CniError
+from .cni.shim import ACK, DEFAULT_SOCKET, REP_HDR, REQ_HDR, decode_env, recv_exact
+from .cni.skel import error_outcome, log_level, run
+from .firewall import libnft
+from .nl.netns import _libc, setns
 from .registry import available, load_funcs
 
 log = logging.getLogger("netplugins.daemon")
@@ -47,14 +56,15 @@ def preload() -> list[str]:
                    "netplugins.firewall.iptables_driver", "netplugins.firewall.ports_ipt_driver",
                    "netplugins.meta.hostsockets", "netplugins.meta.localnet",
                    "netplugins.meta.conntrack", "netplugins.cni.attlock", "netplugins.cni.rollback",
-                   "netplugins.cni.lastresort", "dnsd.config", "dnsd.control"):
+                   "netplugins.cni.lastresort", "netplugins.firewall.libnft", "netplugins.firewall.driver",
+                   "netplugins.firewall.desired", "dnsd.config",
+                   "dnsd.control"):
         try:
             __import__(module)
         except ImportError:
             pass
-    from .nl.netns import _libc
-
     _libc()  # loaded once here instead of in every worker
+    libnft.library()  # dlopen once; each call makes its own context after setns
     try:
         # python-iptables costs ~110 ms to import; importing is fork-safe (building rules is not)
         from .firewall.iptc_table import preload as preload_iptc
@@ -132,10 +142,6 @@ def _serve_one(conn: socket.socket) -> None:
     handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    from .cni.attlock import LockTimeout, attachment_lock
-    from .cni.errors import CniError
-    from .cni.skel import error_outcome, log_level, run
-
     # an invalid level must not kill the worker (the caller would get code 11)
     level, complaint = log_level(env.get("NETCTL_LOG_LEVEL"))
     root.setLevel(level)
@@ -170,8 +176,6 @@ def _serve_one(conn: socket.socket) -> None:
 
 def _undo_add(funcs: object, env: dict[str, str], stdin: bytes) -> None:
     """DEL what an ADD made whose caller is gone (call with the attachment lock held)."""
-    from .cni.skel import run
-
     undo_env = dict(env, CNI_COMMAND="DEL")
     outcome = run(funcs, undo_env, stdin)  # type: ignore[arg-type]
     if outcome.exit_code:
@@ -214,8 +218,6 @@ def single_instance(path: str) -> int:
     Raises:
         OSError: when another daemon holds the lock.
     """
-    import fcntl
-
     fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -229,8 +231,9 @@ _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 PR_SET_PDEATHSIG = 1
 
 
-def _worker(srv: socket.socket, parent: int) -> None:
-    """A pre-forked worker: wait for one connection, serve it, exit.
+def _worker(srv: socket.socket, parent: int, taken_w: int) -> None:
+    """A pre-forked worker: wait for one connection, say so on ``taken_w`` (the owner forks
+    a replacement at once, not when this call ends), serve it, exit.
 
     Entered with SIGTERM/SIGINT blocked (see :func:`_spawn`). SIGTERM ends an idle worker
     at once; a busy one finishes its call first, so stopping the daemon never cuts a plugin
@@ -260,6 +263,11 @@ def _worker(srv: socket.socket, parent: int) -> None:
             conn.close()
             busy = False
         srv.close()
+        try:
+            os.write(taken_w, os.getpid().to_bytes(4, "little"))
+        except OSError:
+            pass  # the owner is gone or its pipe is full: it learns of us when we exit
+        os.close(taken_w)
         _serve_one(conn)
     except BaseException:  # noqa: BLE001 - the worker must exit, never return to the loop
         code = 1
@@ -286,8 +294,6 @@ def _child_setup() -> None:
 
 def _die_with_parent(signo: int) -> None:
     try:
-        import ctypes
-
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signo), 0, 0, 0)
     except (OSError, AttributeError):
         pass
@@ -326,44 +332,109 @@ def fork_child(death_signal: int = signal.SIGKILL) -> int:
     return pid
 
 
-def _spawn(srv: socket.socket) -> int:
+def _spawn(srv: socket.socket, taken_r: int, taken_w: int) -> int:
     """Fork a worker (which never returns here); its PID, 0 when fork failed (the caller
     retries later)."""
     parent = os.getpid()
     pid = _fork("a worker")
     if pid == 0:
-        _worker(srv, parent)
+        _worker(srv, parent, taken_w)  # taken_r is closed there (CLOSE_IN_CHILDREN)
     return max(pid, 0)
 
 
 class WorkerPool:
     """Pre-forked workers blocked in accept() on one listening socket.
 
-    ``spare`` workers wait ahead of time, so a call does not wait for a fork (~2-5 ms of
-    a process this size); each serves one call and exits, and :meth:`fill` forks a
-    replacement. The owner's loop reaps children and hands their PIDs to :meth:`reaped`.
+    Idle workers wait ahead of time, so a call does not wait for a fork (~2-5 ms of a
+    process this size); each serves one call and exits. A worker that accepted a call
+    writes its PID to a pipe (:attr:`notify_fd`, for the owner's select): :meth:`taken`
+    marks it busy, and when fewer than half the target wait idle :meth:`fill` forks
+    replacements while the calls still run (see :meth:`wanted`).
+
+    ``spare`` idle workers are kept; when a burst takes every idle worker (a runtime
+    starting many containers at once), the target grows by ``spare`` up to ``burst`` and
+    falls back to ``spare`` after ``BURST_HOLD`` seconds without such a burst. At most
+    ``limit`` workers (idle and busy) exist at once. The owner's loop reaps children and
+    hands their PIDs to :meth:`reaped`.
     """
 
-    def __init__(self, srv: socket.socket, spare: int = 4) -> None:
+    BURST_HOLD = 5.0
+    #: how idle workers are told to go (a test gives a recorder)
+    kill = staticmethod(os.kill)
+
+    def __init__(self, srv: socket.socket, spare: int = 4, burst: int = 16, limit: int = 64) -> None:
         self.srv = srv
         self.spare = spare
-        self.workers: set[int] = set()
+        self.burst = max(burst, spare)
+        self.limit = max(limit, self.burst)
+        self.target = spare
+        self.idle: set[int] = set()
+        self.workers: set[int] = set()  # idle and busy
         self.served = 0
+        self._drained_at = 0.0
+        self._taken_r, self._taken_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        CLOSE_IN_CHILDREN.add(self._taken_r)
+
+    @property
+    def notify_fd(self) -> int:
+        """Readable when a worker took a call: select on it, then call :meth:`taken`."""
+        return self._taken_r
+
+    def wanted(self) -> bool:
+        """Whether :meth:`fill` has workers to fork now.
+
+        A busy worker counts as a coming replacement (forked when it exits) while at least
+        half the target waits idle: a fork during a call competes with that call for the
+        CPU, which on a small host costs more than it saves. Below that, replacements are
+        forked at once (a burst of calls).
+        """
+        if len(self.workers) >= self.limit:
+            return False
+        if len(self.workers) < self.target:
+            return True
+        return len(self.idle) < max(1, self.target // 2)
 
     def fill(self) -> bool:
-        """Fork workers up to ``spare``; False when a fork failed (retry later)."""
-        while len(self.workers) < self.spare:
-            pid = _spawn(self.srv)
+        """Fork workers while :meth:`wanted`; False when a fork failed (retry later)."""
+        self._settle()
+        while self.wanted():
+            pid = _spawn(self.srv, self._taken_r, self._taken_w)
             if not pid:
                 return False
             self.workers.add(pid)
+            self.idle.add(pid)
         return True
+
+    def taken(self) -> None:
+        """Read which workers accepted a call since the last look; grow on a burst."""
+        try:
+            data = os.read(self._taken_r, 4096)
+        except BlockingIOError:
+            return
+        for at in range(0, len(data) - len(data) % 4, 4):
+            self.idle.discard(int.from_bytes(data[at:at + 4], "little"))
+        if not self.idle:
+            self.target = min(self.burst, self.target + self.spare)
+            self._drained_at = time.monotonic()
+
+    def _settle(self) -> None:
+        """After a quiet spell, back to ``spare`` idle workers: the extra ones exit."""
+        if self.target > self.spare and time.monotonic() - self._drained_at > self.BURST_HOLD:
+            self.target = self.spare
+            for pid in sorted(self.idle)[self.spare:]:
+                try:
+                    self.kill(pid, signal.SIGTERM)  # idle: exits at once (see _worker)
+                except ProcessLookupError:
+                    pass
+                self.idle.discard(pid)
 
     def reaped(self, pid: int) -> bool:
         """Forget a worker that exited; False when ``pid`` was not one of ours."""
         if pid in self.workers:
             self.workers.discard(pid)
-            self.served += 1
+            if pid not in self.idle:
+                self.served += 1
+            self.idle.discard(pid)
             return True
         return False
 
@@ -414,8 +485,6 @@ def serve(path: str, idle_timeout: float = 0.0, spare: int = 4) -> None:
     stamp = code_stamp()
     next_stamp_check = time.monotonic() + 2.0
     srv = bind_socket(path)
-    import gc
-
     # keep the preloaded heap out of the collector so forked workers don't copy its pages
     gc.freeze()
     stopping = False
@@ -430,6 +499,7 @@ def serve(path: str, idle_timeout: float = 0.0, spare: int = 4) -> None:
     last = time.monotonic()
     try:
         while not stopping:
+            pool.taken()
             if not pool.fill():
                 time.sleep(0.1)
             try:
@@ -447,7 +517,7 @@ def serve(path: str, idle_timeout: float = 0.0, spare: int = 4) -> None:
                 if code_stamp() != stamp:
                     log.info("our code changed on disk: exiting so that a fresh daemon serves it")
                     break
-            time.sleep(0.002 if len(pool.workers) < spare else 0.05)
+            select.select([pool.notify_fd], [], [], 0.002 if pool.wanted() else 0.05)
     finally:
         # no new connections; idle workers exit on SIGTERM, busy ones finish their call
         try:
@@ -491,10 +561,6 @@ def _stop_workers(workers: set[int], grace: float = 30.0) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m netplugins.daemon [--socket PATH] [--idle-timeout S]``."""
-    import argparse
-
-    from .cni.shim import DEFAULT_SOCKET
-
     parser = argparse.ArgumentParser(prog="netplugind", description=__doc__.splitlines()[0])
     parser.add_argument("--socket", default=os.environ.get("NETCTL_PLUGIND_SOCKET", DEFAULT_SOCKET))
     parser.add_argument("--idle-timeout", type=float, default=0.0)

@@ -11,13 +11,13 @@ import os
 import site
 import sys
 
-from .registry import SHIM_MARKER, available
+import netplugins
+
+from .registry import SHIM_MARKER, available, is_our_plugin  # noqa: F401 - re-exported
 
 
 def _import_roots() -> list[str]:
     """Directories that must be on sys.path for our packages and their dependencies."""
-    import netplugins
-
     roots = [os.path.dirname(os.path.dirname(os.path.abspath(netplugins.__file__)))]
     for path in site.getsitepackages():
         if path not in roots:
@@ -51,9 +51,8 @@ def compile_packages() -> None:
     stale, so that no plugin call compiles source (a call may run where ``__pycache__`` is
     not writable, and then would compile on every call). Directories that cannot be
     written are skipped: compiling is an optimisation, never a reason to fail."""
+    # lazy: only when executables are (re)written
     import compileall
-
-    import netplugins
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(netplugins.__file__)))
     for package in ("netplugins", "ipam", "dnsd"):
@@ -99,16 +98,3 @@ def ensure_default_dir() -> str:
     directory = default_dir()
     install(directory)
     return directory
-
-
-def is_our_plugin(path: str) -> str | None:
-    """The CNI type when ``path`` is one of our executables, else None."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(512)
-    except OSError:
-        return None
-    for line in head.split(b"\n")[:3]:
-        if line.startswith(SHIM_MARKER.encode()):
-            return line[len(SHIM_MARKER):].strip().decode() or None
-    return None

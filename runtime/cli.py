@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _completion(args: argparse.Namespace) -> int:
+    # lazy: netctl start-up; only shell completion needs it
     from . import completion
 
     print(getattr(completion, args.shell)(build_parser()), end="")

@@ -18,6 +18,29 @@ CNI_VERSION = "1.0.0"
 #: stop at 1.0.0) lacks 1.1.0
 CNI_VERSIONS = ["1.1.0", "1.0.0", "0.4.0"]
 LOOPBACK_NETWORK = "netctl-loopback"
+#: the chained plugin that registers container names with dnsd (netplugins/meta/dnsreg.py)
+DNS_PLUGIN = "netctl-dns"
+
+
+def _dns(net: Network, paths: Paths) -> dict[str, Any]:
+    """The DNS registration plugin of ``net``: right after the plugin that gives the
+    container its addresses (it reads them from prevResult) and before portmap, so that
+    DEL, which runs the chain backwards, removes the published ports first and the names
+    last, after the container stopped being reachable."""
+    plugin: dict[str, Any] = {"type": DNS_PLUGIN, "dir": paths.dnsd,
+                              "capabilities": {"aliases": True}}
+    if net.internal:
+        plugin["internal"] = True
+    return plugin
+
+
+def outdated(conflist: dict[str, Any]) -> bool:
+    """Whether a stored conflist was written by an older netctl that gave the main plugin
+    the ``embeddedDNS`` key (now the chained ``netctl-dns`` plugin's job): it is rendered
+    again, and the bridge plugin would refuse it on ADD."""
+    plugins = conflist.get("plugins")
+    return isinstance(plugins, list) and any(
+        isinstance(p, dict) and "embeddedDNS" in p for p in plugins)
 
 
 def _range(subnet: str, gateway: str, ip_range: str) -> dict[str, str]:
@@ -37,7 +60,7 @@ def _range(subnet: str, gateway: str, ip_range: str) -> dict[str, str]:
 
 
 def render(net: Network, paths: Paths, portmap: bool = True) -> dict[str, Any]:
-    """The conflist for ``net`` (bridge → portmap → the user's extra plugins)."""
+    """The conflist for ``net`` (bridge → netctl-dns → portmap → the user's extra plugins)."""
     if net.driver == "host":
         plugins: list[dict[str, Any]] = [{"type": "host"}]
     elif net.driver == "null":
@@ -45,8 +68,9 @@ def render(net: Network, paths: Paths, portmap: bool = True) -> dict[str, Any]:
     elif net.driver == "overlay":
         # the network itself (subnet, VNI) lives in the cluster store; see netplugins/main/overlay.py
         plugins = [{"type": "overlay", "overlayDir": paths.overlay, "stateDir": paths.bridge_state,
-                    "embeddedDNS": {"dir": paths.dnsd},
                     "capabilities": {"ips": True, "mac": True, "aliases": True}}]
+        if net.dns:
+            plugins.append(_dns(net, paths))
         if portmap:
             plugins.append({"type": "portmap", "capabilities": {"portMappings": True},
                             "stateDir": paths.bridge_state})
@@ -72,14 +96,14 @@ def render(net: Network, paths: Paths, portmap: bool = True) -> dict[str, Any]:
             "icc": net.icc,
             "isolate": True,
             "stateDir": paths.bridge_state,
-            "capabilities": {"ips": True, "mac": True, "aliases": True},
+            "capabilities": {"ips": True, "mac": True},
             "ipam": ipam,
         }
         if net.mtu:
             bridge["mtu"] = net.mtu
-        if net.dns:
-            bridge["embeddedDNS"] = {"dir": paths.dnsd}
         plugins = [bridge]
+        if net.dns:
+            plugins.append(_dns(net, paths))
         if portmap:
             plugins.append({"type": "portmap", "capabilities": {"portMappings": True},
                             "stateDir": paths.bridge_state})

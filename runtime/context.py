@@ -24,6 +24,7 @@ class Context:
         env = dict(os.environ) if env is None else env
         paths = Paths.from_env(env)
         paths.ensure()
+        # lazy: netctl start-up; only commands that attach containers need it
         from netplugins.delivery import ensure_default_dir
 
         plugin_path = [ensure_default_dir()]
@@ -46,6 +47,7 @@ class Context:
         """Start the agent (netctl agent) if none runs; calls made before it listens run
         in-process. The agent started this way exits after 10 idle minutes once no network
         is left to own; one started by a service manager never does."""
+        # lazy: netctl start-up; only commands that attach containers need it
         from .agent import control
 
         if control.listening(self.paths.plugind_socket):

@@ -37,6 +37,7 @@ def remove(path: str) -> None:
     """
     if not os.path.exists(path):
         return
+    # lazy: ~2 ms of netctl start-up; only this call needs it
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)

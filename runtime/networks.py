@@ -61,6 +61,10 @@ def load_conflist(ctx: Context, net: Network) -> dict[str, Any]:
     if data.get("cniVersion") != conflist.CNI_VERSION and "cniVersions" in data:
         # written by an older netctl ("cniVersion": "1.1.0", which libcni < 1.2 rejects)
         return write_conflist(ctx, net)
+    if conflist.outdated(data):
+        # DNS names by the bridge's embeddedDNS key: now the chained netctl-dns plugin,
+        # whose DEL removes the names the old bridge wrote (same files)
+        return write_conflist(ctx, net)
     return data
 
 

@@ -59,8 +59,8 @@ class State:
         self.paths = paths
 
     @contextmanager
-    def locked(self) -> Iterator[State]:
-        """Hold the global lock for the block."""
+    def locked(self, notice_after: float = LOCK_NOTICE_AFTER) -> Iterator[State]:
+        """Hold the global lock for the block; say what we wait for after ``notice_after`` s."""
         self.paths.ensure()
         fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
@@ -69,7 +69,7 @@ class State:
             except BlockingIOError:
                 # another netctl is mid-command: usually milliseconds; past a moment, say
                 # what this one waits for rather than look hung
-                notice = threading.Timer(LOCK_NOTICE_AFTER, lambda: print(
+                notice = threading.Timer(notice_after, lambda: print(
                     f"waiting for another netctl command to finish (it holds {self.paths.lock})",
                     file=sys.stderr, flush=True))
                 notice.daemon = True
@@ -172,6 +172,7 @@ class State:
         write_json(self._ctr_path(c.id), c.to_dict(), durable)
 
     def delete_container(self, cid: str) -> None:
+        # lazy: ~2 ms of netctl start-up; only removal needs it
         import shutil
 
         shutil.rmtree(self.paths.container_dir(cid), ignore_errors=True)

@@ -7,11 +7,11 @@ every plugin process.
 from __future__ import annotations
 
 try:
-    from _sha256 import sha256 as _sha256  # CPython <= 3.11
+    from _sha256 import sha256  # CPython <= 3.11
 except ImportError:  # pragma: no cover - 3.12 renamed it; hashlib is the portable way
-    from hashlib import sha256 as _sha256
+    from hashlib import sha256
 
 
 def attachment_digest(container_id: str, ifname: str) -> str:
     """Hex SHA-256 of ``container_id NUL ifname`` (undecodable bytes kept, never raises)."""
-    return _sha256(f"{container_id}\0{ifname}".encode("utf-8", "surrogateescape")).hexdigest()
+    return sha256(f"{container_id}\0{ifname}".encode("utf-8", "surrogateescape")).hexdigest()

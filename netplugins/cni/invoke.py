@@ -11,10 +11,13 @@ from __future__ import annotations
 import errno
 import json
 import os
+import time
 from collections.abc import Mapping
 
+from ..registry import IPAM_PLUGINS, is_our_plugin, load_funcs
 from . import errors
 from .errors import CniError
+from .skel import run
 from .types import Result
 
 
@@ -41,8 +44,8 @@ def exec_plugin(exe: str, env: Mapping[str, str], stdin: bytes) -> bytes:
         CniError: the plugin's own error object, or code 103 when it could not be run or
             printed no error object.
     """
-    import subprocess  # only foreign plugins are exec'd: ~5 ms of imports otherwise spent
-    import time
+    # lazy: only foreign plugins are exec'd: ~5 ms of imports otherwise spent
+    import subprocess
 
     for attempt in range(6):
         try:
@@ -82,13 +85,8 @@ def delegate(ptype: str, command: str, stdin: bytes, env: Mapping[str, str],
     exe = find_in_path(ptype, path)
     child_env = dict(env)
     child_env["CNI_COMMAND"] = command
-    from ..delivery import is_our_plugin
-
     ours = is_our_plugin(exe)
     if ours is not None:
-        from ..registry import IPAM_PLUGINS, load_funcs
-        from .skel import run
-
         if ours not in IPAM_PLUGINS:
             # e.g. a link named like an IPAM plugin to our bridge: it would delegate to itself
             raise CniError(errors.INVALID_CONFIG, f"invalid config: plugin {ptype!r} ({exe}) is "

@@ -36,6 +36,7 @@ def config_version(stdin: bytes) -> str:
 def error_json(stdin: bytes, code: int, msg: str, details: str = "") -> bytes:
     """The spec's error object in the config's version; :data:`FIXED` if that fails."""
     try:
+        # lazy: the shim's failure path, which has no json loaded yet
         import json
 
         obj = {"cniVersion": config_version(stdin), "code": code, "msg": msg}

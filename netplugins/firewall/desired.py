@@ -47,13 +47,20 @@ def save_policy(state_dir: str, policy: NetworkPolicy, driver: str) -> None:
         OSError: when the record cannot be written.
     """
     directory = os.path.join(state_dir, POLICY_DIR)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
     path = _policy_path(state_dir, policy.name)
-    tmp = f"{path}.tmp{os.getpid()}"
     data = dataclasses.asdict(policy)
     data["driver"] = driver
+    text = json.dumps(data)
+    try:
+        with open(path) as fh:
+            if fh.read() == text:
+                return  # every ADD of the network records the same policy: keep the file
+    except OSError:
+        pass
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w") as fh:
-        json.dump(data, fh)
+        fh.write(text)
     os.rename(tmp, path)
 
 

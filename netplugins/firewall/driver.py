@@ -9,12 +9,12 @@ all, nftables if ``nft`` is installed. Detection looks at files only (no process
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from .errors import FirewallError
 from .plan import NetworkPolicy, validate_network_name
+from .which import which
 
 if TYPE_CHECKING:
     from .ports import PortsPlan, Published
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 ENV_DRIVER = "NETCTL_FIREWALL_DRIVER"
 DRIVER_NAMES = ("nftables", "iptables", "none")
 #: CNI runtimes may pass a short PATH; the tools live in sbin on Debian
-_FALLBACK_PATH = "/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"
 
 
 @runtime_checkable
@@ -113,9 +112,7 @@ class PortDriver(Protocol):
 
 
 def _which(cmd: str, search_path: str | None) -> str | None:
-    if search_path is not None:
-        return shutil.which(cmd, path=search_path)
-    return shutil.which(cmd) or shutil.which(cmd, path=_FALLBACK_PATH)
+    return which(cmd, search_path)
 
 
 def detect_driver_name(search_path: str | None = None) -> str:
@@ -143,43 +140,69 @@ def detect_driver_name(search_path: str | None = None) -> str:
     )
 
 
-def get_driver(name: str | None = None, *, lock_path: str | None = None) -> FirewallDriver:
+def _chosen_name(name: str | None, environ: Mapping[str, str] | None) -> str:
+    """``name``, else ``$NETCTL_FIREWALL_DRIVER`` of ``environ`` (default: ours), else detected.
+
+    Raises:
+        FirewallError: nothing to detect.
+    """
+    env = os.environ if environ is None else environ
+    return (name or env.get(ENV_DRIVER, "").strip() or detect_driver_name()).lower()
+
+
+def get_driver(
+    name: str | None = None,
+    *,
+    lock_path: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> FirewallDriver:
     """The driver called ``name``, else ``$NETCTL_FIREWALL_DRIVER``, else the detected one.
 
     ``lock_path`` overrides the driver's lock file (nftables: /run/netctl/firewall.lock,
-    iptables: the xtables lock /run/xtables.lock).
+    iptables: the xtables lock /run/xtables.lock). ``environ`` replaces ``os.environ``
+    where the variable is read (tests pass their own).
 
     Raises:
         FirewallError: unknown driver name, or nothing to detect.
     """
-    chosen = (name or os.environ.get(ENV_DRIVER, "").strip() or detect_driver_name()).lower()
+    chosen = _chosen_name(name, environ)
     if chosen == "nftables":
+        # lazy: only the chosen driver is loaded (python-iptables ~110 ms)
         from .nftables import NftablesDriver
 
         return NftablesDriver(lock_path) if lock_path else NftablesDriver()
     if chosen == "iptables":
+        # lazy: only the chosen driver is loaded (python-iptables ~110 ms)
         from .iptables_driver import IptablesDriver
 
         return IptablesDriver(lock_path) if lock_path else IptablesDriver()
     if chosen == "none":
+        # lazy: only the chosen driver is loaded (python-iptables ~110 ms)
         from .null import NullDriver
 
         return NullDriver()
     raise FirewallError(f"unknown firewall driver {chosen!r}: use one of {', '.join(DRIVER_NAMES)}")
 
 
-def get_port_driver(name: str | None = None, *, lock_path: str | None = None) -> PortDriver:
-    """The published-ports driver called ``name`` (same choice as :func:`get_driver`).
+def get_port_driver(
+    name: str | None = None,
+    *,
+    lock_path: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> PortDriver:
+    """The published-ports driver called ``name`` (same choice and arguments as :func:`get_driver`).
 
     Raises:
         FirewallError: unknown name, nothing to detect, or ``none`` (ports need DNAT rules).
     """
-    chosen = (name or os.environ.get(ENV_DRIVER, "").strip() or detect_driver_name()).lower()
+    chosen = _chosen_name(name, environ)
     if chosen == "nftables":
+        # lazy: only the chosen driver is loaded (python-iptables ~110 ms)
         from .ports_nft import NftPortsDriver
 
         return NftPortsDriver(lock_path) if lock_path else NftPortsDriver()
     if chosen == "iptables":
+        # lazy: only the chosen driver is loaded (python-iptables ~110 ms)
         from .ports_ipt_driver import IptablesPortsDriver
 
         return IptablesPortsDriver(lock_path) if lock_path else IptablesPortsDriver()
@@ -194,6 +217,7 @@ def all_port_drivers() -> list[PortDriver]:
     Cheap where a backend is absent: without nft the nftables driver removes nothing,
     without legacy tables the iptables driver never imports python-iptables.
     """
+    # lazy: only the chosen driver is loaded (python-iptables ~110 ms)
     from .ports_ipt_driver import IptablesPortsDriver
     from .ports_nft import NftPortsDriver
 
@@ -213,6 +237,7 @@ def teardown_network_everywhere(
         FirewallError: one or both drivers failed (all messages joined).
     """
     validate_network_name(network)
+    # lazy: only the chosen driver is loaded (python-iptables ~110 ms)
     from .iptables_driver import IptablesDriver
     from .nftables import NftablesDriver
 

@@ -22,13 +22,12 @@ nft 1.0.6 has no ``destroy``, so deleting something absent would fail the batch.
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 
 from .errors import FirewallError
 from .lock import DEFAULT_NFT_LOCK, file_lock
 from .nft_state import ABSENT, LiveElement, LiveRule, LiveTable, parse_table
-from .nftcli import find_nft, run_nft
+from .nftcli import NftResult, find_nft, run_nft
 from .plan import (
     GUARD_TAG,
     ChainRole,
@@ -313,9 +312,12 @@ class NftablesDriver:
         """
         rs = plan_network(policy)
         with file_lock(self.lock_path):
-            self._apply(
-                render_setup(rs, self.read()), f"set up firewall for network {policy.name!r}"
-            )
+            live = self.read()
+            # every ADD of a network's container asks for its rules: when they are all in
+            # place, a transaction would only replace them with themselves, and wake every
+            # listener of nftables events (the agent's reconciler among them) for nothing
+            if check_ruleset(rs, live):
+                self._apply(render_setup(rs, live), f"set up firewall for network {policy.name!r}")
 
     def teardown_network(self, network: str) -> None:
         """Remove every object tagged for ``network``; absent is success.
@@ -374,7 +376,7 @@ class NftablesDriver:
             raise FirewallError("nftables driver: the 'nft' command is not installed")
         return self._nft
 
-    def _run(self, args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    def _run(self, args: list[str], stdin: str | None = None) -> NftResult:
         nft = self._binary()
         assert nft is not None
         return run_nft(nft, args, stdin)

@@ -64,9 +64,9 @@ ROLE_ORDER: tuple[ChainRole, ...] = ("guard", "in", "out", "nat")
 
 def network_hash(network: str) -> str:
     """8 hex chars naming a network's chains (iptables chain names are limited to 28 chars)."""
-    import hashlib  # lazy: hashlib loads OpenSSL (5-60 ms), paid only by callers that hash
+    from ..cni.digest import sha256  # the builtin one: hashlib would load OpenSSL (~2.5 ms)
 
-    return hashlib.sha256(network.encode()).hexdigest()[:8]
+    return sha256(network.encode()).hexdigest()[:8]
 
 
 def owner_tag(network: str, cid: str | None = None, ifname: str | None = None) -> str:

@@ -23,14 +23,13 @@ table is deleted when the last element goes.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import FirewallError, PortConflict
 from .lock import DEFAULT_NFT_LOCK, file_lock
-from .nftcli import find_nft, run_nft
+from .nftcli import NftResult, find_nft, run_nft
 from .ports import Forward, Hairpin, PortsPlan, Published, find_conflicts, tag_in_network
 
 FAMILY, NAME = "inet", "netctl-ports"
@@ -387,7 +386,7 @@ class NftPortsDriver:
         if res.returncode != 0:
             raise FirewallError(f"failed to {what}: nft rejected the transaction", res.stderr)
 
-    def _run(self, args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    def _run(self, args: list[str], stdin: str | None = None) -> NftResult:
         if self._nft is None:
             raise FirewallError("nftables driver: the 'nft' command is not installed")
         return run_nft(self._nft, args, stdin)

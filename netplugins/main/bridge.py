@@ -2,7 +2,7 @@
 
 ADD builds in order and registers an undo after every step (Rollback): bridge, IPAM,
 gateway address, veth pair, container interface, forwarding, attachment record with the
-network's firewall rules on the first attachment, DNS names. Any failure undoes what was
+network's firewall rules on the first attachment. Any failure undoes what was
 done for the container (the bridge and its gateway address stay, as in the reference:
 other containers may use them). Checks that need no change (CNI_IFNAME free, IPAM plugin
 found) come before the first change. DEL runs every teardown step, carries on past
@@ -43,7 +43,6 @@ from ..nl.netns import NetnsGone, entered, open_netns
 from .attachments import Attachments
 from .bridge_conf import BridgeConf, parse_bridge_conf
 from .bridge_plan import (
-    dns_names,
     host_veth_name,
     plan_gateways,
     plan_result,
@@ -119,40 +118,6 @@ def _subnets(ips: list[str]) -> list[str]:
     import ipaddress
 
     return sorted({str(ipaddress.ip_interface(a).network) for a in ips})
-
-
-# --- DNS ----------------------------------------------------------------------------------
-
-def _register_dns(conf: BridgeConf, args: CmdArgs, gateways: list[str], subnets: list[str],
-                  ips: list[str]) -> None:
-    """Tell dnsd this container's names and make sure dnsd listens on the gateway."""
-    assert conf.embedded_dns is not None
-    from dnsd import config as dnsconf
-    from dnsd import control
-
-    d = conf.embedded_dns.dir
-    names = list(dns_names(conf, args.container_id, args.args))
-    try:
-        dnsconf.write_network(d, conf.name, gateways, subnets, internal=conf.internal,
-                              upstreams=list(conf.embedded_dns.upstreams))
-        dnsconf.write_entry(d, conf.name, args.container_id, args.ifname, names,
-                            [a.split("/")[0] for a in ips if ":" not in a],
-                            [a.split("/")[0] for a in ips if ":" in a])
-        control.ensure_running(d)  # starts dnsd, or makes the running one reload
-    except (OSError, ValueError, control.DnsdError) as exc:
-        raise CniError(errors.IO_FAILURE, "failed to register DNS names with dnsd", str(exc)) from None
-
-
-def _unregister_dns(conf: BridgeConf, args: CmdArgs) -> None:
-    assert conf.embedded_dns is not None
-    from dnsd import config as dnsconf
-    from dnsd import control
-
-    d = conf.embedded_dns.dir
-    dnsconf.remove_entry(d, conf.name, args.container_id, args.ifname)
-    if not dnsconf.network_has_entries(d, conf.name):
-        dnsconf.remove_network(d, conf.name)
-    control.reload(d)
 
 
 # --- ADD ----------------------------------------------------------------------------------
@@ -264,11 +229,8 @@ def _add(conf: BridgeConf, args: CmdArgs, cfd: int, nl: Rtnl, cnl: Rtnl, stack: 
     except OSError as exc:
         raise CniError(errors.IO_FAILURE, f"failed to record the attachment in {conf.state_dir!r}",
                        str(exc)) from None
-    if conf.embedded_dns is not None and gateways:
-        stack.undo("remove the DNS names", _unregister_dns, conf, args)
-        _register_dns(conf, args, [g.ip for g in gateways], subnets, addrs)
     return plan_result(conf, br_mac, host_name, host_mac, args.ifname, cont_mac, args.netns,
-                       ips, routes, ipam.dns, gateways, mtu)
+                       ips, routes, ipam.dns, mtu)
 
 
 def _undo_record(conf: BridgeConf, att: Attachments, args: CmdArgs) -> None:
@@ -313,7 +275,7 @@ def _forget(conf: BridgeConf, att: Attachments, gone: list[tuple[str, str]]) -> 
 # --- DEL ----------------------------------------------------------------------------------
 
 def cmd_del(args: CmdArgs) -> None:
-    """Detach: the veth pair, IPAM lease, DNS names, record, and the network's rules after
+    """Detach: the veth pair, IPAM lease, record, and the network's rules after
     its last attachment. Carries on past failures.
 
     Neither the namespace nor CNI_NETNS is needed: deleting the host end (its name derives
@@ -336,11 +298,6 @@ def cmd_del(args: CmdArgs) -> None:
             delegate(conf.ipam_type, "DEL", args.stdin, args.env, args.path)
         except CniError as err:
             errs.collect(err)
-    if conf.embedded_dns is not None:
-        try:
-            _unregister_dns(conf, args)
-        except Exception as exc:  # noqa: BLE001
-            errs.collect(exc)
     try:
         _forget(conf, Attachments(conf.state_dir, conf.name), [(args.container_id, args.ifname)])
     except Exception as exc:  # noqa: BLE001
@@ -378,13 +335,6 @@ def cmd_check(args: CmdArgs) -> None:
             problems.append(f"firewall rules cannot be read: {exc}")
     if Attachments(conf.state_dir, conf.name).get(args.container_id, args.ifname) is None:
         problems.append(f"no attachment record for {args.container_id}/{args.ifname}")
-    if conf.embedded_dns is not None and any(ip.gateway for ip in prev.ips):
-        from dnsd import control
-
-        if control.find_running(conf.embedded_dns.dir) is None:
-            problems.append(f"embedded DNS of network {conf.name!r} is down: no dnsd serves "
-                            f"{conf.embedded_dns.dir} (the agent restarts it; "
-                            "see 'netctl agent status')")
     if problems:
         raise CniError(errors.NETLINK_FAILURE, problems[0], "; ".join(problems[1:]))
 
@@ -400,8 +350,8 @@ def cmd_status(args: CmdArgs) -> None:
 
 def cmd_gc(args: CmdArgs) -> None:
     """Release what belongs to attachments the runtime no longer knows: IPAM leases (by
-    forwarding GC), host veths, DNS names, records, the network's rules if none remain,
-    and then bridges nothing uses any more (bridge_gc.py).
+    forwarding GC), host veths, records, the network's rules if none remain, and then
+    bridges nothing uses any more (bridge_gc.py).
 
     Raises:
         CniError: listing what could not be collected (after trying everything).
@@ -423,9 +373,6 @@ def cmd_gc(args: CmdArgs) -> None:
         try:
             with Rtnl() as nl:
                 delete_link(nl, host_veth_name(cid, ifname))
-            if conf.embedded_dns is not None:
-                fake = CmdArgs(command="DEL", container_id=cid, ifname=ifname)
-                _unregister_dns(conf, fake)
             with att.locked():
                 att.remove(cid, ifname)
         except Exception as exc:  # noqa: BLE001

@@ -2,16 +2,17 @@
 
 Reference keys: bridge, isGateway, isDefaultGateway, forceAddress, ipMasq, mtu, hairpinMode,
 promiscMode, ipam, dns; MAC from runtimeConfig.mac > args.cni.mac > CNI_ARGS MAC.
-Extensions (README "bridge plugin"): isolate, internal, icc, firewallDriver, stateDir,
-embeddedDNS. Unknown keys are tolerated, except reference features we do not implement
-(vlan, vlanTrunk, macspoofchk) when they ask for something: ignoring them would give the
-container less isolation than its config says. The reference's ipMasqBackend picks the
+Extensions (README "bridge plugin"): isolate, internal, icc, firewallDriver, stateDir.
+Unknown keys are tolerated, except reference features we do not implement (vlan,
+vlanTrunk, macspoofchk) when they ask for something: ignoring them would give the
+container less isolation than its config says; and ``embeddedDNS``, which an earlier
+version handled: ignoring it would silently leave the container without names, so ADD
+refuses it and says what replaces it (the chained ``netctl-dns`` plugin). The reference's ipMasqBackend picks the
 firewall driver when firewallDriver is not given.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, field
 
@@ -35,14 +36,9 @@ FIREWALL_DRIVERS = ("nftables", "iptables", "none")
 #: reference keys for features we lack, with the value that asks for nothing
 UNSUPPORTED = {"vlan": 0, "vlanTrunk": [], "macspoofchk": False}
 MIN_MTU, MAX_MTU = 68, 65535
-
-
-@dataclass(frozen=True)
-class EmbeddedDNS:
-    """Where dnsd's configuration lives and which upstreams this network forwards to."""
-
-    dir: str
-    upstreams: tuple[str, ...] = ()
+#: keys an earlier version of this plugin read, and what does their job now
+MOVED = {"embeddedDNS": "names are registered by the netctl-dns plugin: chain "
+                        '{"type": "netctl-dns", "dir": ...} after bridge (docs/plugins.md)'}
 
 
 @dataclass(frozen=True)
@@ -67,7 +63,6 @@ class BridgeConf:
     icc: bool = True
     firewall_driver: str | None = None
     state_dir: str = DEFAULT_STATE_DIR
-    embedded_dns: EmbeddedDNS | None = None
 
     @property
     def name(self) -> str:
@@ -110,6 +105,10 @@ def _add_options(net: NetConf, cni_args: dict[str, str]) -> dict[str, Any]:
         if raw.get(key) not in (None, nothing):
             raise CniError(UNSUPPORTED_FIELD, f"invalid config: {key} is not supported by this bridge plugin",
                            "remove it, or use the reference bridge plugin")
+    for key, instead in MOVED.items():
+        if key in raw:
+            raise CniError(UNSUPPORTED_FIELD, f"invalid config: {key} is no longer supported by the "
+                           "bridge plugin", instead)
     bridge = raw.get("bridge", DEFAULT_BRIDGE) or DEFAULT_BRIDGE
     if not isinstance(bridge, str) or not BRIDGE_NAME_RE.fullmatch(bridge) or bridge in (".", ".."):
         raise config_error(f"invalid config: bridge name {bridge!r} is not a valid interface name",
@@ -164,8 +163,7 @@ def parse_bridge_conf(stdin: bytes, cni_args: dict[str, str] | None = None, *,
     With ``teardown`` (DEL, GC, STATUS) an invalid value of a key that only ADD acts on
     (mtu, MAC, hairpin/promisc, dns ...) is ignored: the runtime sends DEL after a failed
     ADD too, and a DEL that fails for a key it does not use would keep the lease and the
-    rules forever. The keys teardown needs (name, ipam, stateDir, embeddedDNS) are always
-    checked.
+    rules forever. The keys teardown needs (name, ipam, stateDir) are always checked.
 
     Raises:
         CniError: code 7 naming the offending key, 2 for an unsupported reference feature,
@@ -183,25 +181,10 @@ def parse_bridge_conf(stdin: bytes, cni_args: dict[str, str] | None = None, *,
         raise config_error(f"invalid config: ipam.type {ipam_type!r} is not an IPAM plugin",
                            "use an IPAM plugin such as host-local, static or dhcp")
     state_dir = check_path(raw.get("stateDir", DEFAULT_STATE_DIR) or DEFAULT_STATE_DIR, "stateDir")
-    edns = raw.get("embeddedDNS")
-    embedded = None
-    if edns is not None:
-        if not isinstance(edns, dict):
-            raise config_error("invalid config: embeddedDNS needs an absolute 'dir'")
-        check_path(edns.get("dir"), "embeddedDNS.dir")
-        ups = edns.get("upstreams") or []
-        if not isinstance(ups, list) or not all(isinstance(u, str) for u in ups):
-            raise config_error("invalid config: embeddedDNS.upstreams must be a list of addresses")
-        for up in ups:
-            try:
-                ipaddress.ip_address(up)
-            except ValueError:
-                raise config_error(f"invalid config: embeddedDNS upstream {up!r} is not an IP address") from None
-        embedded = EmbeddedDNS(dir=edns["dir"], upstreams=tuple(ups))
     try:
         options = _add_options(net, cni_args or {})
     except CniError:
         if not teardown:
             raise
         options = {}  # the defaults: teardown acts on none of these keys
-    return BridgeConf(net=net, ipam_type=ipam_type, state_dir=state_dir, embedded_dns=embedded, **options)
+    return BridgeConf(net=net, ipam_type=ipam_type, state_dir=state_dir, **options)

@@ -1,4 +1,4 @@
-"""Pure planning for the bridge plugin: names, gateways, routes, the result, DNS names."""
+"""Pure planning for the bridge plugin: names, gateways, routes, the result."""
 
 from __future__ import annotations
 
@@ -88,51 +88,11 @@ def route_gateway(route: Route, ips: tuple[IPConfig, ...]) -> str | None:
     return next((ip.gateway for ip in ips if ip.family == family and ip.gateway), None)
 
 
-def dns_names(conf: BridgeConf, container_id: str, cni_args: dict[str, str]) -> tuple[str, ...]:
-    """Names the container answers to on this network, most specific first, deduplicated:
-    the pod/container name (K8S_POD_NAME, as podman and containerd send), the aliases for
-    this network (runtimeConfig.aliases keyed by network, or a plain list), the hostname,
-    and the 12-character short ID (Docker's DNSNames order)."""
-    names: list[str] = []
-    pod = cni_args.get("K8S_POD_NAME", "")
-    if pod:
-        names.append(pod)
-    aliases = conf.net.runtime_config.get("aliases")
-    if isinstance(aliases, dict):
-        aliases = aliases.get(conf.name)
-    cni = conf.net.cni_args()
-    for group in (aliases, cni.get("aliases")):
-        # one alias given as a bare string is one name, not one name per character
-        for alias in [group] if isinstance(group, str) else (group if isinstance(group, list) else ()):
-            if isinstance(alias, str):
-                names.append(alias)
-    hostname = cni.get("hostname")
-    if isinstance(hostname, str) and hostname:
-        names.append(hostname)
-    names.append(container_id[:12])
-    seen: set[str] = set()
-    out = []
-    for name in names:
-        key = name.lower()
-        # a name with blanks or empty labels is not a DNS name (netavark 1.15 skips them too)
-        if not name.strip(". ") or any(c.isspace() for c in name) or ".." in name or key in seen:
-            continue
-        seen.add(key)
-        out.append(name)
-    return tuple(out)
-
-
 def plan_result(conf: BridgeConf, bridge_mac: str, host_veth: str, host_mac: str,
                 ifname: str, cont_mac: str, netns: str, ips: tuple[IPConfig, ...],
-                routes: tuple[Route, ...], ipam_dns: DNS, gateways: tuple[Gateway, ...],
-                mtu: int) -> Result:
+                routes: tuple[Route, ...], ipam_dns: DNS, mtu: int) -> Result:
     """The ADD result: [bridge, host veth, container interface], addresses on index 2."""
     dns = ipam_dns if conf.dns.is_empty() else conf.dns
-    if conf.embedded_dns is not None and gateways:
-        # the network's gateway answers for container names (dnsname's contract)
-        servers = tuple(g.ip for g in gateways) + tuple(
-            s for s in dns.nameservers if s not in {g.ip for g in gateways})
-        dns = DNS(nameservers=servers, domain=dns.domain, search=dns.search, options=dns.options)
     return Result(
         interfaces=(Interface(name=conf.bridge, mac=bridge_mac),
                     Interface(name=host_veth, mac=host_mac),

@@ -3,8 +3,9 @@
 Config (what netctl writes; another runtime needs only ``name`` and ``type``)::
 
     {"cniVersion": "1.0.0", "name": "ov1", "type": "overlay",
-     "overlayDir": "/run/netctl/overlay", "stateDir": "/run/netctl/bridge",
-     "embeddedDNS": {"dir": "/run/netctl/dnsd"}}
+     "overlayDir": "/run/netctl/overlay", "stateDir": "/run/netctl/bridge"}
+
+(netctl chains ``netctl-dns`` after it for this host's dnsd.)
 
 The network itself (subnet, gateway, VNI, internal) is read from the store named in the
 node file that this host's sync process writes (``overlayDir/node.json``). ADD is the
@@ -34,6 +35,7 @@ from ..cni.rollback import Rollback
 from ..cni.skel import CmdArgs, PluginFuncs
 from ..cni.skel import main as skel_main
 from ..cni.types import IPConfig, Result, Route
+from ..meta.dnsreg_plan import dns_names
 
 # all stdlib-only: imported here so that the plugin daemon has them loaded before it
 # forks a worker (etcd3gw is never imported on this path, see overlay/lighthttp.py)
@@ -44,7 +46,6 @@ from ..overlay.vxlan import DataplaneError, Vxlan, link_exists, plan_peers
 from . import bridge as bridge_plugin
 from .bridge import KNOWN_ARGS
 from .bridge_conf import parse_bridge_conf
-from .bridge_plan import dns_names
 
 DEFAULT_OVERLAY_DIR = "/run/netctl/overlay"
 #: a lost transaction (another host took the address) moves on to the next address;
@@ -129,7 +130,9 @@ def cmd_add(args: CmdArgs) -> Result:
     net, create_rev = found
     bstdin = bridge_stdin(conf, net.bridge, net.internal, me.mtu)
     bconf = parse_bridge_conf(bstdin, args.args)
-    names = dns_names(bconf, args.container_id, args.args)
+    # the names go into the cluster store, for the other hosts' dnsd (runtime/overlay/dnsfeed.py);
+    # this host's dnsd gets them from the netctl-dns plugin chained after this one
+    names = dns_names(bconf.net, args.container_id, args.args)
     prefix = ipaddress.ip_network(net.subnet).prefixlen
     wanted = _requested_ip(conf.raw, args.args)
     if wanted and ipaddress.ip_address(wanted) not in ipaddress.ip_network(net.subnet):

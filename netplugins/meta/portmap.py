@@ -31,7 +31,12 @@ from ..main.attachments import Attachments
 from .portmap_conf import PortmapConf, container_addresses, parse_mappings, parse_portmap_conf
 
 if TYPE_CHECKING:
-    from ..firewall.ports import PortsPlan
+    from collections.abc import Iterable
+
+    from ..firewall.driver import PortDriver
+    from ..firewall.ports import Forward, PortsPlan
+    from .hostsockets import HostSocket
+    from .portmap_host import PortmapHost
 
 # The planners (firewall.ports: ipaddress, hashlib) and the drivers are imported inside
 # the functions that need them: a container without published ports must cost no more
@@ -45,6 +50,78 @@ KNOWN_ARGS = frozenset({"K8S_POD_NAME", "K8S_POD_NAMESPACE", "K8S_POD_INFRA_CONT
 RECORDS = "_portmap"
 
 
+class SystemHost:
+    """The real host (the interface is ``portmap_host.PortmapHost``): the current namespace.
+
+    Each method imports its module on first use, as the commands did before they took a
+    ``host``: the no-mappings path still loads none of them.
+    """
+
+    def port_driver(self, name: str | None) -> PortDriver:
+        # lazy: plugin start-up; only the commands that need it load it
+        from ..firewall.driver import get_port_driver
+
+        return get_port_driver(name)
+
+    def all_port_drivers(self) -> list[PortDriver]:
+        # lazy: plugin start-up; only the commands that need it load it
+        from ..firewall.driver import all_port_drivers
+
+        return all_port_drivers()
+
+    def host_sockets(self, protocols: set[str]) -> list[HostSocket]:
+        # lazy: plugin start-up; only the commands that need it load it
+        from .hostsockets import read_sockets
+
+        return read_sockets(protocols)
+
+    def socket_owner(self, inode: int) -> str:
+        # lazy: plugin start-up; only the commands that need it load it
+        from .hostsockets import socket_owner
+
+        return socket_owner(inode)
+
+    def is_local_address(self, address: str) -> bool:
+        # lazy: plugin start-up; only the commands that need it load it
+        from .hostsockets import is_local_address
+
+        return is_local_address(address)
+
+    def route_dev(self, address: str) -> str | None:
+        # lazy: plugin start-up; only the commands that need it load it
+        from .localnet import route_dev
+
+        return route_dev(address)
+
+    def enable_localnet(self, state_dir: str, network: str, dev: str) -> None:
+        # lazy: plugin start-up; only the commands that need it load it
+        from .localnet import enable
+
+        enable(state_dir, network, dev)
+
+    def restore_localnet(self, state_dir: str, network: str) -> None:
+        # lazy: plugin start-up; only the commands that need it load it
+        from .localnet import restore
+
+        restore(state_dir, network)
+
+    def localnet_enabled(self, dev: str) -> bool:
+        # lazy: plugin start-up; only the commands that need it load it
+        from .localnet import is_enabled
+
+        return is_enabled(dev)
+
+    def flush_udp(self, forwards: Iterable[Forward]) -> int:
+        # lazy: plugin start-up; only the commands that need it load it
+        from .conntrack import flush_udp
+
+        return flush_udp(forwards)
+
+
+#: the host every command acts on unless given another (unit tests pass a fake)
+SYSTEM: PortmapHost = SystemHost()
+
+
 def _records(conf: PortmapConf) -> Attachments:
     return Attachments(os.path.join(conf.state_dir, RECORDS), conf.name)
 
@@ -54,6 +131,7 @@ def _fw_error(exc: FirewallError) -> CniError:
 
 
 def _plan(conf: PortmapConf, args: CmdArgs, prev: Result) -> PortsPlan:
+    # lazy: plugin start-up; only the commands that need it load it
     from ..firewall.ports import plan_ports
 
     addresses = container_addresses(prev, args.ifname)
@@ -67,11 +145,9 @@ def _plan(conf: PortmapConf, args: CmdArgs, prev: Result) -> PortsPlan:
         raise CniError(errors.INVALID_CONFIG, f"portmap: {exc.msg}", exc.details) from None
 
 
-def _driver(name: str | None) -> Any:
-    from ..firewall.driver import get_port_driver
-
+def _driver(host: PortmapHost, name: str | None) -> PortDriver:
     try:
-        return get_port_driver(name)
+        return host.port_driver(name)
     except FirewallError as exc:
         raise _fw_error(exc) from None
 
@@ -96,6 +172,7 @@ def _owner_name(conf: PortmapConf, tag: str | None) -> str:
 
 
 def _conflict_error(conf: PortmapConf, args: CmdArgs, exc: PortConflict) -> CniError:
+    # lazy: plugin start-up; only the commands that need it load it
     from ..firewall.plan import parse_owner
 
     fwd, pub = exc.conflicts[0]
@@ -115,34 +192,35 @@ def _conflict_error(conf: PortmapConf, args: CmdArgs, exc: PortConflict) -> CniE
                     details)
 
 
-def _refuse_conflicts(plan: PortsPlan) -> None:
+def _refuse_conflicts(plan: PortsPlan, host: PortmapHost) -> None:
     """The checks that need no firewall: ports asked twice, host sockets, foreign addresses.
 
     Raises:
         CniError: 107 for a port asked twice or held on the host, 7 for a non-local hostIP.
     """
+    # lazy: plugin start-up; only the commands that need it load it
     from ..firewall.ports import duplicate_forwards
-    from .hostsockets import is_local_address, read_sockets, socket_conflicts, socket_owner
+    from .hostsockets import socket_conflicts
 
     dups = duplicate_forwards(plan)
     if dups:
         raise CniError(errors.PORT_CONFLICT, f"port {dups[0][0].describe()} is requested twice",
                        f"{dups[0][0]} and {dups[0][1]}")
     for fwd in plan.forwards:
-        if fwd.host_ip is not None and not is_local_address(fwd.host_ip):
+        if fwd.host_ip is not None and not host.is_local_address(fwd.host_ip):
             raise CniError(errors.INVALID_CONFIG, f"cannot publish {fwd.describe()}: "
                            f"{fwd.host_ip} is not an address of this host")
-    busy = socket_conflicts(plan.forwards, read_sockets({f.protocol for f in plan.forwards}))
+    busy = socket_conflicts(plan.forwards, host.host_sockets({f.protocol for f in plan.forwards}))
     if busy:
         fwd, sock = busy[0]
-        owner = socket_owner(sock.inode) or "a process"
+        owner = host.socket_owner(sock.inode) or "a process"
         raise CniError(errors.PORT_CONFLICT, f"port {fwd.describe()} is already in use on the host",
                        f"{sock.describe()} is held by {owner}")
 
 
 # --- ADD ----------------------------------------------------------------------------------
 
-def cmd_add(args: CmdArgs) -> Result:
+def cmd_add(args: CmdArgs, host: PortmapHost = SYSTEM) -> Result:
     """Publish the ports of ``runtimeConfig.portMappings``; return prevResult unchanged.
 
     Raises:
@@ -157,27 +235,24 @@ def cmd_add(args: CmdArgs) -> Result:
     if not conf.mappings:
         return prev  # nothing to publish: touch nothing, lock nothing (plugins#510)
     plan = _plan(conf, args, prev)
-    _refuse_conflicts(plan)
-    driver = _driver(conf.driver)
+    _refuse_conflicts(plan, host)
+    driver = _driver(host, conf.driver)
     recs = _records(conf)
     try:
         with recs.locked():
-            _add_locked(conf, args, plan, driver, recs)
+            _add_locked(conf, args, plan, driver, recs, host)
     except OSError as exc:
         raise CniError(errors.IO_FAILURE, f"portmap: cannot write its record in {recs.dir!r}",
                        str(exc)) from None
     return prev
 
 
-def _add_locked(conf: PortmapConf, args: CmdArgs, plan: PortsPlan, driver: Any,
-                recs: Attachments) -> None:
-    from . import localnet
-    from .conntrack import flush_udp
-
+def _add_locked(conf: PortmapConf, args: CmdArgs, plan: PortsPlan, driver: PortDriver,
+                recs: Attachments, host: PortmapHost) -> None:
     cid, ifname = args.container_id, args.ifname
     old = recs.get(cid, ifname)
     ip4 = next((f.container_ip for f in plan.forwards if f.family == 4), None)
-    dev = (localnet.route_dev(ip4) if ip4 else None) if plan.localnet else None
+    dev = (host.route_dev(ip4) if ip4 else None) if plan.localnet else None
     if plan.localnet and dev is None:
         log.warning("no on-link route to %s: its ports will not answer on 127.0.0.1", ip4)
     # the record first: if we die after the rules went in, DEL still knows to look
@@ -207,8 +282,8 @@ def _add_locked(conf: PortmapConf, args: CmdArgs, plan: PortsPlan, driver: Any,
         undo.undo("remove the published ports", driver.teardown_ports, {plan.tag})
         try:
             if dev:
-                localnet.enable(recs.state_dir, conf.name, dev)
-            flush_udp(plan.forwards)
+                host.enable_localnet(recs.state_dir, conf.name, dev)
+            host.flush_udp(plan.forwards)
         except OSError as exc:
             raise CniError(errors.IO_FAILURE, f"portmap: cannot enable route_localnet on {dev}",
                            str(exc)) from None
@@ -235,6 +310,7 @@ def desired_ports(state_dir: str) -> tuple[list[tuple[PortsPlan, str, str]], lis
     Records written before they carried addresses and mappings cannot be rebuilt: they
     are reported, and their rules are still removed by DEL and GC as before.
     """
+    # lazy: plugin start-up; only the commands that need it load it
     from ..firewall.ports import plan_ports
 
     base = os.path.join(state_dir, RECORDS)
@@ -263,7 +339,7 @@ def desired_ports(state_dir: str) -> tuple[list[tuple[PortsPlan, str, str]], lis
 
 # --- DEL ----------------------------------------------------------------------------------
 
-def cmd_del(args: CmdArgs) -> None:
+def cmd_del(args: CmdArgs, host: PortmapHost = SYSTEM) -> None:
     """Remove the attachment's published ports by owner tag (both drivers), its record, and
     route_localnet when the network publishes nothing on 127.0.0.1 any more.
 
@@ -274,7 +350,7 @@ def cmd_del(args: CmdArgs) -> None:
     recs = _records(conf)
     if recs.get(args.container_id, args.ifname) is None and not conf.mappings:
         return  # nothing was published: no lock, no firewall (plugins#510)
-    from ..firewall.driver import all_port_drivers
+    # lazy: plugin start-up; only the commands that need it load it
     from ..firewall.ports import attachment_tag
 
     try:
@@ -285,35 +361,34 @@ def cmd_del(args: CmdArgs) -> None:
     errs = ErrorList()
     try:
         with recs.locked():
-            for drv in all_port_drivers():
+            for drv in host.all_port_drivers():
                 try:
                     drv.teardown_ports({tag})
                 except FirewallError as exc:
                     errs.collect(_fw_error(exc))
             if not errs.errors:  # keep the record while rules may remain: a retry finds them
                 recs.remove(args.container_id, args.ifname)
-            _restore_localnet(conf, recs, errs)
+            _restore_localnet(conf, recs, errs, host)
             recs.cleanup_dir()
     except OSError as exc:
         errs.collect(CniError(errors.IO_FAILURE, f"portmap: cannot update {recs.dir!r}", str(exc)))
     errs.raise_if_any()
 
 
-def _restore_localnet(conf: PortmapConf, recs: Attachments, errs: ErrorList) -> None:
+def _restore_localnet(conf: PortmapConf, recs: Attachments, errs: ErrorList,
+                      host: PortmapHost) -> None:
     """route_localnet off once no record of the network needs it (call with the lock)."""
-    from . import localnet
-
     if any(r.get("localnet") for r in recs.all()):
         return
     try:
-        localnet.restore(recs.state_dir, conf.name)
+        host.restore_localnet(recs.state_dir, conf.name)
     except OSError as exc:
         errs.collect(CniError(errors.IO_FAILURE, "portmap: cannot turn route_localnet off", str(exc)))
 
 
 # --- CHECK --------------------------------------------------------------------------------
 
-def cmd_check(args: CmdArgs) -> None:
+def cmd_check(args: CmdArgs, host: PortmapHost = SYSTEM) -> None:
     """Every mapping must be published as ADD left it (IPv4-only containers included).
 
     Raises:
@@ -328,32 +403,29 @@ def cmd_check(args: CmdArgs) -> None:
         return
     plan = _plan(conf, args, prev)
     rec = _records(conf).get(args.container_id, args.ifname)
-    driver = _driver(rec.get("driver") if rec else conf.driver)
+    driver = _driver(host, rec.get("driver") if rec else conf.driver)
     try:
         problems = driver.check_ports(plan)
     except FirewallError as exc:
         problems = [f"published ports cannot be read: {exc}"]
     if rec is None:
         problems.append(f"no record of the published ports of {args.container_id}/{args.ifname}")
-    elif rec.get("localnet"):
-        from . import localnet
-
-        if not localnet.is_enabled(str(rec.get("dev"))):
-            problems.append(f"route_localnet is off on {rec.get('dev')}: 127.0.0.1 does not answer")
+    elif rec.get("localnet") and not host.localnet_enabled(str(rec.get("dev"))):
+        problems.append(f"route_localnet is off on {rec.get('dev')}: 127.0.0.1 does not answer")
     if problems:
         raise CniError(errors.FIREWALL_FAILURE, problems[0], "; ".join(problems[1:]))
 
 
 # --- GC -----------------------------------------------------------------------------------
 
-def cmd_gc(args: CmdArgs) -> None:
+def cmd_gc(args: CmdArgs, host: PortmapHost = SYSTEM) -> None:
     """Remove published ports and records of this network's attachments that are not valid.
 
     Raises:
         CniError: listing what could not be collected (after trying everything).
     """
+    # lazy: plugin start-up; only the commands that need it load it
     from ..cni.gc import valid_attachments
-    from ..firewall.driver import all_port_drivers
     from ..firewall.ports import attachment_tag
 
     conf = parse_portmap_conf(args.stdin, teardown=True)
@@ -368,7 +440,7 @@ def cmd_gc(args: CmdArgs) -> None:
     errs = ErrorList()
     try:
         with recs.locked():  # no ADD of this network between reading and removing
-            for drv in all_port_drivers():
+            for drv in host.all_port_drivers():
                 try:
                     drv.gc_ports(conf.name, keep)
                 except FirewallError as exc:
@@ -377,7 +449,7 @@ def cmd_gc(args: CmdArgs) -> None:
                 key = (str(rec.get("containerID")), str(rec.get("ifname")))
                 if key not in valid and not errs.errors:
                     recs.remove(*key)
-            _restore_localnet(conf, recs, errs)
+            _restore_localnet(conf, recs, errs, host)
             recs.cleanup_dir()
     except OSError as exc:
         errs.collect(CniError(errors.IO_FAILURE, f"portmap: cannot update {recs.dir!r}", str(exc)))

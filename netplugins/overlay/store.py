@@ -20,6 +20,7 @@ from .model import (
     ENDPOINTS,
     NETWORKS,
     NODES,
+    PREFIX,
     EndpointRec,
     NodeRec,
     OverlayNet,
@@ -106,6 +107,7 @@ class Store:
         if light:
             self.light = Client(url, timeout)
         else:
+            # lazy: etcd3gw and requests cost ~180 ms; only the sync process uses them
             from etcd3gw.client import Etcd3Client
 
             self.client = Etcd3Client(host=parsed.hostname, port=parsed.port or 2379,
@@ -115,6 +117,7 @@ class Store:
     def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         if self.light is not None:
             return self._post_light(path, payload)
+        # lazy: etcd3gw and requests cost ~180 ms; only the sync process uses them
         import requests
         from etcd3gw.exceptions import ConnectionFailedError, ConnectionTimeoutError, Etcd3Exception
 
@@ -155,8 +158,6 @@ class Store:
 
         Raises: StoreUnavailable.
         """
-        from .model import PREFIX
-
         rev, kvs = self._range(PREFIX)
         nets: dict[str, tuple[OverlayNet, int]] = {}
         nodes: dict[str, NodeRec] = {}
@@ -307,9 +308,8 @@ class Store:
 
         Raises: StoreUnavailable when the watch cannot be opened.
         """
+        # lazy: etcd3gw and requests cost ~180 ms; only the sync process uses them
         import requests
-
-        from .model import PREFIX
 
         if self.client is None:
             raise StoreError("watch needs the etcd3gw client (Store(light=False))")
@@ -332,6 +332,7 @@ class Store:
 def _lines(resp: Any, stop: threading.Event) -> Iterator[dict[str, Any]]:
     """Watch responses that carry events (progress notifications keep the stream alive
     and let us see ``stop`` at least every few seconds)."""
+    # lazy: etcd3gw and requests cost ~180 ms; only the sync process uses them
     import json
 
     for line in resp.iter_lines():

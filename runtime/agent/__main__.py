@@ -10,8 +10,6 @@ import sys
 
 from runtime.paths import Paths
 
-from .service import Options, serve, systemd_listen_fd
-
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="netctl-agent", description=__doc__.splitlines()[0])
@@ -44,6 +42,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the agent with parsed ``run`` options; its exit status."""
+    # lazy: netctl builds the parser of this verb on every start; only `agent run` loads
+    # the agent (the worker pool, the plugins, the reconciler: ~100 ms of imports)
+    from .service import Options, serve, systemd_listen_fd
+
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s netctl-agent[%(process)d] %(levelname)s: %(message)s")
     os.chdir("/")

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from netplugins.firewall.desired import load_policies, policy_from_record
 from netplugins.firewall.driver import get_driver, get_port_driver
 from netplugins.firewall.errors import FirewallError
+from netplugins.firewall.ports import PortsPlan
 from netplugins.main.attachments import Attachments
 from netplugins.meta import localnet
 from netplugins.meta.portmap import RECORDS, desired_ports
@@ -109,8 +110,6 @@ def _network(state_dir: str, network: str, report: ReconcileReport, repair: bool
 
 def _ports(state_dir: str, plan: object, driver_name: str, dev: str, report: ReconcileReport,
            repair: bool) -> None:
-    from netplugins.firewall.ports import PortsPlan
-
     assert isinstance(plan, PortsPlan)
     recs = Attachments(os.path.join(state_dir, RECORDS), plan.network)
     what = f"ports of {plan.container_id[:12]}/{plan.ifname} on {plan.network}"

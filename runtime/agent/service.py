@@ -19,6 +19,8 @@ keeps its listening socket (callers never see it closed).
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import json
 import logging
 import os
@@ -29,12 +31,15 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from dnsd import control
+from dnsd.control import NUDGE as NUDGE_DNSD
 from netplugins import daemon
 from netplugins.firewall import desired
 from runtime.paths import Paths
 
 from . import files
 from .nftwatch import NftWatch
+from .reconcile import reconcile
 from .supervise import ChildSupervisor, DnsdSupervisor, overlay_argv
 
 log = logging.getLogger("netctl.agent")
@@ -113,6 +118,8 @@ class Agent:
         self.last_pass = -MIN_GAP
         self.last_call = time.monotonic()
         self.status_dirty = True
+        #: a DNS plugin asked for dnsd (control.NUDGE): look at it now, not at the next tick
+        self.dnsd_asked = False
 
     # --- set-up ---------------------------------------------------------------------
     def _listen(self) -> socket.socket:
@@ -140,8 +147,6 @@ class Agent:
             log.info("no nftables notifications (%s): polling every %.1fs", exc, POLL_IPTABLES)
             self.fw.watch = "polling"
         _become_subreaper()  # a dnsd started by a worker is re-parented to us when it exits
-        import gc
-
         # keep the preloaded heap out of the collector so forked workers don't copy its pages
         gc.freeze()
         self.pool = daemon.WorkerPool(self.srv, self.opts.spare)
@@ -165,6 +170,8 @@ class Agent:
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGHUP, lambda *_: self._mark_dirty(0.0))
+        signal.signal(NUDGE_DNSD, lambda *_: setattr(self, "dnsd_asked", True))
+        self.dnsd.claim(os.getpid())  # only now: before the handler the nudge would kill us
         next_dnsd = next_status = 0.0
         next_code = time.monotonic() + CODE_CHECK_EVERY
         assert self.pool is not None
@@ -174,8 +181,8 @@ class Agent:
                 if not self.pool.fill():
                     time.sleep(0.05)
                 self._reap()
-                if now >= next_dnsd:
-                    next_dnsd = now + DNSD_TICK
+                if now >= next_dnsd or self.dnsd_asked:
+                    next_dnsd, self.dnsd_asked = now + DNSD_TICK, False
                     event = self.dnsd.tick(now)
                     if event:
                         log.log(logging.WARNING if "gone" in event or "cannot" in event
@@ -208,7 +215,8 @@ class Agent:
             self._shutdown()
 
     def _wait(self, wake_r: int, now: float, next_dnsd: float) -> None:
-        fds = [wake_r]
+        assert self.pool is not None
+        fds = [wake_r, self.pool.notify_fd]
         if self.nft is not None:
             fds.append(self.nft.fileno())
         if self.rec_fd >= 0:
@@ -216,13 +224,14 @@ class Agent:
         timeout = max(0.0, next_dnsd - now)
         if self.dirty and not self.rec_pid:
             timeout = min(timeout, max(0.0, max(self.due, self.last_pass + MIN_GAP) - now))
-        assert self.pool is not None
-        if len(self.pool.workers) < self.pool.spare:
+        if self.pool.wanted():
             timeout = min(timeout, 0.05)
         try:
             ready, _, _ = select.select(fds, [], [], timeout)
         except InterruptedError:
             return
+        if self.pool.notify_fd in ready:
+            self.pool.taken()  # the loop's next turn forks the replacements
         if wake_r in ready:
             try:
                 while os.read(wake_r, 512):
@@ -266,8 +275,6 @@ class Agent:
         return not self._owns_anything()
 
     def _owns_anything(self) -> bool:
-        from dnsd import control
-
         policies, _ = desired.load_policies(self.paths.bridge_state)
         ports = os.path.join(self.paths.bridge_state, "_portmap")
         return bool(policies) or control.wanted(self.paths.dnsd) or _nonempty(ports)
@@ -284,8 +291,6 @@ class Agent:
             code = 0
             try:
                 os.close(r)
-                from .reconcile import reconcile
-
                 report = reconcile(self.paths.bridge_state)
                 data = report.to_dict()
                 data["uses_iptables"] = _uses_iptables(self.paths.bridge_state)
@@ -356,7 +361,8 @@ class Agent:
         files.write_status(self.paths, {
             "pid": os.getpid(), "started": self.opts.started, "socket": self.opts.socket_path,
             "activation": self.opts.activation, "root": {"lib": self.paths.lib, "run": self.paths.run},
-            "workers": {"spare": self.opts.spare, "ready": len(self.pool.workers),
+            "workers": {"spare": self.opts.spare, "ready": len(self.pool.idle),
+                        "busy": len(self.pool.workers) - len(self.pool.idle),
                         "calls_served": self.pool.served},
             "dnsd": self.dnsd.to_dict(),
             "overlay": self.overlay.to_dict() if self.overlay is not None else None,
@@ -384,8 +390,7 @@ class Agent:
         self.pool.stop()
         if self.overlay is not None:
             self.overlay.stop()
-        from dnsd import control
-
+        self.dnsd.release(os.getpid())
         try:
             if control.stop(self.paths.dnsd):
                 log.info("dnsd stopped")
@@ -421,8 +426,6 @@ PR_SET_CHILD_SUBREAPER = 36
 
 def _become_subreaper() -> None:
     try:
-        import ctypes
-
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     except (OSError, AttributeError):
         pass
@@ -440,6 +443,8 @@ def _reexec(opts: Options, listen_fd: int, lock_fd: int) -> None:
         argv += ["--store", opts.store]
     sys.stderr.flush()
     os.chdir("/")
+    # ignored stays ignored across exec: a nudge before the new image's handler is harmless
+    signal.signal(NUDGE_DNSD, signal.SIG_IGN)
     os.execv(sys.executable, argv)
 
 
@@ -462,6 +467,8 @@ def serve(opts: Options) -> int:
     Raises nothing: a start-up failure (another agent holds the socket, cannot bind) is
     logged and gives status 1.
     """
+    # the supervisor record may still name us (re-exec): a nudge is harmless until run()
+    signal.signal(NUDGE_DNSD, signal.SIG_IGN)
     agent = Agent(opts)
     try:
         agent.setup()

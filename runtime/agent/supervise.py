@@ -4,8 +4,10 @@ back-off when they keep dying.
 Pure bookkeeping (:class:`Backoff`) and a thin driver (:class:`DnsdSupervisor`) that the
 agent's loop ticks every ~200 ms, so a dead dnsd is replaced within a second. dnsd itself
 stays what it was: one process per configuration directory, recorded in ``dnsd.pid``
-(dnsd.control), which the bridge plugin may also start; the supervisor only fills the gap
-when no live dnsd is recorded while a DNS-enabled network exists.
+(dnsd.control). The supervisor records itself in the directory (``dnsd.supervisor``), so
+the DNS registration plugin leaves starting dnsd to it and nudges it with SIGUSR1 instead
+(dnsd.control.serve); it starts dnsd when no live one is recorded while a DNS-enabled
+network exists.
 """
 
 from __future__ import annotations
@@ -104,6 +106,19 @@ class DnsdSupervisor:
             msg = f"dnsd started (pid {started}, restart {self.restarts})"
             return f"{event}; {msg}" if event else msg
         return event
+
+    def claim(self, pid: int) -> None:
+        """Tell the DNS plugin that ``pid`` (the agent) starts dnsd for this directory."""
+        try:
+            control.claim_supervision(self.dns_dir, pid)
+        except OSError as exc:  # the plugin then starts dnsd itself, as without an agent
+            log.warning("cannot record the agent as dnsd's supervisor: %s", exc)
+
+    def release(self, pid: int) -> None:
+        try:
+            control.release_supervision(self.dns_dir, pid)
+        except OSError as exc:
+            log.warning("cannot remove dnsd's supervisor record: %s", exc)
 
     def to_dict(self) -> dict[str, object]:
         return {"dir": self.dns_dir, "state": self.state, "pid": self.pid,

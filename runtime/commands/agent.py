@@ -9,6 +9,8 @@ import time
 from typing import Any
 
 from ..agent import control
+from ..agent.__main__ import add_run_options
+from ..agent.__main__ import run as run_agent
 from ..paths import Paths
 
 #: ``agent status`` exit status when no agent runs (as ``systemctl status``)
@@ -16,8 +18,6 @@ NOT_RUNNING = 3
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from ..agent.__main__ import add_run_options
-
     p = sub.add_parser(
         "agent", help="the per-host agent: warm plugin calls, dnsd supervision, firewall repair",
         description="One agent per host (per NETCTL_ROOT) serves plugin calls from a warm process, "
@@ -61,9 +61,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..agent.__main__ import run
-
-    return run(args)
+    return run_agent(args)
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -107,7 +105,7 @@ def render_status(st: dict[str, Any]) -> str:
              f"socket: {st.get('socket')}"]
     w = st.get("workers") or {}
     lines.append(f"workers: {w.get('ready', '?')} ready of {w.get('spare', '?')}, "
-                 f"{w.get('calls_served', 0)} calls served")
+                 f"{w.get('busy', 0)} busy, {w.get('calls_served', 0)} calls served")
     d = st.get("dnsd") or {}
     dns = f"dnsd: {d.get('state', '?')}"
     if d.get("pid"):
@@ -150,6 +148,7 @@ def _duration(seconds: Any) -> str:
 
 
 def cmd_units(args: argparse.Namespace) -> int:
+    # lazy: netctl start-up; only this verb needs it
     from ..agent.units import render_units, write_units
 
     if args.dir:
@@ -164,6 +163,7 @@ def cmd_units(args: argparse.Namespace) -> int:
 
 
 def cmd_firewall_reload(args: argparse.Namespace) -> int:
+    # lazy: netctl start-up; only this verb needs it
     from ..agent.reconcile import reconcile
 
     paths = Paths.from_env()

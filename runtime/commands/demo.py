@@ -20,12 +20,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: netctl start-up; only this verb needs it
     from ..demo import main
 
     return main()
 
 
 def sandbox(args: argparse.Namespace) -> int:
+    # lazy: netctl start-up; only this verb needs it
     from ..sandbox import main
 
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd

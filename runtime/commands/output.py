@@ -35,6 +35,7 @@ def print_inspect(objs: Sequence[dict[str, Any]], fmt: str) -> None:
     if not fmt:
         print(json.dumps(list(objs), indent=4))
         return
+    # lazy: netctl start-up; only --format needs it
     from ..format import render
 
     for obj in objs:
@@ -48,6 +49,7 @@ def check_format(fmt: str) -> None:
         NetctlError: the template's error, with its position.
     """
     if fmt and ("{{" in fmt or "}}" in fmt):
+        # lazy: netctl start-up; only --format needs it
         from ..template import Template
 
         Template(fmt)

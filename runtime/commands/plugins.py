@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..agent.__main__ import add_run_options
+from ..agent.__main__ import run as run_agent
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("plugins", help="the CNI plugin executables and their warm daemon")
@@ -13,13 +16,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     inst = psub.add_parser("install", help="install the plugin executables into a directory")
     inst.add_argument("--dir", required=True, help="e.g. /opt/cni/bin (put it on CNI_PATH)")
     serve = psub.add_parser("serve", help="the same as 'netctl agent run' (kept as an alias)")
-    from ..agent.__main__ import add_run_options
-
     add_run_options(serve)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: netctl start-up; only this verb needs it
     from netplugins import delivery
 
     if args.plugins_cmd == "dir":
@@ -29,7 +31,6 @@ def run(args: argparse.Namespace) -> int:
         for path in delivery.install(args.dir):
             print(path)
         return 0
-    from ..agent.__main__ import run as run_agent
 
     return run_agent(args)
 

@@ -26,6 +26,7 @@ def advertise(flag: str | None = None, env: dict[str, str] | None = None) -> str
     value = flag or env.get("NETCTL_ADVERTISE", "")
     if value:
         return value
+    # lazy: the VXLAN module runs ip; only a default source address needs it
     from netplugins.overlay.vxlan import default_source
 
     return default_source()

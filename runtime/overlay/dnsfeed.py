@@ -42,6 +42,7 @@ class DnsFeed:
     def sync(self, remote: list[EndpointRec]) -> bool:
         """Write the entries of ``remote`` and remove the remote entries not in it; signal
         dnsd when something changed. True if something did."""
+        # lazy: only the sync process of a cluster with DNS needs it
         from dnsd import config as dnsconf
         from dnsd import control
 

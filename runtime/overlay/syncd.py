@@ -247,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s syncd %(levelname)s %(message)s", stream=sys.stderr)
+    # lazy: only the command-line entry needs it
     from runtime.paths import Paths
 
     env = dict(os.environ)

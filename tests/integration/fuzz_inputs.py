@@ -29,6 +29,9 @@ from netplugins.cni.skel import Outcome
 COMMANDS = ("ADD", "DEL", "CHECK", "STATUS", "GC", "VERSION")
 VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 SUBNET, CTR_IP = "10.123.0.0/24", "10.123.0.5/24"
+#: netctl-dns's container and gateway: the gateway is on the host's lo (see FuzzLab), so
+#: that dnsd can answer there and CHECK after ADD passes without a bridge
+DNS_CTR_IP, DNS_GW = "10.124.0.5/24", "10.124.0.1"
 #: bytes that are not UTF-8 arrive as these (os.environ's surrogateescape)
 NOT_UTF8 = ("\udcff", "\udc80", "\udce9")
 SPECIALS = ("", "\n", "\t", " ", ".", "..", "/", ":", ";", "=", "\\", '"', "'", "*", "\u00e9",
@@ -166,6 +169,7 @@ class FuzzLab:
         for d in (self.ipam, self.state, self.joins, self.cwd):
             d.mkdir(parents=True, exist_ok=True)
         self.root_before = set(os.listdir("/"))
+        self.host.run(["ip", "addr", "add", f"{DNS_GW}/32", "dev", "lo"], check=False)
 
     @property
     def ipam(self) -> Path:
@@ -178,6 +182,10 @@ class FuzzLab:
     @property
     def joins(self) -> Path:
         return self.tmp / "joins"
+
+    @property
+    def dns(self) -> Path:
+        return self.tmp / "dns"
 
     @property
     def cwd(self) -> Path:
@@ -202,6 +210,12 @@ class FuzzLab:
                      "prevResult": {"cniVersion": version,
                                     "interfaces": [{"name": "eth0", "sandbox": self.ctr.path}],
                                     "ips": [{"address": CTR_IP, "interface": 0}]}}
+        elif ptype == "netctl-dns":
+            # nothing is forwarded anywhere: the upstream is a TEST-NET address without a route
+            conf |= {"dir": str(self.dns), "upstreams": ["192.0.2.53"],
+                     "prevResult": {"cniVersion": version,
+                                    "interfaces": [{"name": "eth0", "sandbox": self.ctr.path}],
+                                    "ips": [{"address": DNS_CTR_IP, "gateway": DNS_GW, "interface": 0}]}}
         return conf
 
     def base_env(self, ptype: str) -> dict[str, str]:
@@ -242,6 +256,8 @@ class FuzzLab:
             left += [f"lease in {db.name}: {row}" for row in rows]
         for d in (self.state, self.joins):
             left += [f"record: {p}" for p in d.rglob("*") if p.is_file() and p.suffix != ".lock"]
+        for sub in ("networks", "entries"):  # dnsd's own files (pid, log, locks) may stay
+            left += [f"DNS registration: {p}" for p in (self.dns / sub).rglob("*") if p.is_file()]
         left += [f"file in the working directory: {p}" for p in self.cwd.rglob("*")]
         left += [f"new entry in /: {n}" for n in set(os.listdir("/")) - self.root_before]
         fw = self.host.run(["nft", "list", "ruleset"], check=False).stdout
@@ -266,6 +282,8 @@ class FuzzLab:
         for d in (self.ipam, self.state, self.joins, self.cwd):
             shutil.rmtree(d, ignore_errors=True)
             d.mkdir(parents=True)
+        for sub in ("networks", "entries"):
+            shutil.rmtree(self.dns / sub, ignore_errors=True)
         self.host.run(["nft", "flush", "ruleset"], check=False)
 
 

@@ -132,20 +132,6 @@ def test_requested_ip_taken(lab: BridgeLab, make_ns: Callable[..., Netns]) -> No
     lab.assert_clean("taken-ip")
 
 
-@pytest.mark.parametrize("driver", ["nftables", "iptables"])
-def test_failure_after_the_firewall_undoes_the_first_attachment(driver: str, lab: BridgeLab, ctr_ns: Netns,
-                                                                tmp_path: Path) -> None:
-    # the last ADD step (DNS registration) fails: a file where dnsd's directory should be
-    blocker = tmp_path / "dns-is-a-file"
-    blocker.write_text("")
-    conf = lab.conf("late", "10.96.0.0/24", driver=driver, ipMasq=True,
-                    embeddedDNS={"dir": str(blocker / "dns")})
-    err = refused(lab, conf, ctr_ns)
-    assert err["code"] == 5 and "DNS" in err["msg"]
-    nothing_changed(lab, ctr_ns, "late", {"lo", "br-late"})
-    assert not (lab.state_dir / "late").exists()
-
-
 def test_ifname_already_in_the_container(lab: BridgeLab, ctr_ns: Netns) -> None:
     ctr_ns.run(["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "other"])
     ctr_ns.run(["ip", "addr", "add", "192.168.5.5/24", "dev", "eth0"])

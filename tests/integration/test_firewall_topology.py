@@ -9,8 +9,8 @@ Layout (all in throwaway namespaces; the host is ``host_ns``)::
 
 The outside has no route to the container subnets, so container -> outside works only
 when the host masquerades; an echo server there tells which source address it saw.
-test_firewall_nft.py and test_firewall_iptables.py import the helpers and scenarios here
-(pytest puts this directory on sys.path).
+test_firewall_drivers.py (one suite for both drivers) imports the helpers here (pytest
+puts this directory on sys.path).
 """
 
 from __future__ import annotations
@@ -186,8 +186,8 @@ def build_topology(host: Netns, make_ns: Callable[..., Netns], lock: Path) -> To
 def topo(host_ns: Netns, make_ns: Callable[..., Netns], tmp_path: Path) -> Topo:
     """The two-bridge layout; everything is removed with the namespaces.
 
-    The driver test modules define the same one-line fixture (pytest does not pick up
-    fixtures from imported modules).
+    test_firewall_drivers.py defines the same one-line fixture (a fixture imported into a
+    test module would be registered there too, but unseen by linters and readers).
     """
     return build_topology(host_ns, make_ns, tmp_path / "fw.lock")
 
@@ -201,97 +201,6 @@ def legacy_save(ns: Netns) -> str:
     """iptables-legacy-save + ip6tables-legacy-save of a namespace, comments stripped."""
     out = ns.run(["iptables-legacy-save"]).stdout + ns.run(["ip6tables-legacy-save"]).stdout
     return "\n".join(line for line in out.splitlines() if not line.startswith("#"))
-
-
-# ---------------------------------------------------------------- scenarios (per driver)
-
-
-def scenario_isolation_and_masquerade(topo: Topo, driver: str) -> None:
-    """Default networks: same network talks, other networks don't, the outside sees the host."""
-    fw(topo.host, "setup", driver, topo.lock, policies=[NET_A, NET_B])
-    a = topo.addr
-    got = topo.pings(
-        [
-            ("a1", a["a2"]), ("a1", a["a26"]),            # same network, v4 and v6
-            ("a1", a["b1"]), ("b1", a["a1"]),             # other network, both ways
-            ("a1", a["b16"]), ("b2", a["a26"]),           # ... and over IPv6
-            ("a1", "10.91.1.1"), ("a1", "10.91.2.1"),     # the host (its gateway and another address)
-            ("a1", "192.0.2.2"), ("b1", "192.0.2.2"), ("a2", "fd00:2::2"),  # outside: masquerade
-        ]
-    )  # fmt: skip
-    assert got == {
-        ("a1", a["a2"]): True, ("a1", a["a26"]): True,
-        ("a1", a["b1"]): False, ("b1", a["a1"]): False,
-        ("a1", a["b16"]): False, ("b2", a["a26"]): False,
-        ("a1", "10.91.1.1"): True, ("a1", "10.91.2.1"): True,
-        ("a1", "192.0.2.2"): True, ("b1", "192.0.2.2"): True, ("a2", "fd00:2::2"): True,
-    }  # fmt: skip
-    topo.start_echo()
-    assert topo.peer_seen_by_outside("a1", "192.0.2.2") == "192.0.2.1"
-    assert topo.peer_seen_by_outside("b2", "fd00:2::2") == "fd00:2::1"
-    assert fw(topo.host, "check", driver, topo.lock, policies=[NET_A, NET_B]) == []
-    assert fw(topo.host, "list", driver, topo.lock) == ["net-a", "net-b"]
-
-
-def scenario_internal(topo: Topo, driver: str) -> None:
-    """An internal network talks inside and to its gateway, reaches nothing else, no NAT."""
-    internal_b = {**NET_B, "internal": True}
-    fw(topo.host, "setup", driver, topo.lock, policies=[NET_A, internal_b])
-    a = topo.addr
-    got = topo.pings(
-        [
-            ("b1", a["b2"]), ("b1", a["b26"]), ("b1", "10.91.2.1"), ("b1", "fd91:2::1"),  # inside + gateway
-            ("b1", "192.0.2.2"), ("b1", "fd00:2::2"),                                    # outside
-            ("b1", a["a1"]), ("a1", a["b1"]),                                            # other network
-            ("a1", "192.0.2.2"),                                                         # others unaffected
-        ]
-    )  # fmt: skip
-    assert got == {
-        ("b1", a["b2"]): True, ("b1", a["b26"]): True, ("b1", "10.91.2.1"): True, ("b1", "fd91:2::1"): True,
-        ("b1", "192.0.2.2"): False, ("b1", "fd00:2::2"): False,
-        ("b1", a["a1"]): False, ("a1", a["b1"]): False,
-        ("a1", "192.0.2.2"): True,
-    }  # fmt: skip
-    assert fw(topo.host, "check", driver, topo.lock, policies=[NET_A, internal_b]) == []
-
-
-def scenario_teardown(topo: Topo, driver: str, leftovers: Callable[[Netns], str]) -> None:
-    """Teardown leaves nothing, twice is fine, and traffic flows as without rules again."""
-    fw(topo.host, "setup", driver, topo.lock, policies=[NET_A, NET_B])
-    fw(topo.host, "teardown", driver, topo.lock, names=["net-a"])
-    assert fw(topo.host, "list", driver, topo.lock) == ["net-b"]
-    fw(topo.host, "teardown", driver, topo.lock, names=["net-b", "net-b", "net-a", "never-existed"])
-    assert leftovers(topo.host) == ""
-    assert fw(topo.host, "list", driver, topo.lock) == []
-    got = topo.pings([("a1", topo.addr["b1"])])
-    assert got == {("a1", topo.addr["b1"]): True}, "with no rules, bridges route to each other"
-
-
-def scenario_concurrent_setup(
-    host: Netns, driver: str, lock: Path, leftovers: Callable[[Netns], str]
-) -> None:
-    """10 plugin processes set up 10 networks at once; all 10 end up intact, then all go."""
-    nets = [policy(f"conc{i}", f"cb{i}", f"10.92.{i}.0/24") for i in range(10)]
-    procs = [
-        subprocess.Popen(
-            fw_argv(host, "setup", driver, lock, policies=[p]), stdout=subprocess.PIPE, text=True
-        )
-        for p in nets
-    ]
-    outs = [(p.wait(60), p.communicate()[0]) for p in procs]
-    assert all(rc == 0 for rc, _ in outs), outs
-    assert fw(host, "list", driver, lock) == sorted(p["name"] for p in nets)
-    assert fw(host, "check", driver, lock, policies=nets) == []
-    procs = [
-        subprocess.Popen(
-            fw_argv(host, "teardown", driver, lock, names=[p["name"]]),
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for p in nets
-    ]
-    assert all(p.wait(60) == 0 for p in procs)
-    assert leftovers(host) == ""
 
 
 # ---------------------------------------------------------------- the layout's own test

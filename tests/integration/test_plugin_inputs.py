@@ -13,6 +13,7 @@ import pytest
 from cniutil import PluginRun, plugin_dir, run_plugin
 from nsutil import Netns
 from test_bridge_helpers import BridgeLab, link_names, make_lab, our_rules
+from test_dnsreg_helpers import Chain
 
 from netplugins.delivery import _import_roots
 from netplugins.registry import PLUGINS
@@ -223,18 +224,17 @@ def test_about_text_without_cni_command(host_ns: Netns) -> None:
 ])
 def test_names_dns_cannot_hold_are_skipped(cni_args: str, extra: dict, kept: list[str], host_ns: Netns,
                                            ctr_ns: Netns, tmp_path: Path, plugin_env: dict[str, str]) -> None:
-    """A pod name or alias with a newline or blank is no DNS name: skipped (as netavark
-    does), the other names registered, nothing left after DEL."""
-    lab = make_lab(host_ns, tmp_path, plugin_env)
-    conf = lab.conf("dnsbad", "10.75.0.0/24", embeddedDNS={"dir": str(lab.dns_dir)}, **extra)
-    lab.add(conf, ctr_ns, "ctr1", cni_args=cni_args)
+    """A pod name or alias with a newline or blank is no DNS name: skipped by netctl-dns
+    (as netavark does), the other names registered, nothing left after DEL."""
+    chain = Chain(host_ns, tmp_path, "ours", dict(plugin_env))
+    main, dns = chain.main_conf("dnsbad", "10.75.0.0/24"), chain.dns_conf("dnsbad", **extra)
+    chain.add(main, dns, ctr_ns, "ctr1", cni_args=cni_args)
     try:
-        entries = [json.loads(p.read_text()) for p in lab.dns_dir.rglob("*")
-                   if p.is_file() and p.suffix == ".json" and "ctr1" in p.name]
-        assert [e["names"] for e in entries] == [kept]
+        assert chain.entry("dnsbad", "ctr1")["names"] == kept
     finally:
-        lab.delete(conf, ctr_ns, "ctr1", cni_args=cni_args)
-    lab.assert_clean("dnsbad", expect_links={"lo", "br-dnsbad"})
+        chain.delete(main, dns, ctr_ns, "ctr1", cni_args=cni_args)
+    assert chain.registered() == []
+    make_lab(host_ns, tmp_path).assert_clean("dnsbad", expect_links={"lo", "br-dnsbad"})
 
 
 @pytest.mark.parametrize("closed", [0, 2])

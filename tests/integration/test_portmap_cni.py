@@ -145,14 +145,7 @@ def test_check_reports_what_is_missing(lab: PortLab) -> None:
     maps = [mapping(8080, 80), mapping(5353, 53, "udp")]
     res = lab.attach(NET, SUBNET, web, "c1", maps)
     lab.portmap("CHECK", NET, web, "c1", maps, res).ok()
-    if lab.driver == "nftables":
-        lab.host.run(["nft", "delete", "element", "inet", "netctl-ports", "pm-any4", "{ udp . 5353 }"])
-        expect = "pm-any4: element udp . 5353"
-    else:
-        lab.host.run(["iptables-legacy", "-t", "nat", "-D", "NETCTL-PORTS", "-p", "udp", "-m", "udp",
-                      "--dport", "5353", "-m", "comment", "--comment", "netctl net=web cid=c1 if=eth0",
-                      "-j", "DNAT", "--to-destination", "10.73.0.2:53"])
-        expect = "rule missing: -A NETCTL-PORTS -p udp -m udp --dport 5353"
+    expect = lab.delete_published("udp", 5353, "netctl net=web cid=c1 if=eth0", "10.73.0.2:53")
     msg = failed(lab.portmap("CHECK", NET, web, "c1", maps, res), 102)
     assert expect in msg
     # ADD again repairs it (a repeated ADD replaces the attachment's entries)
@@ -236,46 +229,6 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(lab: PortLab) -> None:
     # the same run with a broken config must still let DEL succeed
     lab.run("portmap", "DEL", dict(lab.portmap_conf(NET, None, prev),
                                    runtimeConfig={"portMappings": "junk"}), web, "c1").ok()
-
-
-GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "portmap"
-#: the plan of tests/golden/portmap/dual-stack.* (test_portmap_render.SCENARIOS)
-APPLY_DUAL_STACK = """
-import sys
-from netplugins.firewall.ports import PortMapping, plan_ports
-from netplugins.firewall.ports_ipt_driver import IptablesPortsDriver
-plan = plan_ports("web", "c1", "eth0", [
-    PortMapping(8080, 80), PortMapping(5353, 53, "udp"), PortMapping(9090, 90, host_ip="127.0.0.1"),
-    PortMapping(3868, 3868, "sctp")], ["10.88.1.2/24", "fd88::2/64"])
-IptablesPortsDriver(sys.argv[1]).setup_ports(plan)
-"""
-
-
-def test_golden_nft_scripts_pass_nft_check(host_ns: Netns) -> None:
-    scripts = sorted(GOLDEN.glob("*.nft"))
-    assert len(scripts) == 5
-    for script in scripts:
-        res = host_ns.run(["nft", "--check", "-f", str(script)], check=False)
-        assert res.returncode == 0, f"{script.name}: {res.stderr}"
-    assert port_rules(host_ns) == []  # --check applied nothing
-
-
-def test_iptables_save_prints_the_golden_lines(host_ns: Netns, tmp_path: Path) -> None:
-    import sys
-
-    host_ns.run([sys.executable, "-c", APPLY_DUAL_STACK, str(tmp_path / "xtables.lock")])
-    sections: dict[str, list[str]] = {}
-    for line in (GOLDEN / "dual-stack.iptables").read_text().splitlines():
-        if line.startswith("*"):
-            current = sections.setdefault(line[1:], [])
-        elif line.startswith("-A"):
-            current.append(line)
-    assert set(sections) == {"ipv4 raw", "ipv4 nat", "ipv6 nat"}
-    for section, lines in sections.items():
-        fam, table = section.split()
-        tool = "iptables-legacy-save" if fam == "ipv4" else "ip6tables-legacy-save"
-        saved = host_ns.run([tool, "-t", table]).stdout.splitlines()
-        assert [line for line in lines if line not in saved] == [], section
 
 
 def test_concurrent_adds_one_port_one_winner(lab: PortLab) -> None:

@@ -202,6 +202,27 @@ class PortLab:
         base = self.state_dir / "_portmap"
         return sorted(str(p.relative_to(base)) for p in base.rglob("*.json")) if base.exists() else []
 
+    # what differs between the drivers, in one place: the tests are the same for both
+
+    def delete_published(self, proto: str, port: int, tag: str, target: str) -> str:
+        """Delete the entry publishing ``proto``/``port`` (any address) by hand; what CHECK
+        then reports as missing."""
+        if self.driver == "nftables":
+            self.host.run(["nft", "delete", "element", "inet", "netctl-ports", "pm-any4",
+                           f"{{ {proto} . {port} }}"])
+            return f"pm-any4: element {proto} . {port}"
+        self.host.run(["iptables-legacy", "-t", "nat", "-D", "NETCTL-PORTS", "-p", proto, "-m", proto,
+                       "--dport", str(port), "-m", "comment", "--comment", tag,
+                       "-j", "DNAT", "--to-destination", target])
+        return f"rule missing: -A NETCTL-PORTS -p {proto} -m {proto} --dport {port}"
+
+    def remove_loopback_guard(self) -> None:
+        """Remove the rules that drop packets for 127.0.0.1 arriving from outside (moby#45610)."""
+        if self.driver == "nftables":
+            self.host.run(["nft", "flush", "chain", "inet", "netctl-ports", "guard"])
+        else:
+            self.host.run(["iptables-legacy", "-t", "raw", "-F", "PREROUTING"])
+
 
 def container_ip(result: dict[str, Any], family: int = 4) -> str:
     """The container's address of ``family`` in a bridge result."""

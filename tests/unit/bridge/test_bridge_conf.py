@@ -12,7 +12,6 @@ from netplugins.main.bridge_conf import (
     DEFAULT_BRIDGE,
     DEFAULT_STATE_DIR,
     BridgeConf,
-    EmbeddedDNS,
     parse_bridge_conf,
 )
 
@@ -41,7 +40,6 @@ def test_defaults() -> None:
     assert conf.isolate is True and conf.internal is False and conf.icc is True
     assert conf.firewall_driver is None
     assert conf.state_dir == DEFAULT_STATE_DIR == "/run/netctl/bridge"
-    assert conf.embedded_dns is None
 
 
 def test_every_key() -> None:
@@ -51,7 +49,6 @@ def test_every_key() -> None:
         "dns": {"nameservers": ["10.1.0.53"], "domain": "example.test", "search": ["a.test"],
                 "options": ["ndots:2"]},
         "isolate": False, "icc": False, "firewallDriver": "iptables", "stateDir": "/tmp/x",
-        "embeddedDNS": {"dir": "/tmp/dns", "upstreams": ["192.0.2.53", "2001:db8::53"]},
         "capabilities": {"mac": True}, "someFutureKey": {"x": 1},
     })
     assert conf.bridge == "br-test"
@@ -63,7 +60,6 @@ def test_every_key() -> None:
     assert not conf.isolate and not conf.icc and not conf.internal
     assert conf.firewall_driver == "iptables"
     assert conf.state_dir == "/tmp/x"
-    assert conf.embedded_dns == EmbeddedDNS(dir="/tmp/dns", upstreams=("192.0.2.53", "2001:db8::53"))
 
 
 def test_default_gateway_implies_gateway() -> None:
@@ -193,11 +189,6 @@ def test_invalid_mac(where: str, mac: Any, word: str) -> None:
     ({"ipMasqBackend": "pf"}, ["ipMasqBackend", "pf"]),
     ({"stateDir": "relative/dir"}, ["stateDir"]),
     ({"stateDir": 5}, ["stateDir"]),
-    ({"embeddedDNS": {"dir": "relative"}}, ["embeddedDNS"]),
-    ({"embeddedDNS": {}}, ["embeddedDNS"]),
-    ({"embeddedDNS": "/tmp/dns"}, ["embeddedDNS"]),
-    ({"embeddedDNS": {"dir": "/tmp/dns", "upstreams": "192.0.2.53"}}, ["upstreams"]),
-    ({"embeddedDNS": {"dir": "/tmp/dns", "upstreams": ["dns.example"]}}, ["upstream", "dns.example"]),
 ])
 def test_invalid_config(extra: dict[str, Any], words: list[str]) -> None:
     err = error(extra)
@@ -215,6 +206,13 @@ def test_reference_features_we_lack_are_refused(extra: dict[str, Any], key: str)
     # silently ignoring them would give a container less isolation than its config asks for
     err = error(extra)
     assert err.code == 2 and key in err.msg
+
+
+@pytest.mark.parametrize("value", [{"dir": "/run/netctl/dnsd"}, {}, None])
+def test_embedded_dns_moved_to_the_dns_plugin(value: Any) -> None:
+    # the bridge no longer registers names: a config that asks for it learns what does
+    err = error({"embeddedDNS": value})
+    assert err.code == 2 and "embeddedDNS" in err.msg and "netctl-dns" in err.details
 
 
 @pytest.mark.parametrize("extra", [{"vlan": 0}, {"vlanTrunk": []}, {"macspoofchk": False}])
@@ -242,16 +240,16 @@ def test_teardown_ignores_what_only_add_uses(extra: dict[str, Any]) -> None:
     # DEL follows a failed ADD too: it must not fail for a key it does not act on
     obj = {"cniVersion": "1.0.0", "name": "net1", "type": "bridge", "stateDir": "/tmp/st",
            "ipam": {"type": "host-local"}, "embeddedDNS": {"dir": "/tmp/dns"}} | extra
+    # embeddedDNS too: containers added by an older version are still deleted
     conf = parse_bridge_conf(json.dumps(obj).encode(), teardown=True)
     assert (conf.name, conf.ipam_type, conf.state_dir) == ("net1", "host-local", "/tmp/st")
-    assert conf.embedded_dns == EmbeddedDNS(dir="/tmp/dns")
     assert conf.bridge == DEFAULT_BRIDGE and conf.mtu == 0 and conf.mac == ""
     with pytest.raises(CniError):
         parse_bridge_conf(json.dumps(obj).encode())
 
 
 @pytest.mark.parametrize("extra", [
-    {"ipam": "x"}, {"stateDir": "rel"}, {"embeddedDNS": {"dir": "rel"}}, {"name": "bad name"},
+    {"ipam": "x"}, {"stateDir": "rel"}, {"name": "bad name"},
 ])
 def test_teardown_still_checks_what_it_needs(extra: dict[str, Any]) -> None:
     obj = {"cniVersion": "1.0.0", "name": "net1", "type": "bridge"} | extra

@@ -1,4 +1,4 @@
-"""bridge plugin planning: names, gateways, routes, DNS names, result shape (pure, no root).
+"""bridge plugin planning: names, gateways, routes, result shape (pure, no root).
 
 Result shapes are compared with golden JSON in tests/golden/bridge/. Rewrite them only on
 purpose: ``UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/unit/bridge`` (then review the diff).
@@ -7,18 +7,16 @@ purpose: ``UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/unit/bridge`` (then 
 from __future__ import annotations
 
 import json
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
+from goldenutil import assert_golden
 
 from netplugins.cni.types import DNS, IPConfig, Route
 from netplugins.main.bridge_conf import BridgeConf, parse_bridge_conf
 from netplugins.main.bridge_plan import (
     Gateway,
-    dns_names,
     host_veth_name,
     plan_gateways,
     plan_result,
@@ -27,7 +25,6 @@ from netplugins.main.bridge_plan import (
     route_gateway,
 )
 
-GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "bridge"
 ALL_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 
 
@@ -35,19 +32,6 @@ def conf(**kw: Any) -> BridgeConf:
     obj: dict[str, Any] = {"cniVersion": "1.0.0", "name": "net1", "type": "bridge", "bridge": "br-net1"}
     obj.update(kw)
     return parse_bridge_conf(json.dumps(obj).encode())
-
-
-def assert_golden(name: str, obj: Any) -> None:
-    """Compare ``obj`` with the golden JSON file; ``UPDATE_GOLDEN=1`` rewrites it instead."""
-    path = GOLDEN / name
-    text = json.dumps(obj, indent=2) + "\n"
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        return
-    if not path.exists():
-        pytest.fail(f"golden file {path} is missing; create it with UPDATE_GOLDEN=1 and review it")
-    assert json.loads(path.read_text()) == obj, f"{name} differs from the golden file (UPDATE_GOLDEN=1 rewrites it)"
 
 
 # --- names --------------------------------------------------------------------------------
@@ -141,36 +125,6 @@ def test_route_gateway() -> None:
     assert route_gateway(Route("fd09::/64"), (V4,)) is None
 
 
-# --- DNS names ----------------------------------------------------------------------------
-
-CID = "0123456789abcdef0123"
-
-
-def test_dns_names_order() -> None:
-    c = conf(runtimeConfig={"aliases": {"net1": ["web", "www"], "other": ["nope"]}},
-             args={"cni": {"hostname": "host1", "aliases": ["extra"]}})
-    assert dns_names(c, CID, {"K8S_POD_NAME": "pod1"}) == ("pod1", "web", "www", "extra", "host1", CID[:12])
-
-
-def test_dns_names_aliases_of_other_networks_are_ignored() -> None:
-    c = conf(runtimeConfig={"aliases": {"other": ["nope"]}})
-    assert dns_names(c, CID, {}) == (CID[:12],)
-
-
-def test_dns_names_plain_alias_list() -> None:
-    c = conf(runtimeConfig={"aliases": ["a1"]})
-    assert dns_names(c, CID, {}) == ("a1", CID[:12])
-
-
-def test_dns_names_dedupe_and_invalid() -> None:
-    c = conf(runtimeConfig={"aliases": {"net1": ["Pod1", "bad name", "a..b", "", ".", "tab\tx", 5, "ok"]}})
-    assert dns_names(c, CID, {"K8S_POD_NAME": "pod1"}) == ("pod1", "ok", CID[:12])
-
-
-def test_dns_names_short_container_id() -> None:
-    assert dns_names(conf(), "abc", {}) == ("abc",)
-
-
 # --- results ------------------------------------------------------------------------------
 
 MACS = {"bridge_mac": "02:00:00:00:00:aa", "host_mac": "02:00:00:00:00:bb", "cont_mac": "02:00:00:00:00:cc"}
@@ -178,10 +132,10 @@ MACS = {"bridge_mac": "02:00:00:00:00:aa", "host_mac": "02:00:00:00:00:bb", "con
 
 def result_for(c: BridgeConf, ipam_ips: tuple[IPConfig, ...], ipam_routes: tuple[Route, ...] = (),
                ipam_dns: DNS | None = None, mtu: int = 1500) -> Any:
-    ips, gws = plan_gateways(c, ipam_ips)
+    ips, _gws = plan_gateways(c, ipam_ips)
     routes = plan_routes(c, ips, ipam_routes)
     return plan_result(c, MACS["bridge_mac"], host_veth_name("ctr1", "eth0"), MACS["host_mac"],
-                       "eth0", MACS["cont_mac"], "/run/netns/ctr1", ips, routes, ipam_dns or DNS(), gws, mtu)
+                       "eth0", MACS["cont_mac"], "/run/netns/ctr1", ips, routes, ipam_dns or DNS(), mtu)
 
 
 SCENARIOS: dict[str, Any] = {
@@ -196,10 +150,6 @@ SCENARIOS: dict[str, Any] = {
     "config-dns": lambda: result_for(
         conf(isGateway=True, dns={"nameservers": ["192.0.2.53"], "domain": "conf.test"}),
         (IPConfig("10.1.0.2/24", "10.1.0.1"),), (), DNS(nameservers=("10.1.0.53",))),
-    # embedded DNS: the gateway answers first, other servers follow
-    "embedded-dns": lambda: result_for(
-        conf(isGateway=True, embeddedDNS={"dir": "/run/dns"}, dns={"nameservers": ["10.1.0.1", "192.0.2.53"]}),
-        (IPConfig("10.1.0.2/24", "10.1.0.1"),)),
     # no IPAM: only interfaces
     "l2-only": lambda: result_for(conf(), ()),
 }
@@ -207,7 +157,7 @@ SCENARIOS: dict[str, Any] = {
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_result_golden(scenario: str) -> None:
-    assert_golden(f"{scenario}.json", SCENARIOS[scenario]().to_dict("1.0.0"))
+    assert_golden(f"bridge/{scenario}.json", SCENARIOS[scenario]().to_dict("1.0.0"))
 
 
 @pytest.mark.parametrize("version", ALL_VERSIONS)
@@ -215,7 +165,7 @@ def test_result_golden_per_version(version: str) -> None:
     result = result_for(conf(isDefaultGateway=True, mtu=1400),
                         (IPConfig("10.1.0.2/24", "10.1.0.1"), IPConfig("fd00:1::2/64", "fd00:1::1")),
                         mtu=1400)
-    assert_golden(f"result-{version}.json", result.to_dict(version))
+    assert_golden(f"bridge/result-{version}.json", result.to_dict(version))
 
 
 def test_result_shape() -> None:
@@ -223,14 +173,3 @@ def test_result_shape() -> None:
     assert [i.name for i in res.interfaces] == ["br-net1", host_veth_name("ctr1", "eth0"), "eth0"]
     assert [i.sandbox for i in res.interfaces] == ["", "", "/run/netns/ctr1"]
     assert all(ip.interface == 2 for ip in res.ips)
-
-
-def test_embedded_dns_without_gateway_keeps_dns() -> None:
-    res = result_for(conf(embeddedDNS={"dir": "/run/dns"}), (IPConfig("10.1.0.2/24"),),
-                     ipam_dns=DNS(nameservers=("192.0.2.53",)))
-    assert res.dns.nameservers == ("192.0.2.53",)
-
-
-def test_dns_names_single_alias_string() -> None:
-    c = conf(runtimeConfig={"aliases": {"net1": "web"}}, args={"cni": {"aliases": "api"}})
-    assert dns_names(c, CID, {}) == ("web", "api", CID[:12])

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from goldenutil import assert_golden
 
 from netplugins.cni.errors import CniError
 from netplugins.cni.skel import CmdArgs, PluginFuncs, run
 from netplugins.cni.types import Interface, IPConfig, Result, Route
 from netplugins.cni.version import SUPPORTED_VERSIONS
-
-GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "cni"
 
 RESULT = Result(
     interfaces=(Interface("br0", "aa:bb:cc:00:00:01"), Interface("veth1", "aa:bb:cc:00:00:02"),
@@ -64,11 +62,7 @@ def test_add_prints_result_in_requested_version(version: str) -> None:
     out = run(Recorder().funcs(), env("ADD"), conf(version))
     assert out.exit_code == 0
     got = json.loads(out.stdout)
-    golden = GOLDEN / f"result-{version}.json"
-    if __import__("os").environ.get("UPDATE_GOLDEN") == "1":
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(json.dumps(got, indent=2) + "\n")
-    assert got == json.loads(golden.read_text())
+    assert_golden(f"cni/result-{version}.json", got)
     has_version = all("version" in ip for ip in got["ips"])
     assert has_version == (version in ("0.3.0", "0.3.1", "0.4.0"))
 

@@ -125,3 +125,72 @@ def test_console_script_form_is_recognised(tmp_path: Path, procs: list) -> None:
     assert p.stdout is not None and p.stdout.readline() == "ok\n"
     control.write_pid(str(tmp_path / "dns"), p.pid)
     assert control.find_running(str(tmp_path / "dns")) == p.pid
+
+
+# --- the supervisor (netctl's agent): serve() leaves starting dnsd to it -------------------
+
+#: a supervisor that, on SIGUSR1, starts a fake dnsd (HUP handled = serving) and records it
+SUPERVISOR = """
+import signal, subprocess, sys, time
+from dnsd import control
+d = sys.argv[1]
+kids = []
+def nudged(*_):
+    kids.append(subprocess.Popen([sys.executable, "-c", "import signal, time; "
+        "signal.signal(signal.SIGHUP, lambda *a: None); time.sleep(30)", "-m", "dnsd", "--dir", d]))
+    time.sleep(0.2)  # as a real dnsd: serving a little after its start
+    control.write_pid(d, kids[-1].pid)
+signal.signal(control.NUDGE, nudged)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so that "finally" stops the kids
+control.claim_supervision(d, __import__("os").getpid())
+sys.stdout.write("ok\\n"); sys.stdout.flush()
+try:
+    time.sleep(30)
+finally:
+    for k in kids:
+        k.kill()
+"""
+
+
+def test_supervisor_record(tmp_path: Path, procs: list) -> None:  # type: ignore[type-arg]
+    d = str(tmp_path)
+    assert control.find_supervisor(d) is None
+    control.claim_supervision(d, os.getpid())
+    assert control.find_supervisor(d) == os.getpid()
+    control.release_supervision(d, os.getpid() + 1)  # not ours to remove
+    assert control.find_supervisor(d) == os.getpid()
+    control.release_supervision(d, os.getpid())
+    assert control.find_supervisor(d) is None
+    # a dead supervisor, and a recycled pid (another start time), are no supervisor
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    control.claim_supervision(d, dead.pid)
+    assert control.find_supervisor(d) is None
+    other = subprocess.Popen(["sleep", "30"])
+    procs.append(other)
+    (tmp_path / control.SUPERVISOR_FILE).write_text(f'{{"pid": {other.pid}, "start": 1}}')
+    assert control.find_supervisor(d) is None
+
+
+def test_serve_lets_the_supervisor_start_dnsd(tmp_path: Path) -> None:
+    d = str(tmp_path)
+    sup = subprocess.Popen([sys.executable, "-c", SUPERVISOR, d], stdout=subprocess.PIPE, text=True,
+                           env=dict(os.environ, PYTHONPATH=str(Path(control.__file__).parents[1])))
+    try:
+        assert sup.stdout is not None and sup.stdout.readline() == "ok\n"
+        pid = control.serve(d, timeout=10)
+        # the dnsd is the supervisor's child, not ours
+        assert pid != os.getpid() and control.find_running(d) == pid
+        with open(f"/proc/{pid}/stat") as fh:
+            assert int(fh.read().rsplit(")", 1)[1].split()[1]) == sup.pid
+        assert control.serve(d, timeout=10) == pid  # a serving dnsd is reloaded, not replaced
+    finally:
+        sup.terminate()
+        sup.wait(10)
+
+
+def test_serve_without_a_live_supervisor_starts_dnsd_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # no dnsd is started here: ensure_running is where serve() goes, and that is all we check
+    called: list[str] = []
+    monkeypatch.setattr(control, "ensure_running", lambda d, timeout: called.append(d) or 4242)
+    assert control.serve(str(tmp_path)) == 4242 and called == [str(tmp_path)]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from netplugins.firewall import FirewallDriver, FirewallError, NetworkPolicy, get_driver
-from netplugins.firewall.driver import ENV_DRIVER, detect_driver_name
+from netplugins.firewall.driver import ENV_DRIVER, detect_driver_name, get_port_driver
 from netplugins.firewall.fake import FakeDriver
 from netplugins.firewall.iptables import convert_rule, dispatch_group, save_string
 from netplugins.firewall.iptables_driver import IptablesDriver
@@ -20,6 +20,8 @@ from netplugins.firewall.lock import file_lock
 from netplugins.firewall.nftables import NftablesDriver
 from netplugins.firewall.null import NullDriver
 from netplugins.firewall.plan import Match, Rule
+from netplugins.firewall.ports_ipt_driver import IptablesPortsDriver
+from netplugins.firewall.ports_nft import NftPortsDriver
 
 POLICY = NetworkPolicy("web", "br-web", ("10.1.0.0/24",))
 
@@ -59,18 +61,31 @@ def test_detection_without_any_tool_is_a_clear_error(tmp_path: Path) -> None:
         detect_driver_name(fake_bin(tmp_path, {}))
 
 
-def test_argument_beats_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ENV_DRIVER, "iptables")
-    assert isinstance(get_driver(), IptablesDriver)
-    assert isinstance(get_driver("none"), NullDriver)
-    monkeypatch.setenv(ENV_DRIVER, "NFTables")
-    assert isinstance(get_driver(), NftablesDriver)
+def test_argument_beats_environment() -> None:
+    env = {ENV_DRIVER: "iptables"}
+    assert isinstance(get_driver(environ=env), IptablesDriver)
+    assert isinstance(get_driver("none", environ=env), NullDriver)
+    assert isinstance(get_driver(environ={ENV_DRIVER: "NFTables"}), NftablesDriver)
+    assert isinstance(get_port_driver(environ=env), IptablesPortsDriver)
+    assert isinstance(get_port_driver("nftables", environ=env), NftPortsDriver)
 
 
-def test_unknown_driver_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ENV_DRIVER, "pf")
+def test_unknown_driver_name() -> None:
     with pytest.raises(FirewallError, match="unknown firewall driver 'pf'"):
-        get_driver()
+        get_driver(environ={ENV_DRIVER: "pf"})
+    with pytest.raises(FirewallError, match="unknown firewall driver 'pf'"):
+        get_port_driver(environ={ENV_DRIVER: " pf "})
+    with pytest.raises(FirewallError, match="cannot publish ports"):
+        get_port_driver(environ={ENV_DRIVER: "none"})
+
+
+def test_the_environment_is_ours_by_default() -> None:
+    # what the plugins do: no environ argument, the process environment decides
+    code = ("import netplugins.firewall.driver as d; "
+            "print(type(d.get_driver()).__name__, type(d.get_port_driver()).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, ENV_DRIVER: "iptables"},
+                         check=True, capture_output=True, text=True)
+    assert out.stdout.split() == ["IptablesDriver", "IptablesPortsDriver"]
 
 
 def test_lock_path_reaches_the_driver(tmp_path: Path) -> None:

@@ -7,16 +7,15 @@ three policies below in a throwaway namespace.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
+from goldenutil import read_golden
 
 from netplugins.firewall.errors import FirewallError
 from netplugins.firewall.nft_state import ABSENT, LiveRule, LiveTable, decompile, parse_table
 from netplugins.firewall.nftables import check_ruleset, find_owned, render_setup, render_teardown
 from netplugins.firewall.plan import NetworkPolicy, network_hash, plan_network
 
-SAMPLE = Path(__file__).resolve().parents[2] / "golden" / "firewall" / "live-three-networks.json"
 NET_A = NetworkPolicy("net-a", "nb1", ("10.91.1.0/24", "fd91:1::/64"))
 NET_B = NetworkPolicy("net-b", "nb2", ("10.91.2.0/24",))
 INT = NetworkPolicy("int", "nb3", ("10.91.3.0/24",), internal=True)
@@ -24,7 +23,7 @@ INT = NetworkPolicy("int", "nb3", ("10.91.3.0/24",), internal=True)
 
 @pytest.fixture
 def live() -> LiveTable:
-    return parse_table(SAMPLE.read_text())
+    return parse_table(read_golden("firewall/live-three-networks.json"))
 
 
 def only(live: LiveTable, network: str) -> LiveTable:

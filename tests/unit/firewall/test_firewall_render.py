@@ -2,22 +2,18 @@
 
 The expected texts live in tests/golden/firewall/. Rewrite them only on purpose:
 ``UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/unit/firewall`` (then review the diff).
-The nft files are also validated by ``nft --check`` in tests/integration/test_firewall_topology.py,
-and the iptables lines are compared with iptables-legacy-save in test_firewall_iptables.py.
+tests/integration/test_firewall_drivers.py checks in namespaces that ``nft --check`` accepts
+the .nft files and that iptables-legacy-save prints the .iptables lines back.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
+from goldenutil import assert_golden, golden_names
 
 from netplugins.firewall.iptables import render_iptables, render_save
 from netplugins.firewall.nftables import render_setup
 from netplugins.firewall.plan import NetworkPolicy, plan_network
-
-GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "firewall"
 
 #: scenario name -> policy; file names are <scenario>.nft and <scenario>.iptables
 SCENARIOS: dict[str, NetworkPolicy] = {
@@ -34,37 +30,22 @@ SCENARIOS: dict[str, NetworkPolicy] = {
 }
 
 
-def assert_golden(name: str, text: str) -> None:
-    """Compare ``text`` with the golden file; ``UPDATE_GOLDEN=1`` rewrites it instead."""
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        return
-    if not path.exists():
-        pytest.fail(f"golden file {path} is missing; create it with UPDATE_GOLDEN=1 and review it")
-    assert text == path.read_text(), (
-        f"{name} differs from the golden file (UPDATE_GOLDEN=1 rewrites it)"
-    )
-
-
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_nft_rendering(scenario: str) -> None:
-    assert_golden(f"{scenario}.nft", render_setup(plan_network(SCENARIOS[scenario])))
+    assert_golden(f"firewall/{scenario}.nft", render_setup(plan_network(SCENARIOS[scenario])))
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_iptables_rendering(scenario: str) -> None:
     assert_golden(
-        f"{scenario}.iptables", render_save(render_iptables(plan_network(SCENARIOS[scenario])))
+        f"firewall/{scenario}.iptables", render_save(render_iptables(plan_network(SCENARIOS[scenario])))
     )
 
 
 def test_every_golden_file_has_a_scenario() -> None:
     # a renamed scenario must not leave a stale golden file behind
     expected = {f"{s}.{ext}" for s in SCENARIOS for ext in ("nft", "iptables")}
-    present = {p.name for p in GOLDEN.glob("*") if p.suffix in (".nft", ".iptables")}
-    assert present == expected
+    assert golden_names("firewall", ".nft", ".iptables") == expected
 
 
 def test_internal_network_renders_no_masquerade() -> None:

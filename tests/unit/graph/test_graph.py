@@ -8,32 +8,17 @@ and render the DOT with ``dot -Tpng`` to look at it).
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
+from goldenutil import assert_golden
 
 from runtime.doctor.facts import Attachment, ContainerInfo, DnsdInfo, NetworkInfo, PortInfo
 from runtime.graph.dot import render_dot
 from runtime.graph.model import GContainer, GEndpoint, GNetwork, GPort, GraphModel, build_model
 from runtime.graph.render import render
 from runtime.graph.text import render_text
-
-GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "graph"
-
-
-def assert_golden(name: str, text: str) -> None:
-    """Compare ``text`` with the golden file; ``UPDATE_GOLDEN=1`` rewrites it instead."""
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        GOLDEN.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        return
-    if not path.exists():
-        pytest.fail(f"golden file {path} is missing; create it with UPDATE_GOLDEN=1 and review it")
-    assert text == path.read_text(), f"{name} differs from the golden file (UPDATE_GOLDEN=1 rewrites it)"
 
 
 def small() -> GraphModel:
@@ -93,15 +78,15 @@ def big() -> GraphModel:
 
 
 def test_small_dot_golden() -> None:
-    assert_golden("small.dot", render_dot(small()))
+    assert_golden("graph/small.dot", render_dot(small()))
 
 
 def test_big_dot_golden() -> None:
-    assert_golden("three-networks-twenty-containers.dot", render_dot(big()))
+    assert_golden("graph/three-networks-twenty-containers.dot", render_dot(big()))
 
 
 def test_small_text_golden() -> None:
-    assert_golden("small.txt", render_text(small()))
+    assert_golden("graph/small.txt", render_text(small()))
 
 
 def test_dot_marks_down_links_and_joined_containers() -> None:

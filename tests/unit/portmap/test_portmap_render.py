@@ -2,8 +2,8 @@
 
 Expected texts live in tests/golden/portmap/. Rewrite them only on purpose:
 ``UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/unit/portmap`` (then review the diff).
-test_portmap_cni.py checks in namespaces that nft accepts the .nft files and that
-iptables-legacy-save prints the .iptables lines back.
+tests/integration/test_firewall_drivers.py checks in namespaces that nft accepts the .nft
+files and that iptables-legacy-save prints the .iptables lines back.
 ``live-two-containers.{json,txt}`` are ``nft -j list`` / ``nft list`` of a real table
 holding two attachments (web/c1: 8080, 5353/udp, 127.0.0.1:9090, dual stack; db/c2:
 192.0.2.1:5432).
@@ -11,10 +11,8 @@ holding two attachments (web/c1: 8080, 5353/udp, 127.0.0.1:9090, dual stack; db/
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
+from goldenutil import assert_golden, golden_names, read_golden
 
 from netplugins.firewall.iptables import IptRule
 from netplugins.firewall.ports import PortMapping, PortsPlan, Published, plan_ports
@@ -28,7 +26,6 @@ from netplugins.firewall.ports_nft import (
     render_teardown,
 )
 
-GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "portmap"
 V4, V6 = "10.88.1.2/24", "fd88::2/64"
 
 SCENARIOS: dict[str, PortsPlan] = {
@@ -45,30 +42,19 @@ SCENARIOS: dict[str, PortsPlan] = {
 }
 
 
-def assert_golden(name: str, text: str) -> None:
-    """Compare ``text`` with the golden file; ``UPDATE_GOLDEN=1`` rewrites it instead."""
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.write_text(text)
-        return
-    if not path.exists():
-        pytest.fail(f"golden file {path} is missing; create it with UPDATE_GOLDEN=1 and review it")
-    assert text == path.read_text(), f"{name} differs from the golden file (UPDATE_GOLDEN=1 rewrites it)"
-
-
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_nft_rendering(scenario: str) -> None:
-    assert_golden(f"{scenario}.nft", render_setup(SCENARIOS[scenario]))
+    assert_golden(f"portmap/{scenario}.nft", render_setup(SCENARIOS[scenario]))
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_iptables_rendering(scenario: str) -> None:
-    assert_golden(f"{scenario}.iptables", render_save(SCENARIOS[scenario]))
+    assert_golden(f"portmap/{scenario}.iptables", render_save(SCENARIOS[scenario]))
 
 
 def test_every_golden_file_has_a_scenario() -> None:
     expected = {f"{s}.{ext}" for s in SCENARIOS for ext in ("nft", "iptables")}
-    assert {p.name for p in GOLDEN.glob("*") if p.suffix in (".nft", ".iptables")} == expected
+    assert golden_names("portmap", ".nft", ".iptables") == expected
 
 
 def test_a_range_is_one_element_per_port_in_nft_and_one_rule_in_iptables() -> None:
@@ -96,7 +82,7 @@ def test_iptables_dnat_rule_reads_back_as_published() -> None:
 
 @pytest.fixture
 def live_json() -> str:
-    return (GOLDEN / "live-two-containers.json").read_text()
+    return read_golden("portmap/live-two-containers.json")
 
 
 def test_live_table_reads_back_every_owner(live_json: str) -> None:
@@ -113,7 +99,7 @@ def test_live_table_reads_back_every_owner(live_json: str) -> None:
 
 def test_live_table_checks_clean_against_its_plan(live_json: str) -> None:
     live = parse_live(live_json)
-    chains = parse_chain_rules((GOLDEN / "live-two-containers.txt").read_text())
+    chains = parse_chain_rules(read_golden("portmap/live-two-containers.txt"))
     web = plan_ports("web", "c1", "eth0", [PortMapping(8080, 80), PortMapping(5353, 53, "udp"),
                                            PortMapping(9090, 90, host_ip="127.0.0.1")], [V4, V6])
     assert check_plan(web, live, chains) == []

@@ -8,33 +8,22 @@ The goldens in tests/golden/runtime/ are what another CNI runtime would read fro
 from __future__ import annotations
 
 import ipaddress
-import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
+from goldenutil import assert_golden
 
 from runtime import conflist
 from runtime.models import Network, Subnet
 from runtime.paths import Paths
 
-GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "runtime"
 PATHS = Paths(lib="/var/lib/netctl", run="/run/netctl")
 CREATED = "2026-01-01T00:00:00Z"
 
 
 def golden(name: str, obj: Any) -> None:
-    """Compare ``obj`` with the golden JSON file; ``UPDATE_GOLDEN=1`` rewrites it instead."""
-    path = GOLDEN / f"{name}.conflist"
-    text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        GOLDEN.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        return
-    if not path.exists():
-        pytest.fail(f"golden file {path} is missing; create it with UPDATE_GOLDEN=1 and review it")
-    assert text == path.read_text(), f"{name} differs from the golden file (UPDATE_GOLDEN=1 rewrites it)"
+    """Compare ``obj`` with tests/golden/runtime/``name``.conflist as sorted JSON (goldenutil)."""
+    assert_golden(f"runtime/{name}.conflist", obj, sort_keys=True)
 
 
 def net(name: str, *subnets: Subnet, **kw: Any) -> Network:
@@ -56,6 +45,7 @@ NETWORKS = {
                    dns=False),
     "extra-plugins": net("extra", Subnet("172.22.20.0/24", "172.22.20.1"),
                          extra_plugins=[{"type": "tuning", "sysctl": {"net.core.somaxconn": "512"}}]),
+    "overlay": net("ov1", Subnet("10.200.0.0/24", "10.200.0.1"), driver="overlay", internal=True),
     "host": net("host", driver="host", bridge="", builtin=True, dns=False),
     "none": net("none", driver="null", bridge="", builtin=True, dns=False),
 }
@@ -68,7 +58,29 @@ def test_render_matches_golden(name: str) -> None:
 
 def test_without_portmap() -> None:
     conf = conflist.render(NETWORKS["user-subnet"], PATHS, portmap=False)
-    assert [p["type"] for p in conf["plugins"]] == ["bridge"]
+    assert [p["type"] for p in conf["plugins"]] == ["bridge", "netctl-dns"]
+
+
+@pytest.mark.parametrize("name", ["user-subnet", "internal", "overlay", "extra-plugins"])
+def test_dns_plugin_follows_the_main_plugin(name: str) -> None:
+    """DNS after the plugin that gives the addresses (it reads prevResult), before portmap
+    and the user's plugins: DEL runs backwards, so ports go before names."""
+    network = NETWORKS[name]
+    types = [p["type"] for p in conflist.render(network, PATHS)["plugins"]]
+    assert types[:3] == [types[0], "netctl-dns", "portmap"]
+    dns = conflist.render(network, PATHS)["plugins"][1]
+    assert dns["dir"] == PATHS.dnsd and dns["capabilities"] == {"aliases": True}
+    assert dns.get("internal", False) is network.internal
+    # the main plugin knows nothing of dnsd
+    assert "embeddedDNS" not in conflist.render(network, PATHS)["plugins"][0]
+
+
+def test_outdated_conflists_are_recognised() -> None:
+    old = {"name": "n", "plugins": [{"type": "bridge", "embeddedDNS": {"dir": "/run/netctl/dnsd"}},
+                                    {"type": "portmap"}]}
+    assert conflist.outdated(old)
+    assert not any(conflist.outdated(conflist.render(n, PATHS)) for n in NETWORKS.values())
+    assert not conflist.outdated({"plugins": "garbage"})
 
 
 def test_loopback() -> None:
@@ -89,7 +101,8 @@ def test_shape(name: str) -> None:
     assert [r[0]["subnet"] for r in ranges] == [s.subnet for s in network.subnets]
     assert bridge["isDefaultGateway"] is not network.internal
     assert bridge["ipMasq"] is (network.masquerade and not network.internal)
-    assert ("embeddedDNS" in bridge) is network.dns
+    assert "embeddedDNS" not in bridge
+    assert ("netctl-dns" in [p["type"] for p in conf["plugins"]]) is network.dns
     for rng, sub in zip(ranges, network.subnets, strict=True):
         if sub.ip_range:
             start, end = ipaddress.ip_address(rng[0]["rangeStart"]), ipaddress.ip_address(rng[0]["rangeEnd"])

@@ -9,14 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from runtime import state as state_mod
 from runtime.paths import Paths
 from runtime.state import State
 
 
-def test_a_long_wait_for_the_lock_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(state_mod, "LOCK_NOTICE_AFTER", 0.05)
+def test_a_long_wait_for_the_lock_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     st = State(Paths.from_env({"NETCTL_ROOT": str(tmp_path)}))
     st.paths.ensure()
     # another open file description holds it, as another netctl process would
@@ -24,7 +21,7 @@ def test_a_long_wait_for_the_lock_says_so(tmp_path: Path, monkeypatch: pytest.Mo
     fcntl.flock(other, fcntl.LOCK_EX)
     release = threading.Timer(0.5, lambda: os.close(other))
     release.start()
-    with st.locked():
+    with st.locked(notice_after=0.05):
         pass
     release.join()
     assert "waiting for another netctl command to finish" in capsys.readouterr().err
