@@ -232,15 +232,6 @@ def remove_network(ctx: Context, ref: str, notes: list[str] | None = None) -> st
     failures = ctx.cni.gc(conf, set(), said)
     if notes is not None:
         notes += said
-    if net.dns:
-        try:
-            from dnsd import config as dnsconf
-            from dnsd import control
-
-            dnsconf.remove_network(ctx.paths.dnsd, net.name)
-            control.reload(ctx.paths.dnsd)
-        except (OSError, ValueError):
-            pass
     if net.driver == "bridge":
         # the lease database goes too (its round-robin cursor with it): a network created
         # again with the same name and subnet starts at .2, as Docker's does
