@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import ipaddress
 from dataclasses import dataclass
-from typing import Any
 
 from netplugins.nl.bridge import BRIDGE_MARK_PREFIX, bridge_mark
 
@@ -62,10 +61,6 @@ def orphans(links: list[tuple[str, str, bool]], networks: set[str]) -> list[str]
 
 # --- kernel (the current network namespace, through pyroute2) -----------------------------
 
-def _alias(msg: Any) -> str:
-    return str(msg.get_attr("IFLA_IFALIAS") or "")
-
-
 def remove_bridge(net: Network) -> str:
     """Apply :func:`plan_removal` to ``net``'s bridge; a note for the user when the bridge
     was kept ("" when it was deleted or did not exist).
@@ -73,37 +68,31 @@ def remove_bridge(net: Network) -> str:
     Raises:
         NetctlError: netlink refused.
     """
-    from pyroute2.netlink.exceptions import NetlinkError
-
     from netplugins.cni.errors import CniError
     from netplugins.nl.bridge import delete_link
-    from netplugins.nl.links import iproute
+    from netplugins.nl.host import NetlinkError, open_host
 
-    with iproute() as ipr:
+    with open_host() as nl:
         try:
-            msgs = ipr.get_links(ifname=net.bridge)
-        except NetlinkError as exc:
-            if exc.code in (errno.ENODEV, errno.ENOENT):
+            link = nl.get_link(net.bridge)
+            if link is None:
                 return ""
-            raise NetctlError(f"cannot read bridge {net.bridge}: {exc}") from None
-        if not msgs:
-            return ""
-        index = msgs[0]["index"]
-        present = [f"{m.get_attr('IFA_ADDRESS')}/{m['prefixlen']}" for m in ipr.get_addr(index=index)]
-        plan = plan_removal(net, _alias(msgs[0]), present)
+            present = [a.cidr for a in nl.addresses(link.index)]
+        except NetlinkError as exc:
+            raise NetctlError(f"cannot read bridge {net.bridge}: {exc.strerror}") from None
+        plan = plan_removal(net, link.alias, present)
         if plan.delete:
             try:
-                delete_link(ipr, net.bridge)
+                delete_link(nl, net.bridge)
             except CniError as exc:
                 raise NetctlError(f"cannot delete bridge {net.bridge}: {exc.msg}") from None
             return ""
         for cidr in plan.addresses:
-            iface = ipaddress.ip_interface(cidr)
             try:
-                ipr.addr("del", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+                nl.del_addr(link.index, cidr)
             except NetlinkError as exc:
                 if exc.code != errno.EADDRNOTAVAIL:
-                    raise NetctlError(f"cannot remove {cidr} from bridge {net.bridge}: {exc}") from None
+                    raise NetctlError(f"cannot remove {cidr} from bridge {net.bridge}: {exc.strerror}") from None
     removed = ", ".join(plan.addresses) or "no addresses"
     return (f"kept bridge {net.bridge}: netctl did not create it (it has no '{bridge_mark(net.name)}' "
             f"alias); removed only netctl's addresses ({removed}) and firewall rules, its other "
@@ -129,16 +118,19 @@ def remove_orphans(networks: set[str]) -> list[str]:
     """
     from netplugins.cni.errors import CniError
     from netplugins.nl.bridge import delete_link
-    from netplugins.nl.links import iproute
+    from netplugins.nl.host import NetlinkError, open_host
 
     report = []
-    with iproute() as ipr:
-        msgs = ipr.get_links()
-        masters = {m.get_attr("IFLA_MASTER") for m in msgs}
-        links = [(str(m.get_attr("IFLA_IFNAME")), _alias(m), m["index"] in masters) for m in msgs]
+    with open_host() as nl:
+        try:
+            found = nl.links()
+        except NetlinkError as exc:
+            raise NetctlError(f"cannot list the links: {exc.strerror}") from None
+        masters = {lk.master for lk in found}
+        links = [(lk.name, lk.alias, lk.index in masters) for lk in found]
         for name in orphans(links, networks):
             try:
-                delete_link(ipr, name)
+                delete_link(nl, name)
             except CniError as exc:
                 raise NetctlError(f"cannot delete bridge {name}: {exc.msg}") from None
             report.append(f"removed bridge {name} of a network that no longer exists")

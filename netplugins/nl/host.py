@@ -131,6 +131,7 @@ class Route:
     #: "unicast", "local", "broadcast", "unreachable", "prohibit", "blackhole", ...
     type: str = "unicast"
     prefsrc: str | None = None
+    family: int = 2           # AF_INET or AF_INET6 (10)
 
 
 @dataclass(frozen=True)

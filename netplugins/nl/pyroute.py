@@ -105,7 +105,8 @@ def _route(msg: Any, dst: str | None = None) -> Route:
         raw = msg.get_attr("RTA_DST")
         dst = f"{raw}/{msg['dst_len']}" if raw and msg["dst_len"] else "default"
     return Route(dst=dst, oif=int(msg.get_attr("RTA_OIF") or 0), gateway=msg.get_attr("RTA_GATEWAY"),
-                 type=RTN_NAMES.get(msg["type"], str(msg["type"])), prefsrc=msg.get_attr("RTA_PREFSRC"))
+                 type=RTN_NAMES.get(msg["type"], str(msg["type"])), prefsrc=msg.get_attr("RTA_PREFSRC"),
+                 family=msg["family"])
 
 
 def _nud(state: int) -> str:
@@ -230,12 +231,9 @@ class Pyroute:
         out = set()
         for r in self.routes():
             if r.dst == "default":
-                continue
-            out.add(str(ipaddress.ip_network(r.dst, strict=False)))
-        # the default routes: their family is in the message, not in "default"
-        for m in _call(self.ipr.get_routes, table=RT_TABLE_MAIN):
-            if not m["dst_len"]:
-                out.add("::/0" if m["family"] == socket.AF_INET6 else "0.0.0.0/0")
+                out.add("::/0" if r.family == socket.AF_INET6 else "0.0.0.0/0")
+            else:
+                out.add(str(ipaddress.ip_network(r.dst, strict=False)))
         return out
 
     def route_get(self, dst: str) -> Route:

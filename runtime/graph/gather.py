@@ -9,15 +9,12 @@ from .model import GraphModel, GRemote, build_model
 
 def host_links() -> dict[str, bool]:
     """Link name -> administratively up, in the namespace netctl runs in ({} if unreadable)."""
-    from ..doctor.kernel import parse_links
-    from ..doctor.nsexec import run_in
+    from netplugins.nl.host import NetlinkError, open_host
 
-    res = run_in(["ip", "-j", "-d", "addr", "show"])
-    if res.returncode != 0:
-        return {}
     try:
-        return {lk.name: lk.up for lk in parse_links(res.stdout)}
-    except ValueError:
+        with open_host() as nl:
+            return {lk.name: lk.up for lk in nl.links()}
+    except NetlinkError:
         return {}
 
 
