@@ -70,7 +70,8 @@ def remove_bridge(net: Network) -> str:
     """
     from netplugins.cni.errors import CniError
     from netplugins.nl.bridge import delete_link
-    from netplugins.nl.host import NetlinkError, open_host
+    from netplugins.nl.pyroute import open_host
+    from netplugins.nl.types import NetlinkError
 
     with open_host() as nl:
         try:
@@ -118,7 +119,8 @@ def remove_orphans(networks: set[str]) -> list[str]:
     """
     from netplugins.cni.errors import CniError
     from netplugins.nl.bridge import delete_link
-    from netplugins.nl.host import NetlinkError, open_host
+    from netplugins.nl.pyroute import open_host
+    from netplugins.nl.types import NetlinkError
 
     report = []
     with open_host() as nl:

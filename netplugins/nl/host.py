@@ -13,8 +13,8 @@ Two Protocols, one the other's superset:
 
 Results are the plain dataclasses of :mod:`netplugins.nl.types` and of this module, never
 pyroute2 messages; every failure of the kernel is :class:`netplugins.nl.types.NetlinkError`.
-:func:`open_host` is the factory for everything but the bridge plugin's hot path
-(:func:`netplugins.nl.bridge.open_netlink`).
+:func:`netplugins.nl.pyroute.open_host` opens one for everything but the plugins' hot
+path, which uses :class:`netplugins.nl.rtnl.Rtnl` (selected in :mod:`netplugins.nl.bridge`).
 """
 
 from __future__ import annotations
@@ -153,16 +153,4 @@ class FdbEntry:
     dst: str | None = None
 
 
-def open_host(netns: str | None = None) -> HostNetlink:
-    """A netlink socket in the current namespace, or in the one at path ``netns``.
-
-    Raises:
-        NetlinkError: ENOENT when ``netns`` does not exist, EINVAL when it is not a network
-            namespace, or the errno of entering it.
-    """
-    from .pyroute import Pyroute
-
-    return Pyroute(netns)
-
-
-__all__ = ["Addr", "FdbEntry", "Link", "Neighbour", "NetlinkError", "Route", "open_host"]
+__all__ = ["Addr", "FdbEntry", "Link", "Neighbour", "NetlinkError", "Route"]

@@ -113,6 +113,16 @@ def _nud(state: int) -> str:
     return next((name for bit, name in NUD_NAMES if state & bit), "NONE")
 
 
+def open_host(netns: str | None = None) -> Pyroute:
+    """A netlink socket in the current namespace, or in the one at path ``netns``.
+
+    Raises:
+        NetlinkError: ENOENT when ``netns`` does not exist, EINVAL when it is not a network
+            namespace, or the errno of entering it.
+    """
+    return Pyroute(netns)
+
+
 class Pyroute:
     """A pyroute2 IPRoute in the current namespace, or in the one at path ``netns``."""
 

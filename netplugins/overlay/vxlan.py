@@ -98,7 +98,8 @@ def link_exists(name: str) -> bool:
 def vxlan_devices() -> list[str]:
     """Names of the VXLAN devices in this namespace (not /sys: sysfs shows the namespace
     it was mounted in, which need not be ours). Raises: DataplaneError."""
-    from ..nl.host import NetlinkError, open_host
+    from ..nl.pyroute import open_host
+    from ..nl.types import NetlinkError
 
     try:
         with open_host() as nl:
@@ -125,8 +126,8 @@ class Vxlan:
             return  # the common case: two requests of the plugin's own netlink client
         import errno
 
-        from ..nl.host import NetlinkError, open_host
-        from ..nl.types import IFF_UP
+        from ..nl.pyroute import open_host
+        from ..nl.types import IFF_UP, NetlinkError
 
         step = f"create VXLAN device {self.name}"
         try:
@@ -187,11 +188,15 @@ class Vxlan:
     def sync(self, peers: Iterable[Peer], nl: HostNetlink | None = None) -> Changes:
         """Make the device's entries exactly ``peers``; what changed. Deletions first: a MAC
         that moved host is replaced. Raises: DataplaneError."""
-        from ..nl.host import NetlinkError, open_host
+        from contextlib import nullcontext
+
+        from ..nl.pyroute import open_host
+        from ..nl.types import NetlinkError
 
         peers = list(peers)
         try:
-            with nl or open_host() as h:
+            # a socket given by the caller stays open for it
+            with nullcontext(nl) if nl is not None else open_host() as h:
                 index, fdb, neigh = self.current(h)
                 ch = diff(peers, fdb, neigh)
                 for mac, dst in ch.fdb_del:
@@ -209,7 +214,8 @@ class Vxlan:
 
 def underlay_mtu(address: str) -> int:
     """MTU of the interface that holds ``address``. Raises: DataplaneError."""
-    from ..nl.host import NetlinkError, open_host
+    from ..nl.pyroute import open_host
+    from ..nl.types import NetlinkError
 
     try:
         with open_host() as nl:
@@ -225,7 +231,8 @@ def underlay_mtu(address: str) -> int:
 def default_source() -> str:
     """The source address of the default route (NETCTL_ADVERTISE's default).
     Raises: DataplaneError."""
-    from ..nl.host import NetlinkError, open_host
+    from ..nl.pyroute import open_host
+    from ..nl.types import NetlinkError
 
     try:
         with open_host() as nl:

@@ -46,7 +46,8 @@ def read_view(netns: str | None, lookups: tuple[str, ...] = ()) -> NsView:
     Raises:
         NetctlError: netlink cannot read it (the namespace is gone).
     """
-    from netplugins.nl.host import NetlinkError, open_host
+    from netplugins.nl.pyroute import open_host
+    from netplugins.nl.types import NetlinkError
 
     try:
         with open_host(netns) as nl:

@@ -79,7 +79,8 @@ def gather_overlay(paths: object, src: ContainerInfo, networks: tuple[NetworkInf
         return None
     if net is None:
         return None
-    from netplugins.nl.host import NetlinkError, open_host
+    from netplugins.nl.pyroute import open_host
+    from netplugins.nl.types import NetlinkError
     from netplugins.overlay import node
     from netplugins.overlay.model import vxlan_name
     from netplugins.overlay.store import Store, StoreError
@@ -126,7 +127,7 @@ def read_device(nl: HostNetlink, dev: str, peer: Peer | None) -> DeviceFacts:
     Raises:
         NetlinkError: a dump failed (a failed route lookup is a fact).
     """
-    from netplugins.nl.host import NetlinkError
+    from netplugins.nl.types import NetlinkError
 
     links = nl.links()
     names = {lk.index: lk.name for lk in links}

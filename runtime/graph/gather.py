@@ -9,7 +9,8 @@ from .model import GraphModel, GRemote, build_model
 
 def host_links() -> dict[str, bool]:
     """Link name -> administratively up, in the namespace netctl runs in ({} if unreadable)."""
-    from netplugins.nl.host import NetlinkError, open_host
+    from netplugins.nl.pyroute import open_host
+    from netplugins.nl.types import NetlinkError
 
     try:
         with open_host() as nl:

@@ -168,7 +168,7 @@ def _delete_bridge(name: str) -> None:
     if not name:
         return
     from netplugins.nl.bridge import delete_link
-    from netplugins.nl.host import open_host
+    from netplugins.nl.pyroute import open_host
 
     with open_host() as nl:
         delete_link(nl, name)
