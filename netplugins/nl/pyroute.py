@@ -13,7 +13,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pyroute2 import IPRoute
+from pyroute2.netlink import NLA_F_NESTED, NLM_F_ACK, NLM_F_REQUEST, nla, nlmsg
 from pyroute2.netlink.exceptions import NetlinkError as Pyroute2Error
+from pyroute2.netlink.rtnl import RTM_SETLINK
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
 from .host import FdbEntry, Neighbour, Route
 from .netns import NetnsGone, open_netns, setns
@@ -109,6 +112,28 @@ def _route(msg: Any, dst: str | None = None) -> Route:
                  family=msg["family"])
 
 
+class _InetConfMsg(nlmsg):
+    """RTM_SETLINK carrying IPv4 per-link settings as the kernel parses them on a change
+    (linux/if_link.h: IFLA_AF_SPEC > AF_INET > IFLA_INET_CONF > IPV4_DEVCONF_*). Not a
+    subclass of pyroute2's ifinfmsg: pyroute2 caches the compiled attribute map on the
+    class, and a subclass would inherit ifinfmsg's once that is in use."""
+
+    fields = ifinfmsg.fields
+    nla_map = ((26, "IFLA_AF_SPEC", "af_spec"),)
+
+    class af_spec(nla):  # noqa: N801 - pyroute2 resolves nested types by these names
+        nla_flags = NLA_F_NESTED
+        nla_map = ((socket.AF_INET, "AF_INET", "af_inet"),)
+
+        class af_inet(nla):  # noqa: N801
+            nla_flags = NLA_F_NESTED
+            nla_map = ((1, "IFLA_INET_CONF", "conf"),)
+
+            class conf(nla):  # noqa: N801
+                nla_flags = NLA_F_NESTED
+                nla_map = ((22, "IPV4_DEVCONF_ARP_NOTIFY", "uint32"),)
+
+
 def _nud(state: int) -> str:
     return next((name for bit, name in NUD_NAMES if state & bit), "NONE")
 
@@ -186,12 +211,29 @@ class Pyroute:
             attrs["master"] = master
         _call(self.ipr.link, "set", index=index, **attrs)
 
+    def _request(self, msg: Any, msg_type: int) -> None:
+        """Send one request built by hand and wait for its ACK (IPRoute.nlm_request of 0.9.7
+        fails in its sync wrapper, so the async core is driven directly)."""
+        core = self.ipr.asyncore
+
+        async def send() -> list[Any]:
+            resp = await core.nlm_request(msg, msg_type, NLM_F_REQUEST | NLM_F_ACK)
+            return [m async for m in resp]
+
+        _call(core.event_loop.run_until_complete, send())
+
     def set_alias(self, index: int, alias: str) -> None:
         _call(self.ipr.link, "set", index=index, IFLA_IFALIAS=alias)
 
     def set_arp_notify(self, index: int) -> None:
-        spec = {"attrs": [["AF_INET", {"attrs": [["IFLA_INET_CONF", {"arp_notify": 1}]]}]]}
-        _call(self.ipr.link, "set", index=index, IFLA_AF_SPEC=spec)
+        # NOTE: pyroute2 0.9.7 encodes AF_INET's IFLA_INET_CONF as the array a dump returns
+        # (the kernel acks it and changes nothing); a change wants nested (IPV4_DEVCONF_*,
+        # u32) attributes, so the request is built from its own message class
+        msg = _InetConfMsg()
+        msg["index"] = index
+        msg["attrs"] = [["IFLA_AF_SPEC", {"attrs": [["AF_INET", {"attrs": [
+            ["IFLA_INET_CONF", {"attrs": [["IPV4_DEVCONF_ARP_NOTIFY", 1]]}]]}]]}]]
+        self._request(msg, RTM_SETLINK)
 
     def set_brport(self, index: int, hairpin: bool, isolated: bool) -> None:
         _call(self.ipr.brport, "set", index=index, mode=int(hairpin), isolated=int(isolated))
