@@ -6,7 +6,7 @@ a plugin process started without the agent would pay pyroute2's import (~170 ms 
 ``python -IS``) on every container start, and in the agent's forked workers pyroute2's
 asyncio core makes every request ~1 ms where the kernel's work is ~0.05 ms. The plugin's
 requests are a handful of fixed messages, so it speaks them directly. Everything that is
-not on a container's start path uses pyroute2 through :func:`netplugins.nl.host.open_host`.
+not on a container's start path uses pyroute2 through :func:`netplugins.nl.pyroute.open_host`.
 """
 
 from __future__ import annotations

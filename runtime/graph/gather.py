@@ -6,15 +6,23 @@ from ..paths import Paths
 from ..state import State
 from .model import GraphModel, GRemote, build_model
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from netplugins.nl.host import HostNetlink
 
-def host_links() -> dict[str, bool]:
-    """Link name -> administratively up, in the namespace netctl runs in ({} if unreadable)."""
-    from netplugins.nl.pyroute import open_host
+
+def host_links(nl: HostNetlink | None = None) -> dict[str, bool]:
+    """Link name -> administratively up, in the namespace netctl runs in (through ``nl``
+    when given), {} when unreadable."""
     from netplugins.nl.types import NetlinkError
 
     try:
-        with open_host() as nl:
+        if nl is not None:
             return {lk.name: lk.up for lk in nl.links()}
+        from netplugins.nl.pyroute import open_host
+
+        with open_host() as own:
+            return {lk.name: lk.up for lk in own.links()}
     except NetlinkError:
         return {}
 
