@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import os
 import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -18,6 +19,7 @@ from pyroute2.netlink.exceptions import NetlinkError as Pyroute2Error
 from pyroute2.netlink.rtnl import RTM_SETLINK
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
+from ..cni.errors import CniError
 from .host import FdbEntry, Neighbour, Route
 from .netns import NetnsGone, open_netns, setns
 from .types import PORT_STATES, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, Addr, Link, NetlinkError
@@ -59,16 +61,12 @@ def _open_in(netns: str) -> IPRoute:
         NetlinkError: ENOENT (no such path), EINVAL (not a network namespace), or the
             errno of setns.
     """
-    from ..cni.errors import CniError
-
     try:
         target = open_netns(netns)
     except NetnsGone:
         raise NetlinkError(errno.ENOENT, f"no network namespace at {netns}") from None
     except CniError:
         raise NetlinkError(errno.EINVAL, f"{netns} is not a network namespace") from None
-    import os
-
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         try:

@@ -14,6 +14,8 @@ import json
 import subprocess
 import sys
 
+from netplugins.nl.types import NetlinkError
+
 from ..errors import NetctlError
 from ..paths import Paths
 from ..state import State
@@ -46,8 +48,8 @@ def read_view(netns: str | None, lookups: tuple[str, ...] = ()) -> NsView:
     Raises:
         NetctlError: netlink cannot read it (the namespace is gone).
     """
+    # pyroute2 costs ~170 ms to import: only commands that read the kernel pay it
     from netplugins.nl.pyroute import open_host
-    from netplugins.nl.types import NetlinkError
 
     try:
         with open_host(netns) as nl:

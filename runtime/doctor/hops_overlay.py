@@ -12,6 +12,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from netplugins.nl.types import NetlinkError
+
 from .facts import ContainerInfo, NetworkInfo
 from .walk import Walk
 
@@ -79,8 +81,7 @@ def gather_overlay(paths: object, src: ContainerInfo, networks: tuple[NetworkInf
         return None
     if net is None:
         return None
-    from netplugins.nl.pyroute import open_host
-    from netplugins.nl.types import NetlinkError
+    from netplugins.nl.pyroute import open_host  # pyroute2: ~170 ms, paid only by a doctor run
     from netplugins.overlay import node
     from netplugins.overlay.model import vxlan_name
     from netplugins.overlay.store import Store, StoreError
@@ -127,8 +128,6 @@ def read_device(nl: HostNetlink, dev: str, peer: Peer | None) -> DeviceFacts:
     Raises:
         NetlinkError: a dump failed (a failed route lookup is a fact).
     """
-    from netplugins.nl.types import NetlinkError
-
     links = nl.links()
     names = {lk.index: lk.name for lk in links}
     link = next((lk for lk in links if lk.name == dev), None)

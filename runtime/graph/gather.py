@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from netplugins.nl.types import NetlinkError
+
 from ..paths import Paths
 from ..state import State
 from .model import GraphModel, GRemote, build_model
@@ -14,11 +16,10 @@ if TYPE_CHECKING:
 def host_links(nl: HostNetlink | None = None) -> dict[str, bool]:
     """Link name -> administratively up, in the namespace netctl runs in (through ``nl``
     when given), {} when unreadable."""
-    from netplugins.nl.types import NetlinkError
-
     try:
         if nl is not None:
             return {lk.name: lk.up for lk in nl.links()}
+        # pyroute2 costs ~170 ms to import: only commands that read the kernel pay it
         from netplugins.nl.pyroute import open_host
 
         with open_host() as own:
