@@ -17,9 +17,8 @@ from ..cni import errors
 from ..cni.errors import CniError
 from . import sysctl
 
-# The selection point of the plugin's netlink: our rtnetlink client on both paths, because
-# pyroute2 adds +10.8 ms to an ADD in the agent's workers and ~155 ms of import without it.
-from .rtnl import Rtnl  # noqa: F401 - the plugin's implementation (bench/nl_bench.py, bench/README.md)
+# the plugins' PluginNetlink: rtnl, as pyroute2 adds 11-15 ms per agent ADD, 155-275 ms import without (bench/README.md)
+from .rtnl import Rtnl  # noqa: F401 - re-exported: the selection point
 from .types import IFF_PROMISC, IFF_UP, RT_SCOPE_UNIVERSE, Link, NetlinkError  # noqa: F401 - re-exported
 
 TYPE_CHECKING = False
