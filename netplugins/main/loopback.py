@@ -49,18 +49,18 @@ def _lo(nl: Rtnl) -> Link:
     return link
 
 
-def _set_lo(nl: Rtnl, up: bool) -> None:
-    """Set ``lo`` up or down. Raises: CniError 101."""
-    link = _lo(nl)
+def _set_lo(nl: Rtnl, index: int, up: bool) -> None:
+    """Set ``lo`` (link ``index``) up or down. Raises: CniError 101."""
     try:
-        nl.set_link(link.index, flags=IFF_UP if up else 0, change=IFF_UP)
+        nl.set_link(index, flags=IFF_UP if up else 0, change=IFF_UP)
     except NetlinkError as exc:
         raise CniError(errors.NETLINK_FAILURE, f"failed to set lo {'up' if up else 'down'}", str(exc)) from None
 
 
-def _lo_addresses(nl: Rtnl) -> list[str]:
+def _lo_addresses(nl: Rtnl, index: int) -> list[str]:
+    """The addresses of ``lo`` (link ``index``). Raises: CniError 101."""
     try:
-        return [a.cidr for a in nl.addresses(_lo(nl).index)]
+        return [a.cidr for a in nl.addresses(index)]
     except NetlinkError as exc:
         raise CniError(errors.NETLINK_FAILURE, "failed to read the addresses of lo", str(exc)) from None
 
@@ -77,12 +77,13 @@ def cmd_add(args: CmdArgs) -> Result:
     except NetnsGone:
         raise CniError(errors.INVALID_NETNS, f"failed to open netns {args.netns!r}: no such file") from None
     with nl:
-        bad = [a for a in _lo_addresses(nl) if not _is_loopback(a)]
+        index = _lo(nl).index
+        bad = [a for a in _lo_addresses(nl, index) if not _is_loopback(a)]
         if bad:
             raise CniError(errors.NETLINK_FAILURE, f"loopback interface found with non-loopback address {bad[0]!r}")
-        _set_lo(nl, True)
+        _set_lo(nl, index, True)
         # the kernel adds 127.0.0.1/8 and ::1 when lo comes up: read them after
-        addresses = _lo_addresses(nl)
+        addresses = _lo_addresses(nl, index)
     if conf.prev_result is not None:
         return conf.prev_result
     v4 = [a for a in addresses if "." in a][:1]
@@ -100,7 +101,7 @@ def cmd_del(args: CmdArgs) -> None:
         return
     try:
         with _open(args.netns) as nl:
-            _set_lo(nl, False)
+            _set_lo(nl, _lo(nl).index, False)
     except NetnsGone:
         return
     except CniError as err:
