@@ -2,8 +2,9 @@
 
 Thin and idempotent: ``ensure_*`` creates or accepts what exists; deletes tolerate absence.
 Every function takes an open :class:`netplugins.nl.host.PluginNetlink` for the namespace it
-acts in (the plugin passes :class:`Rtnl`; tests run them on both implementations). Requests are kept few: links are read by name, created
-with their final name, MAC, master and state in one request, and deleted by name.
+acts in (the plugins pass :class:`Rtnl`, chosen here; tests run them on both implementations).
+Requests are kept few: links are read by name, created with their final name, MAC, master
+and state in one request, and deleted by name.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The bridge plugin's netlink, standard library only: the second implementation of
-:class:`netplugins.nl.host.PluginNetlink` (the first is pyroute2, :mod:`netplugins.nl.pyroute`).
+"""The plugins' netlink (bridge, loopback, the overlay's readiness check), standard library
+only: the second implementation of :class:`netplugins.nl.host.PluginNetlink` (the first is
+pyroute2, :mod:`netplugins.nl.pyroute`).
 
 Kept for one reason, measured by bench/nl_bench.py (figures in bench/README.md, "netlink"):
 a plugin process started without the agent would pay pyroute2's import (~170 ms in
