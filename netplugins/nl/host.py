@@ -3,13 +3,13 @@ neighbours and bridge FDB entries.
 
 Two Protocols, one the other's superset:
 
-* :class:`PluginNetlink`: what the bridge plugin does on a container's start path (read a
-  link, create a bridge or a veth pair, addresses, routes, port options). Implemented by
+* :class:`PluginNetlink`: what the plugins do on a container's start path (read a link,
+  create a bridge, a veth pair or a VXLAN device, addresses, routes, port options, the
+  VXLAN device's neighbour and FDB entries). Implemented by
   :class:`netplugins.nl.pyroute.Pyroute` (pyroute2) and by :class:`netplugins.nl.rtnl.Rtnl`
   (standard library only; why it is kept: docs/netlink.md and bench/README.md, "netlink").
-* :class:`HostNetlink`: adds the reads of doctor, graph and netctl (every link, routes,
-  route lookups, neighbours, FDB) and the overlay's VXLAN device and entries. Implemented
-  by pyroute2 only.
+* :class:`HostNetlink`: adds the reads of doctor, graph and netctl (every link, the routes,
+  route lookups). Implemented by pyroute2 only.
 
 Results are the plain dataclasses of :mod:`netplugins.nl.types` and of this module, never
 pyroute2 messages; every failure of the kernel is :class:`netplugins.nl.types.NetlinkError`.
@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # typing costs a cold plugin process ~3-5 ms; only mypy reads
     from typing import Protocol
 
     class PluginNetlink(Protocol):
-        """A netlink socket bound to one network namespace: the bridge plugin's operations.
+        """A netlink socket bound to one network namespace: the plugins' operations.
 
         Every method raises :class:`NetlinkError` when the kernel refuses (``code`` = errno).
         """
@@ -84,21 +84,6 @@ if TYPE_CHECKING:  # typing costs a cold plugin process ~3-5 ms; only mypy reads
         def route_destinations(self) -> set[str]:
             """Destinations (normalised networks) of the main table's routes."""
 
-    class HostNetlink(PluginNetlink, Protocol):
-        """The plugin's operations plus what doctor, graph, netctl and the overlay need."""
-
-        def __enter__(self) -> HostNetlink: ...
-
-        def links(self) -> list[Link]:
-            """Every link of the namespace, by index."""
-
-        def routes(self) -> list[Route]:
-            """The routes of the main table (what ``ip route show`` lists)."""
-
-        def route_get(self, dst: str) -> Route:
-            """Where the kernel sends a packet to ``dst`` (``ip route get``).
-            Raises NetlinkError (ENETUNREACH, EHOSTUNREACH, ...) when it cannot."""
-
         def neighbours(self, index: int = 0) -> list[Neighbour]:
             """IPv4/IPv6 neighbour entries of link ``index`` (0: every link), without NOARP ones."""
 
@@ -119,6 +104,21 @@ if TYPE_CHECKING:  # typing costs a cold plugin process ~3-5 ms; only mypy reads
 
         def del_neigh(self, index: int, ip: str) -> None:
             """``ip neigh del IP dev DEV``."""
+
+    class HostNetlink(PluginNetlink, Protocol):
+        """The plugins' operations plus what doctor, graph and netctl read."""
+
+        def __enter__(self) -> HostNetlink: ...
+
+        def links(self) -> list[Link]:
+            """Every link of the namespace, by index."""
+
+        def routes(self) -> list[Route]:
+            """The routes of the main table (what ``ip route show`` lists)."""
+
+        def route_get(self, dst: str) -> Route:
+            """Where the kernel sends a packet to ``dst`` (``ip route get``).
+            Raises NetlinkError (ENETUNREACH, EHOSTUNREACH, ...) when it cannot."""
 
 
 @dataclass(frozen=True)

@@ -22,16 +22,13 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from ..cni.errors import CniError
 from .host import FdbEntry, Neighbour, Route
 from .netns import NetnsGone, open_netns, setns
-from .types import PORT_STATES, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, Addr, Link, NetlinkError
+from .types import PORT_STATES, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, Addr, Link, NetlinkError, nud_name
 
 T = TypeVar("T")
 
 IFA_F_NODAD = 0x02
 NTF_SELF = 0x02
 NUD_PERMANENT, NUD_NOARP = 0x80, 0x40
-#: ndm_state bits in the order ``ip neigh`` prints them (it shows the lowest set one first)
-NUD_NAMES = ((0x01, "INCOMPLETE"), (0x02, "REACHABLE"), (0x04, "STALE"), (0x08, "DELAY"),
-             (0x10, "PROBE"), (0x20, "FAILED"), (0x40, "NOARP"), (0x80, "PERMANENT"))
 #: rtm_type values (linux/rtnetlink.h RTN_*) as iproute2 names them
 RTN_NAMES = {1: "unicast", 2: "local", 3: "broadcast", 4: "anycast", 5: "multicast",
              6: "blackhole", 7: "unreachable", 8: "prohibit", 9: "throw", 10: "nat"}
@@ -130,10 +127,6 @@ class _InetConfMsg(nlmsg):
             class conf(nla):  # noqa: N801
                 nla_flags = NLA_F_NESTED
                 nla_map = ((22, "IPV4_DEVCONF_ARP_NOTIFY", "uint32"),)
-
-
-def _nud(state: int) -> str:
-    return next((name for bit, name in NUD_NAMES if state & bit), "NONE")
 
 
 def open_host(netns: str | None = None) -> Pyroute:
@@ -301,7 +294,7 @@ class Pyroute:
                 continue
             if index and m["ifindex"] != index:
                 continue
-            out.append(Neighbour(m["ifindex"], str(m.get_attr("NDA_DST")), _nud(m["state"]),
+            out.append(Neighbour(m["ifindex"], str(m.get_attr("NDA_DST")), nud_name(m["state"]),
                                  m.get_attr("NDA_LLADDR")))
         return out
 

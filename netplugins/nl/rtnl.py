@@ -19,7 +19,20 @@ import ipaddress
 import struct
 from collections.abc import Iterator
 
-from .types import IFF_UP, PORT_STATES, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, Addr, Link, NetlinkError
+from .types import (
+    IFF_UP,
+    PORT_STATES,
+    RT_SCOPE_LINK,
+    RT_SCOPE_UNIVERSE,
+    Addr,
+    Link,
+    NetlinkError,
+    nud_name,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .host import FdbEntry, Neighbour
 
 IFA_F_NODAD = 0x02
 
@@ -31,6 +44,8 @@ NLM_F_EXCL, NLM_F_CREATE, NLM_F_DUMP = 0x200, 0x400, 0x300
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_GETROUTE = 24, 26
+RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
+NLM_F_REPLACE = 0x100
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
 IFLA_PROTINFO, IFLA_LINKINFO, IFLA_AF_SPEC, IFLA_NET_NS_FD = 12, 18, 26, 28
 IFLA_IFALIAS = 20
@@ -39,6 +54,10 @@ IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 1, 
 VETH_INFO_PEER = 1
 IFLA_BRPORT_STATE, IFLA_BRPORT_MODE, IFLA_BRPORT_ISOLATED = 1, 4, 33
 IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
+NDA_DST, NDA_LLADDR = 1, 2
+NTF_SELF, NUD_PERMANENT, NUD_NOARP = 0x02, 0x80, 0x40
+IFLA_VXLAN_ID, IFLA_VXLAN_LOCAL, IFLA_VXLAN_LEARNING, IFLA_VXLAN_PROXY = 1, 4, 7, 11
+IFLA_VXLAN_PORT, IFLA_VXLAN_LOCAL6 = 15, 17
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
 NLA_F_NESTED = 0x8000
 RT_TABLE_MAIN, RTPROT_STATIC, RTN_UNICAST = 254, 4, 1
@@ -46,6 +65,7 @@ NLMSGHDR = struct.Struct("=IHHII")       # len, type, flags, seq, pid
 IFINFOMSG = struct.Struct("=BxHiII")     # family, type, index, flags, change
 IFADDRMSG = struct.Struct("=BBBBI")      # family, prefixlen, flags, scope, index
 RTMSG = struct.Struct("=BBBBBBBBI")      # family, dst_len, src_len, tos, table, proto, scope, type, flags
+NDMSG = struct.Struct("=BxxxiHBB")       # family, ifindex, state, flags, type
 RTATTR = struct.Struct("=HH")            # len, type
 
 
@@ -293,6 +313,81 @@ class Rtnl:
                      RTMSG.pack(family, net.prefixlen, 0, 0, RT_TABLE_MAIN, RTPROT_STATIC, scope,
                                 RTN_UNICAST, 0) + attrs)
 
+    # --- neighbours and FDB (the overlay's VXLAN device) ------------------------------------
+
+    def add_vxlan(self, name: str, vni: int, local: str, port: int) -> None:
+        """A VXLAN device without learning, with ARP proxy (PluginNetlink.add_vxlan)."""
+        ip = ipaddress.ip_address(local)
+        data = (_u32(IFLA_VXLAN_ID, vni)
+                + _attr(IFLA_VXLAN_LOCAL6 if ip.version == 6 else IFLA_VXLAN_LOCAL, ip.packed)
+                + _attr(IFLA_VXLAN_PORT, struct.pack("!H", port))
+                + _attr(IFLA_VXLAN_LEARNING, b"\0") + _attr(IFLA_VXLAN_PROXY, b"\1"))
+        self._new_link(name, "vxlan", info_data=data)
+
+    def neighbours(self, index: int = 0) -> list[Neighbour]:
+        """IPv4/IPv6 neighbour entries of link ``index`` (0: all), NOARP ones left out."""
+        from .host import Neighbour  # a dataclass: ~0.8 ms a bridge ADD does not pay
+
+        out = []
+        for kind, body in self.request(RTM_GETNEIGH, NLM_F_DUMP, NDMSG.pack(0, 0, 0, 0, 0)):
+            family, ifindex, state, _flags, _type = NDMSG.unpack_from(body)
+            if kind != RTM_NEWNEIGH or family not in (socket.AF_INET, socket.AF_INET6) or state & NUD_NOARP:
+                continue
+            if index and ifindex != index:
+                continue
+            vals = dict(_attrs(body, NDMSG.size))
+            if NDA_DST not in vals:
+                continue
+            mac = vals.get(NDA_LLADDR)
+            out.append(Neighbour(ifindex, socket.inet_ntop(family, vals[NDA_DST]), nud_name(state),
+                                 ":".join(f"{b:02x}" for b in mac) if mac else None))
+        return out
+
+    def fdb(self, index: int) -> list[FdbEntry]:
+        """The bridge FDB entries of link ``index``."""
+        from .host import FdbEntry  # a dataclass: ~0.8 ms a bridge ADD does not pay
+
+        out = []
+        for kind, body in self.request(RTM_GETNEIGH, NLM_F_DUMP, NDMSG.pack(socket.AF_BRIDGE, 0, 0, 0, 0)):
+            _family, ifindex, _state, _flags, _type = NDMSG.unpack_from(body)
+            if kind != RTM_NEWNEIGH or ifindex != index:
+                continue
+            vals = dict(_attrs(body, NDMSG.size))
+            dst = vals.get(NDA_DST)
+            out.append(FdbEntry(ifindex, ":".join(f"{b:02x}" for b in vals.get(NDA_LLADDR, b"")),
+                                socket.inet_ntop(socket.AF_INET6 if len(dst) == 16 else socket.AF_INET, dst)
+                                if dst else None))
+        return out
+
+    def _fdb(self, msg_type: int, flags: int, index: int, mac: str, dst: str, state: int) -> None:
+        body = (NDMSG.pack(socket.AF_BRIDGE, index, state, NTF_SELF, 0) + _mac(NDA_LLADDR, mac)
+                + _attr(NDA_DST, ipaddress.ip_address(dst).packed))
+        self.request(msg_type, NLM_F_ACK | flags, body)
+
+    def replace_fdb(self, index: int, mac: str, dst: str) -> None:
+        """``bridge fdb replace MAC dev DEV dst DST self permanent``."""
+        self._fdb(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, index, mac, dst, NUD_PERMANENT)
+
+    def del_fdb(self, index: int, mac: str, dst: str) -> None:
+        """``bridge fdb del MAC dev DEV dst DST self``."""
+        self._fdb(RTM_DELNEIGH, 0, index, mac, dst, 0)
+
+    def _neigh(self, msg_type: int, flags: int, index: int, ip: str, mac: str, state: int) -> None:
+        addr = ipaddress.ip_address(ip)
+        family = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
+        body = NDMSG.pack(family, index, state, 0, 0) + _attr(NDA_DST, addr.packed)
+        if mac:
+            body += _mac(NDA_LLADDR, mac)
+        self.request(msg_type, NLM_F_ACK | flags, body)
+
+    def replace_neigh(self, index: int, ip: str, mac: str) -> None:
+        """``ip neigh replace IP lladdr MAC dev DEV nud permanent``."""
+        self._neigh(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, index, ip, mac, NUD_PERMANENT)
+
+    def del_neigh(self, index: int, ip: str) -> None:
+        """``ip neigh del IP dev DEV``."""
+        self._neigh(RTM_DELNEIGH, 0, index, ip, "", 0)
+
     def route_destinations(self) -> set[str]:
         """Destinations (as normalised networks) of the routes in ``table``."""
         out = set()
@@ -313,7 +408,6 @@ class Rtnl:
 
 
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:  # mypy checks the class against the Protocol
     from .host import PluginNetlink
 

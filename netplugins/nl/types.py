@@ -65,3 +65,12 @@ class Addr:
 
 #: IFLA_BRPORT_STATE values (linux/if_bridge.h BR_STATE_*), as iproute2 names them
 PORT_STATES = ("disabled", "listening", "learning", "forwarding", "blocking")
+
+#: ndm_state bits in the order ``ip neigh`` prints them (it shows the lowest set one first)
+NUD_NAMES = ((0x01, "INCOMPLETE"), (0x02, "REACHABLE"), (0x04, "STALE"), (0x08, "DELAY"),
+             (0x10, "PROBE"), (0x20, "FAILED"), (0x40, "NOARP"), (0x80, "PERMANENT"))
+
+
+def nud_name(state: int) -> str:
+    """A neighbour's state as ``ip neigh`` names it (the lowest set bit), "NONE" for 0."""
+    return next((name for bit, name in NUD_NAMES if state & bit), "NONE")

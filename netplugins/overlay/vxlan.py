@@ -8,7 +8,9 @@ its MAC) on the VXLAN device. No all-zero FDB entry, so broadcasts and unknown M
 never flooded to other hosts: what is not in the store is not reachable.
 
 ``plan_peers``/``diff`` are pure; ``Vxlan`` applies them through the netlink boundary
-(``netplugins.nl.host``): one request per changed entry, no process.
+(``netplugins.nl.host.PluginNetlink``, the plugins' implementation: the overlay plugin runs
+this on every ADD, where pyroute2's import would cost 155-275 ms): one request per changed
+entry, no process.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 from ..cni.errors import CniError
-from ..nl.bridge import Rtnl, delete_link, iface_index
+from ..nl.bridge import Rtnl, delete_link, iface_index  # the plugins' implementation, chosen there
 from ..nl.types import IFF_UP, NetlinkError
 from .model import VXLAN_PORT, EndpointRec
 
@@ -93,7 +95,7 @@ def diff(desired: Iterable[Peer], fdb: Iterable[tuple[str, str]], neigh: Iterabl
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..nl.host import HostNetlink
+    from ..nl.host import PluginNetlink
 
 
 def link_exists(name: str) -> bool:
@@ -128,12 +130,10 @@ class Vxlan:
         Raises: DataplaneError.
         """
         if self._ready(mtu, bridge):
-            return  # the common case: two requests of the plugin's own netlink client
-        from ..nl.pyroute import open_host  # pyroute2: ~170 ms to import
-
+            return  # the common case: two requests, nothing to change
         step = f"create VXLAN device {self.name}"
         try:
-            with open_host() as nl:
+            with Rtnl() as nl:
                 try:
                     nl.add_vxlan(self.name, self.vni, local, VXLAN_PORT)
                 except NetlinkError as exc:
@@ -148,9 +148,7 @@ class Vxlan:
             raise DataplaneError(f"cannot {step}: {exc.strerror}") from None
 
     def _ready(self, mtu: int, bridge: str) -> bool:
-        """Whether the device exists, is up, has ``mtu`` and is a port of ``bridge`` (read
-        with the plugin's rtnetlink client: no pyroute2 import in a plugin process)."""
-
+        """Whether the device exists, is up, has ``mtu`` and is a port of ``bridge``."""
         try:
             with Rtnl() as nl:
                 link, br = nl.get_link(self.name), nl.get_link(bridge)
@@ -162,14 +160,13 @@ class Vxlan:
     def delete(self) -> None:
         """Remove the device; absent is fine, and so is a failure (logged): callers are
         teardowns that carry on, and the sync process removes stale devices again."""
-
         try:
             with Rtnl() as nl:
                 delete_link(nl, self.name)
         except (CniError, OSError) as exc:
             log.warning("cannot delete %s: %s", self.name, exc)
 
-    def current(self, nl: HostNetlink) -> tuple[int, list[tuple[str, str]], list[tuple[str, str]]]:
+    def current(self, nl: PluginNetlink) -> tuple[int, list[tuple[str, str]], list[tuple[str, str]]]:
         """(index, fdb (mac, dst), permanent neigh (ip, mac)) as the kernel has them.
 
         Raises: DataplaneError (the device is missing), NetlinkError.
@@ -181,15 +178,13 @@ class Vxlan:
         neigh = [(n.ip, n.lladdr) for n in nl.neighbours(link.index) if n.lladdr and n.state == "PERMANENT"]
         return link.index, fdb, neigh
 
-    def sync(self, peers: Iterable[Peer], nl: HostNetlink | None = None) -> Changes:
+    def sync(self, peers: Iterable[Peer], nl: PluginNetlink | None = None) -> Changes:
         """Make the device's entries exactly ``peers``; what changed. Deletions first: a MAC
         that moved host is replaced. Raises: DataplaneError."""
-        from ..nl.pyroute import open_host  # pyroute2: ~170 ms to import
-
         peers = list(peers)
         try:
             # a socket given by the caller stays open for it
-            with nullcontext(nl) if nl is not None else open_host() as h:
+            with nullcontext(nl) if nl is not None else Rtnl() as h:
                 index, fdb, neigh = self.current(h)
                 ch = diff(peers, fdb, neigh)
                 for mac, dst in ch.fdb_del:

@@ -226,3 +226,22 @@ def test_delete_link_absent_is_success() -> None:
     sock.replies = [ack(errno.ENODEV), ack()]
     assert nlb.delete_link(nl, "vethx") is False
     assert nlb.delete_link(nl, "vethx") is True
+
+
+def test_fdb_and_neighbour_requests() -> None:
+    nl, sock = fake_rtnl()
+    sock.replies = [ack(), ack(), ack()]
+    nl.replace_fdb(9, "02:42:0a:00:00:05", "198.18.60.13")
+    nl.replace_neigh(9, "10.0.0.5", "02:42:0a:00:00:05")
+    nl.del_neigh(9, "fd00::5")
+    fdb, neigh, gone = sock.sent
+    _len, kind, flags, _seq, _pid = NLMSGHDR.unpack_from(fdb)
+    assert kind == rt.RTM_NEWNEIGH and flags & rt.NLM_F_REPLACE and flags & rt.NLM_F_CREATE
+    assert rt.NDMSG.unpack_from(fdb, NLMSGHDR.size) == (socket.AF_BRIDGE, 9, rt.NUD_PERMANENT, rt.NTF_SELF, 0)
+    attrs = sent_attrs(fdb, rt.NDMSG)
+    assert attrs[rt.NDA_LLADDR] == bytes.fromhex("02420a000005")
+    assert attrs[rt.NDA_DST] == socket.inet_aton("198.18.60.13")
+    assert rt.NDMSG.unpack_from(neigh, NLMSGHDR.size)[:3] == (socket.AF_INET, 9, rt.NUD_PERMANENT)
+    assert NLMSGHDR.unpack_from(gone)[1] == rt.RTM_DELNEIGH
+    assert rt.NDMSG.unpack_from(gone, NLMSGHDR.size)[0] == socket.AF_INET6
+    assert rt.NDA_LLADDR not in sent_attrs(gone, rt.NDMSG)

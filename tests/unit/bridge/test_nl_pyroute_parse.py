@@ -11,9 +11,9 @@ pytest.importorskip("pyroute2")
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg  # noqa: E402
 from pyroute2.netlink.rtnl.rtmsg import rtmsg  # noqa: E402
 
-from netplugins.nl.pyroute import _link, _nud, _route  # noqa: E402
+from netplugins.nl.pyroute import _link, _route  # noqa: E402
 from netplugins.nl.rtnl import _parse_link  # noqa: E402
-from netplugins.nl.types import Link  # noqa: E402
+from netplugins.nl.types import Link, nud_name  # noqa: E402
 
 
 def roundtrip(msg: object) -> object:
@@ -52,4 +52,4 @@ def test_routes_and_neighbour_states() -> None:
     r["attrs"] = [["RTA_DST", "10.9.0.0"]]
     got = _route(roundtrip(r))
     assert (got.dst, got.type, got.oif) == ("10.9.0.0/24", "unreachable", 0)
-    assert _nud(0x80) == "PERMANENT" and _nud(0x04) == "STALE" and _nud(0) == "NONE"
+    assert nud_name(0x80) == "PERMANENT" and nud_name(0x04) == "STALE" and nud_name(0) == "NONE"
