@@ -49,7 +49,7 @@ def preload() -> list[str]:
         except Exception as exc:  # noqa: BLE001 - a broken optional plugin must not stop the rest
             log.warning("cannot preload plugin %s: %s", ptype, exc)
     for module in ("pyroute2", "netaddr", "sqlite3", "hashlib", "ctypes", "netplugins.nl.links",
-                   "netplugins.nl.bridge", "netplugins.nl.ioctl", "netplugins.delivery",
+                   "netplugins.nl.bridge", "netplugins.nl.pyroute", "netplugins.delivery",
                    "netplugins.firewall.nftables", "netplugins.firewall.iptables",
                    "netplugins.firewall.ports", "netplugins.firewall.ports_nft",
                    "netplugins.firewall.ports_ipt", "netplugins.firewall.ports_iptc",

@@ -73,7 +73,7 @@ def check_attachment(conf: BridgeConf, args: CmdArgs, prev: Result) -> list[str]
             if link is None:
                 return problems + [f"interface {args.ifname!r} is missing in {args.netns}"]
             try:
-                have = {_iface(a) for a, _scope in cnl.addresses(link.index)}
+                have = {_iface(a.cidr) for a in cnl.addresses(link.index)}
                 routes = cnl.route_destinations()
             except NetlinkError as exc:
                 return problems + [f"cannot read the container's addresses and routes: {exc}"]

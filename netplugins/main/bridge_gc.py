@@ -35,13 +35,17 @@ import ipaddress
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..cni import errors
 from ..cni.errors import CniError
 from ..nl.bridge import BRIDGE_MARK_PREFIX, bridge_mark, delete_link
+from ..nl.types import NetlinkError
 from .attachments import Attachments
 from .bridge_conf import BridgeConf
+
+if TYPE_CHECKING:
+    from ..nl.host import HostNetlink
 
 log = logging.getLogger("bridge")
 #: a network name as CNI allows it: anyone may set an alias, and the name becomes a path
@@ -136,38 +140,32 @@ def plan_bridges(network: str, bridge: str, gateways: list[str], links: list[Bri
     return BridgePlan(tuple(delete), unaddress, tuple(notes))
 
 
-# --- kernel (the current network namespace, through pyroute2: GC is no hot path) ----------
+# --- kernel (the current network namespace, through the netlink boundary) -----------------
 
-def _read_bridges(ipr: Any, own: str) -> list[BridgeLink]:
-    msgs = ipr.get_links()
+def _read_bridges(nl: HostNetlink, own: str) -> list[BridgeLink]:
+    links = nl.links()
     ports: dict[int, int] = {}
-    for m in msgs:
-        master = m.get_attr("IFLA_MASTER")
-        if master:
-            ports[master] = ports.get(master, 0) + 1
+    for lk in links:
+        if lk.master:
+            ports[lk.master] = ports.get(lk.master, 0) + 1
     out = []
-    for m in msgs:
-        info = m.get_attr("IFLA_LINKINFO")
-        if info is None or info.get_attr("IFLA_INFO_KIND") != "bridge":
+    for lk in links:
+        if lk.kind != "bridge":
             continue
-        name = str(m.get_attr("IFLA_IFNAME"))
-        addrs: tuple[str, ...] = ()
-        if name == own:
-            addrs = tuple(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}" for a in ipr.get_addr(index=m["index"]))
-        out.append(BridgeLink(name, str(m.get_attr("IFLA_IFALIAS") or ""), ports.get(m["index"], 0), addrs))
+        addrs = tuple(a.cidr for a in nl.addresses(lk.index)) if lk.name == own else ()
+        out.append(BridgeLink(lk.name, lk.alias, ports.get(lk.index, 0), addrs))
     return out
 
 
-def _unaddress(ipr: Any, bridge: str, cidrs: tuple[str, ...]) -> None:
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    index = ipr.link_lookup(ifname=bridge)
+def _unaddress(nl: HostNetlink, bridge: str, cidrs: tuple[str, ...]) -> None:
+    link = nl.get_link(bridge) if cidrs else None
+    if link is None:
+        return
     for cidr in cidrs:
-        iface = ipaddress.ip_interface(cidr)
         try:
-            ipr.addr("del", index=index[0], address=str(iface.ip), prefixlen=iface.network.prefixlen)
-        except (NetlinkError, IndexError) as exc:
-            if getattr(exc, "code", errno.ENODEV) not in (errno.EADDRNOTAVAIL, errno.ENODEV):
+            nl.del_addr(link.index, cidr)
+        except NetlinkError as exc:
+            if exc.code not in (errno.EADDRNOTAVAIL, errno.ENODEV):
                 raise CniError(errors.NETLINK_FAILURE, f"failed to remove {cidr} from bridge {bridge}",
                                str(exc)) from None
 
@@ -179,15 +177,16 @@ def collect_bridges(conf: BridgeConf) -> None:
     Raises:
         CniError: 101 when netlink refuses; OSError when the lock cannot be taken.
     """
-    from ..nl.links import iproute
+    # GC is no hot path: the pyroute2 implementation (the one that lists every link)
+    from ..nl.pyroute import Pyroute
 
-    with iproute() as ipr, Attachments(conf.state_dir, conf.name).locked():
-        links = _read_bridges(ipr, conf.bridge)
+    with Pyroute() as nl, Attachments(conf.state_dir, conf.name).locked():
+        links = _read_bridges(nl, conf.bridge)
         owners = {_owner(lk.alias) for lk in links} - {None}
         in_use = {net for net in owners | {conf.name} if net and not Attachments(conf.state_dir, net).empty()}
         plan = plan_bridges(conf.name, conf.bridge, gateway_cidrs(conf), links, in_use)
         for name in plan.delete:
-            delete_link(ipr, name)
-        _unaddress(ipr, conf.bridge, plan.unaddress)
+            delete_link(nl, name)
+        _unaddress(nl, conf.bridge, plan.unaddress)
     for note in plan.notes:
         log.warning("%s", note)

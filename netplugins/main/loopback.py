@@ -16,6 +16,10 @@ from ..cni.skel import main as skel_main
 from ..cni.types import Interface, IPConfig, Result
 from ..nl.netns import NetnsGone, entered
 
+# the plugins' rtnetlink client (a netplugins.nl.host.PluginNetlink; why not pyroute2: nl/bridge.py)
+from ..nl.rtnl import Rtnl
+from ..nl.types import IFF_UP, Link, NetlinkError
+
 LOOPBACK_MAC = "00:00:00:00:00:00"
 
 
@@ -24,10 +28,41 @@ def _is_loopback(cidr: str) -> bool:
     return ip == "::1" or ip.startswith("127.")
 
 
-def _lo_addresses() -> list[str]:
-    from ..nl.ioctl import ipv4_addresses, ipv6_addresses
+def _open(netns: str) -> Rtnl:
+    """The plugin's netlink socket in ``netns`` (it stays bound there once made).
 
-    return ipv4_addresses("lo") + ipv6_addresses("lo")
+    Raises:
+        NetnsGone / CniError 104: as :func:`entered`.
+    """
+    with entered(netns):
+        return Rtnl()
+
+
+def _lo(nl: Rtnl) -> Link:
+    """The namespace's ``lo``. Raises: CniError 101 when it is missing or unreadable."""
+    try:
+        link = nl.get_link("lo")
+    except NetlinkError as exc:
+        raise CniError(errors.NETLINK_FAILURE, "failed to read lo", str(exc)) from None
+    if link is None:
+        raise CniError(errors.NETLINK_FAILURE, "the namespace has no loopback interface")
+    return link
+
+
+def _set_lo(nl: Rtnl, index: int, up: bool) -> None:
+    """Set ``lo`` (link ``index``) up or down. Raises: CniError 101."""
+    try:
+        nl.set_link(index, flags=IFF_UP if up else 0, change=IFF_UP)
+    except NetlinkError as exc:
+        raise CniError(errors.NETLINK_FAILURE, f"failed to set lo {'up' if up else 'down'}", str(exc)) from None
+
+
+def _lo_addresses(nl: Rtnl, index: int) -> list[str]:
+    """The addresses of ``lo`` (link ``index``). Raises: CniError 101."""
+    try:
+        return [a.cidr for a in nl.addresses(index)]
+    except NetlinkError as exc:
+        raise CniError(errors.NETLINK_FAILURE, "failed to read the addresses of lo", str(exc)) from None
 
 
 def cmd_add(args: CmdArgs) -> Result:
@@ -37,22 +72,18 @@ def cmd_add(args: CmdArgs) -> Result:
         CniError: 104 for a bad namespace, 101 when ``lo`` carries a non-loopback address.
     """
     conf = load_netconf(args.stdin)
-    from ..nl.ioctl import set_up
-
     try:
-        with entered(args.netns):
-            bad = [a for a in _lo_addresses() if not _is_loopback(a)]
-            if bad:
-                raise CniError(errors.NETLINK_FAILURE,
-                               f"loopback interface found with non-loopback address {bad[0]!r}")
-            try:
-                set_up("lo")
-            except OSError as exc:
-                raise CniError(errors.NETLINK_FAILURE, "failed to set lo up", str(exc)) from None
-            # the kernel adds 127.0.0.1/8 and ::1 when lo comes up: read them after
-            addresses = _lo_addresses()
+        nl = _open(args.netns)
     except NetnsGone:
         raise CniError(errors.INVALID_NETNS, f"failed to open netns {args.netns!r}: no such file") from None
+    with nl:
+        index = _lo(nl).index
+        bad = [a for a in _lo_addresses(nl, index) if not _is_loopback(a)]
+        if bad:
+            raise CniError(errors.NETLINK_FAILURE, f"loopback interface found with non-loopback address {bad[0]!r}")
+        _set_lo(nl, index, True)
+        # the kernel adds 127.0.0.1/8 and ::1 when lo comes up: read them after
+        addresses = _lo_addresses(nl, index)
     if conf.prev_result is not None:
         return conf.prev_result
     v4 = [a for a in addresses if "." in a][:1]
@@ -68,14 +99,9 @@ def cmd_del(args: CmdArgs) -> None:
     load_netconf(args.stdin)
     if not args.netns:
         return
-    from ..nl.ioctl import set_up
-
     try:
-        with entered(args.netns):
-            try:
-                set_up("lo", False)
-            except OSError as exc:
-                raise CniError(errors.NETLINK_FAILURE, "failed to set lo down", str(exc)) from None
+        with _open(args.netns) as nl:
+            _set_lo(nl, _lo(nl).index, False)
     except NetnsGone:
         return
     except CniError as err:
@@ -91,13 +117,12 @@ def cmd_check(args: CmdArgs) -> None:
         CniError: 104 for a bad namespace, 101 when ``lo`` is down.
     """
     load_netconf(args.stdin)
-    from ..nl.ioctl import IFF_UP, get_flags
-
     try:
-        with entered(args.netns):
-            up = bool(get_flags("lo") & IFF_UP)
+        nl = _open(args.netns)
     except NetnsGone:
         raise CniError(errors.INVALID_NETNS, f"failed to open netns {args.netns!r}: no such file") from None
+    with nl:
+        up = _lo(nl).up
     if not up:
         raise CniError(errors.NETLINK_FAILURE, "loopback interface is down")
 

@@ -1,14 +1,10 @@
 """Kernel side of the bridge plugin: bridges, veth pairs, addresses, routes.
 
 Thin and idempotent: ``ensure_*`` creates or accepts what exists; deletes tolerate absence.
-Every function takes an open :class:`Rtnl` for the namespace it acts in.
-
-The bridge plugin speaks rtnetlink itself (:class:`Rtnl`, stdlib only) instead of going
-through pyroute2: importing pyroute2 costs ~200 ms in every plugin process, and each of its
-requests ~1 ms in a fresh daemon worker (its asyncio core), more than the kernel's work.
-The few messages needed here are small fixed structs. Requests are also kept few: links
-are read by name, created with their final name, MAC, master and state in one request,
-and deleted by name.
+Every function takes an open :class:`netplugins.nl.host.PluginNetlink` for the namespace it
+acts in (the plugins pass :class:`Rtnl`, chosen here; tests run them on both implementations).
+Requests are kept few: links are read by name, created with their final name, MAC, master
+and state in one request, and deleted by name.
 """
 
 from __future__ import annotations
@@ -21,32 +17,14 @@ import ipaddress
 from ..cni import errors
 from ..cni.errors import CniError
 from . import sysctl
-from .rtnl import (  # noqa: F401 - re-exported for the plugin and its tests
-    IFA_F_NODAD,
-    IFF_PROMISC,
-    IFF_UP,
-    IFINFOMSG,
-    IFLA_ADDRESS,
-    IFLA_BRPORT_ISOLATED,
-    IFLA_BRPORT_MODE,
-    IFLA_IFNAME,
-    IFLA_MTU,
-    IFLA_NET_NS_FD,
-    IPV4_DEVCONF_ARP_NOTIFY,
-    RT_SCOPE_UNIVERSE,
-    VETH_INFO_PEER,
-    Link,
-    NetlinkError,
-    Rtnl,
-    _attr,
-    _mac,
-    _str,
-    _u32,
-)
+
+# the plugins' PluginNetlink: rtnl; pyroute2 makes the agent's ADD 0.97x -> 1.39x the reference (bench/README.md)
+from .rtnl import Rtnl  # noqa: F401 - re-exported: the selection point
+from .types import IFF_PROMISC, IFF_UP, RT_SCOPE_UNIVERSE, Link, NetlinkError  # noqa: F401 - re-exported
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every plugin process ~3 ms; annotations are strings here
-    from typing import Any
+    from .host import PluginNetlink
 
 
 
@@ -66,10 +44,6 @@ BRIDGE_MAX_PORTS = 1023
 #: still refused cleanly, by the kernel (EXFULL, see create_veth).
 COUNT_MARGIN = 64
 
-def _netlink_error(exc: Exception) -> int:
-    return int(getattr(exc, "code", 0) or 0)
-
-
 # --- cheap reads of the current namespace (ioctls) ----------------------------------------
 
 def iface_index(name: str) -> int | None:
@@ -82,7 +56,7 @@ def iface_index(name: str) -> int | None:
 
 # --- the plugin's operations --------------------------------------------------------------
 
-def get_link(nl: Rtnl, name: str) -> Link | None:
+def get_link(nl: PluginNetlink, name: str) -> Link | None:
     """The link called ``name``, or None.
 
     Raises:
@@ -110,7 +84,7 @@ def bridge_mark(network: str) -> str:
     return BRIDGE_MARK_PREFIX + network
 
 
-def ensure_bridge(nl: Rtnl, name: str, mtu: int, promisc: bool, new_mac: str,
+def ensure_bridge(nl: PluginNetlink, name: str, mtu: int, promisc: bool, new_mac: str,
                   mark: str = "") -> tuple[int, str]:
     """Create bridge ``name`` if missing (safe when many ADDs race), set it up; return
     its (index, MAC). A bridge this call creates gets ``mark`` as its alias; an existing
@@ -128,7 +102,7 @@ def ensure_bridge(nl: Rtnl, name: str, mtu: int, promisc: bool, new_mac: str,
     created = False
     if link is None:
         try:
-            nl.new_link(name, "bridge", mac=new_mac, mtu=mtu, flags=flags)
+            nl.add_bridge(name, new_mac, mtu, flags)
             created = True
         except NetlinkError as exc:  # EEXIST = another ADD won the race
             if exc.code != errno.EEXIST:
@@ -155,7 +129,7 @@ def ensure_bridge(nl: Rtnl, name: str, mtu: int, promisc: bool, new_mac: str,
     return link.index, link.mac
 
 
-def ensure_gateway(nl: Rtnl, bridge: str, index: int, cidr: str, force: bool) -> None:
+def ensure_gateway(nl: PluginNetlink, bridge: str, index: int, cidr: str, force: bool) -> None:
     """Put ``cidr`` on the bridge; refuse a different address of that family unless ``force``.
 
     Raises:
@@ -164,7 +138,7 @@ def ensure_gateway(nl: Rtnl, bridge: str, index: int, cidr: str, force: bool) ->
     want = ipaddress.ip_interface(cidr)
     present = False
     try:
-        have_all = [a for a, scope in nl.addresses(index) if scope == RT_SCOPE_UNIVERSE]
+        have_all = [a.cidr for a in nl.addresses(index) if a.scope == RT_SCOPE_UNIVERSE]
     except NetlinkError as exc:
         raise CniError(errors.NETLINK_FAILURE, f"failed to read the addresses of {bridge!r}", str(exc)) from None
     for have_text in have_all:
@@ -191,7 +165,7 @@ def ensure_gateway(nl: Rtnl, bridge: str, index: int, cidr: str, force: bool) ->
     try:
         # no duplicate address detection for IPv6: the gateway address is ours, and DAD
         # would leave it "tentative" (unusable) for a second after the ADD returned
-        nl.add_addr(index, cidr, IFA_F_NODAD if want.version == 6 else 0)
+        nl.add_addr(index, cidr, nodad=want.version == 6)
     except NetlinkError as exc:  # EEXIST: concurrent ADDs (containerd#3507)
         if exc.code != errno.EEXIST:
             raise CniError(errors.NETLINK_FAILURE, f"failed to set bridge address {cidr}", str(exc)) from None
@@ -203,7 +177,7 @@ def _bridge_full(bridge: str) -> CniError:
                     "put further containers on another network (another bridge)")
 
 
-def ensure_bridge_room(nl: Rtnl, bridge: str, index: int, attachments: int) -> None:
+def ensure_bridge_room(nl: PluginNetlink, bridge: str, index: int, attachments: int) -> None:
     """Refuse an attachment the bridge has no port for, before anything is made for it.
 
     ``attachments`` is how many containers the network records on this bridge: below
@@ -223,7 +197,7 @@ def ensure_bridge_room(nl: Rtnl, bridge: str, index: int, attachments: int) -> N
         raise _bridge_full(bridge)
 
 
-def create_veth(nl: Rtnl, host_name: str, host_mac: str, peer_name: str, peer_mac: str,
+def create_veth(nl: PluginNetlink, host_name: str, host_mac: str, peer_name: str, peer_mac: str,
                 container_fd: int, mtu: int, master: int, bridge: str = "") -> None:
     """Create the pair in one request: the host end enslaved to bridge ``master`` and up, the
     peer created directly in the container namespace under its final name (names are per
@@ -235,13 +209,9 @@ def create_veth(nl: Rtnl, host_name: str, host_mac: str, peer_name: str, peer_ma
     Raises:
         CniError: 106 when ``peer_name`` exists in the container, 101 when netlink refuses.
     """
-    peer_attrs = [_str(IFLA_IFNAME, peer_name), _mac(IFLA_ADDRESS, peer_mac), _u32(IFLA_NET_NS_FD, container_fd)]
-    if mtu:
-        peer_attrs.append(_u32(IFLA_MTU, mtu))
-    peer = _attr(VETH_INFO_PEER, IFINFOMSG.pack(0, 0, 0, 0, 0) + b"".join(peer_attrs))
     for attempt in (1, 2):
         try:
-            nl.new_link(host_name, "veth", mac=host_mac, mtu=mtu, flags=IFF_UP, master=master, info_data=peer)
+            nl.add_veth(host_name, host_mac, mtu, master, peer_name, peer_mac, container_fd)
             return
         except NetlinkError as exc:
             if exc.code == errno.EEXIST and attempt == 1 and delete_link(nl, host_name):
@@ -258,7 +228,7 @@ def create_veth(nl: Rtnl, host_name: str, host_mac: str, peer_name: str, peer_ma
                            str(exc)) from None
 
 
-def setup_host_port(nl: Rtnl, host_name: str, hairpin: bool, isolated: bool) -> None:
+def setup_host_port(nl: PluginNetlink, host_name: str, hairpin: bool, isolated: bool) -> None:
     """Bridge port options of the host end, and no router advertisements on it.
 
     Raises:
@@ -278,29 +248,25 @@ def setup_host_port(nl: Rtnl, host_name: str, hairpin: bool, isolated: bool) -> 
     _no_router_ads(host_name)
 
 
-def _quiet_delete(nl: Rtnl, name: str) -> None:
+def _quiet_delete(nl: PluginNetlink, name: str) -> None:
     try:
         nl.del_link(name)
     except NetlinkError:
         pass
 
 
-def delete_link(nl: Any, name: str) -> bool:
+def delete_link(nl: PluginNetlink, name: str) -> bool:
     """Delete link ``name`` (one request, by name); True if it existed. Absence is success.
 
-    ``nl`` is an :class:`Rtnl`, or a pyroute2 IPRoute (callers outside the plugin).
     Deleting one end of a veth pair deletes the other end too, wherever it is.
 
     Raises:
         CniError: 101 when netlink refuses for another reason than absence.
     """
     try:
-        if isinstance(nl, Rtnl):
-            nl.del_link(name)
-        else:
-            nl.link("del", ifname=name)
-    except Exception as exc:  # noqa: BLE001 - NetlinkError of either kind
-        if _netlink_error(exc) in (errno.ENODEV, errno.ENOENT):
+        nl.del_link(name)
+    except NetlinkError as exc:
+        if exc.code in (errno.ENODEV, errno.ENOENT):
             return False
         raise CniError(errors.NETLINK_FAILURE, f"failed to delete {name}", str(exc)) from None
     return True
@@ -320,7 +286,7 @@ def enable_ipv6(ifname: str) -> None:
         raise CniError(errors.NETLINK_FAILURE, f"failed to enable IPv6 on {ifname}", str(exc)) from None
 
 
-def configure_container_iface(nl: Rtnl, ifname: str, ips: list[tuple[str, str | None]],
+def configure_container_iface(nl: PluginNetlink, ifname: str, ips: list[tuple[str, str | None]],
                               routes: list[tuple[str, str | None]]) -> int:
     """The container end, through a socket in the container's namespace: arp_notify,
     addresses, up, routes. Returns the link's MTU.
@@ -338,7 +304,7 @@ def configure_container_iface(nl: Rtnl, ifname: str, ips: list[tuple[str, str | 
         step = "arp_notify"
         # gratuitous ARP when the link comes up: a reused IP gets a new MAC (moby#36069);
         # so it is set first, and the link goes up after its addresses
-        nl.set_ipv4_conf(link.index, {IPV4_DEVCONF_ARP_NOTIFY: 1})
+        nl.set_arp_notify(link.index)
         for cidr, _ in ips:
             step = f"address {cidr}"
             nl.add_addr(link.index, cidr)

@@ -1,8 +1,9 @@
 """The gathering layer: read netctl state, the kernel, dnsd, and send the probes.
 
-Every namespace is read with ``nsenter --net=PATH ip -j ...`` (one process per
-question, nothing entered in this process); the host namespace is the one netctl
-runs in. doctor changes one thing only, for the probe's duration: the temporary trace
+Links, addresses, routes and neighbours of every namespace come from the netlink boundary
+(``netplugins.nl.host.open_host(netns)``: one socket per namespace, no ``ip`` process);
+sysctls and probes run through ``nsenter --net=PATH``. The host namespace is the one
+netctl runs in. doctor changes one thing only, for the probe's duration: the temporary trace
 table of ``tracer`` in the host namespace, removed again in every case.
 """
 
@@ -12,6 +13,8 @@ import dataclasses
 import json
 import subprocess
 import sys
+
+from netplugins.nl.types import NetlinkError
 
 from ..errors import NetctlError
 from ..paths import Paths
@@ -43,24 +46,19 @@ def read_view(netns: str | None, lookups: tuple[str, ...] = ()) -> NsView:
     """Links, routes, neighbours, route lookups and ip_forward of one namespace.
 
     Raises:
-        NetctlError: ``ip`` failed (the namespace is gone, iproute2 is missing).
+        NetctlError: netlink cannot read it (the namespace is gone).
     """
-    res = run_in(["ip", "-j", "-d", "addr", "show"], netns)
-    if res.returncode != 0:
-        raise NetctlError(f"cannot read the links of {netns or 'the host'}: {res.stderr.strip()}")
+    # pyroute2 costs ~170 ms to import: only commands that read the kernel pay it
+    from netplugins.nl.pyroute import open_host
+
     try:
-        links = kernel.parse_links(res.stdout)
-        routes = kernel.parse_routes(run_in(["ip", "-j", "route", "show"], netns).stdout)
-        neigh = kernel.parse_neighbours(run_in(["ip", "-j", "neigh", "show"], netns).stdout)
-        found = []
-        for dst in lookups:
-            r = run_in(["ip", "-j", "route", "get", dst], netns)
-            found.append(kernel.parse_route_get(dst, r.stdout, r.stderr, r.returncode))
-    except ValueError as exc:
-        raise NetctlError(f"unexpected output from ip in {netns or 'the host'}: {exc}") from None
+        with open_host(netns) as nl:
+            links, routes, neigh, found = kernel.read_kernel(nl, lookups)
+    except NetlinkError as exc:
+        raise NetctlError(f"cannot read the links of {netns or 'the host'}: {exc.strerror}") from None
     fwd = run_in(["cat", "/proc/sys/net/ipv4/ip_forward"], netns)
     fwd6 = run_in(["cat", "/proc/sys/net/ipv6/conf/all/forwarding"], netns)
-    return NsView(links, routes, neigh, tuple(found), kernel.parse_sysctl(fwd.stdout),
+    return NsView(links, routes, neigh, found, kernel.parse_sysctl(fwd.stdout),
                   kernel.parse_sysctl(fwd6.stdout))
 
 
@@ -152,7 +150,7 @@ def _host(plan: PathPlan, dnsd: DnsdInfo, trace: TraceResult | None, rules: tupl
     """The host namespace: links, routes to an external target, forwarding, the firewall.
 
     Raises:
-        NetctlError: ``ip`` cannot read the host namespace.
+        NetctlError: netlink cannot read the host namespace.
     """
     lookups = (plan.address,) if plan.kind in ("external", "hostport") and plan.address else ()
     bnf = run_in(["cat", "/proc/sys/net/bridge/bridge-nf-call-iptables"])

@@ -10,11 +10,16 @@ on, naming the missing piece (what the sync process should have programmed from 
 from __future__ import annotations
 
 import ipaddress
-import json
 from dataclasses import dataclass
+
+from netplugins.nl.types import NetlinkError
 
 from .facts import ContainerInfo, NetworkInfo
 from .walk import Walk
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from netplugins.nl.host import HostNetlink
 
 #: rank of overlay causes: after a down interface (2), before firewall drops
 RANK = 3
@@ -76,11 +81,10 @@ def gather_overlay(paths: object, src: ContainerInfo, networks: tuple[NetworkInf
         return None
     if net is None:
         return None
+    from netplugins.nl.pyroute import open_host  # pyroute2: ~170 ms, paid only by a doctor run
     from netplugins.overlay import node
     from netplugins.overlay.model import vxlan_name
     from netplugins.overlay.store import Store, StoreError
-
-    from .nsexec import run_in
 
     vni = int(net.bridge[4:]) if net.bridge.startswith("ovbr") and net.bridge[4:].isdigit() else 0
     dev = vxlan_name(vni)
@@ -96,27 +100,49 @@ def gather_overlay(paths: object, src: ContainerInfo, networks: tuple[NetworkInf
                 peer = Peer(ep.ip, ep.mac, ep.node, ep.vtep, ep.names[0] if ep.names else ep.container_id[:12])
     except (node.NodeFileError, StoreError) as exc:
         store_error = str(exc)
-    link = run_in(["ip", "-j", "link", "show", "dev", dev])
-    up, master = None, ""
-    if link.returncode == 0:
-        info = (json.loads(link.stdout or "[]") or [{}])[0]
-        up, master = "UP" in info.get("flags", []), str(info.get("master", ""))
-    fdb_dst = neigh_mac = route_dev = route_error = ""
-    if up is not None and peer is not None:
-        for e in json.loads(run_in(["bridge", "-j", "fdb", "show", "dev", dev]).stdout or "[]"):
-            if e.get("mac", "").lower() == peer.mac.lower() and e.get("dst"):
-                fdb_dst = str(e["dst"])
-        for e in json.loads(run_in(["ip", "-j", "neigh", "show", "dev", dev]).stdout or "[]"):
-            if e.get("dst") == peer.ip:
-                neigh_mac = str(e.get("lladdr", ""))
+    try:
+        with open_host() as nl:
+            dev_facts = read_device(nl, dev, peer)
+    except NetlinkError as exc:
+        dev_facts = DeviceFacts(route_error=exc.strerror or str(exc))
+    return OverlayFacts(net.name, vni, dev, dev_facts.up, dev_facts.master, net.bridge, peer, dev_facts.fdb_dst,
+                        dev_facts.neigh_mac, dev_facts.route_dev, dev_facts.route_error, store_error, syncd)
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    """What the kernel shows of the VXLAN device and the route to the peer's host."""
+
+    up: bool | None = None
+    master: str = ""
+    fdb_dst: str = ""
+    neigh_mac: str = ""
+    route_dev: str = ""
+    route_error: str = ""
+
+
+def read_device(nl: HostNetlink, dev: str, peer: Peer | None) -> DeviceFacts:
+    """The device ``dev`` (None: missing), its FDB and neighbour entries for ``peer``, and
+    the underlay route to the peer's host, through ``nl``.
+
+    Raises:
+        NetlinkError: a dump failed (a failed route lookup is a fact).
+    """
+    links = nl.links()
+    names = {lk.index: lk.name for lk in links}
+    link = next((lk for lk in links if lk.name == dev), None)
+    up, master, fdb_dst, neigh_mac, route_dev, route_error = None, "", "", "", "", ""
+    if link is not None:
+        up, master = link.up, names.get(link.master, "") if link.master else ""
+        if peer is not None:
+            fdb_dst = next((e.dst or "" for e in nl.fdb(link.index) if e.mac.lower() == peer.mac.lower() and e.dst), "")
+            neigh_mac = next((n.lladdr or "" for n in nl.neighbours(link.index) if n.ip == peer.ip), "")
     if peer is not None:
-        r = run_in(["ip", "-j", "route", "get", peer.vtep])
-        if r.returncode == 0:
-            route_dev = str((json.loads(r.stdout or "[]") or [{}])[0].get("dev", ""))
-        else:
-            route_error = r.stderr.strip().removeprefix("RTNETLINK answers: ")
-    return OverlayFacts(net.name, vni, dev, up, master, net.bridge, peer, fdb_dst, neigh_mac,
-                        route_dev, route_error, store_error, syncd)
+        try:
+            route_dev = names.get(nl.route_get(peer.vtep).oif, "")
+        except NetlinkError as exc:
+            route_error = exc.strerror or str(exc)
+    return DeviceFacts(up, master, fdb_dst, neigh_mac, route_dev, route_error)
 
 
 def check_overlay(w: Walk, ov: OverlayFacts) -> None:

@@ -1,96 +1,73 @@
-"""Parse what iproute2 prints with ``-j`` into facts (pure; the commands run in ``gather``)."""
+"""Turn what the netlink boundary reads into doctor's facts (pure; the reads are in ``gather``)."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+import errno
+
+from netplugins.nl.host import Route as NlRoute
+from netplugins.nl.types import RT_SCOPE_LINK, Addr, NetlinkError
+from netplugins.nl.types import Link as NlLink
 
 from .facts import Link, Neighbour, Route, RouteLookup
 
-
-def _load(text: str) -> list[dict[str, Any]]:
-    """``ip -j`` output: a JSON list (empty output means an empty list).
-
-    Raises:
-        ValueError: not JSON, or not a list.
-    """
-    text = text.strip()
-    if not text:
-        return []
-    data = json.loads(text)
-    if not isinstance(data, list):
-        raise ValueError("ip -j output is not a JSON list")
-    return [d for d in data if isinstance(d, dict)]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from netplugins.nl.host import HostNetlink
+    from netplugins.nl.host import Neighbour as NlNeighbour
 
 
-def parse_links(text: str) -> tuple[Link, ...]:
-    """``ip -j -d addr show`` -> links with their addresses, kind and bridge-port flags.
+def read_kernel(nl: HostNetlink, lookups: tuple[str, ...] = ()) -> tuple[
+        tuple[Link, ...], tuple[Route, ...], tuple[Neighbour, ...], tuple[RouteLookup, ...]]:
+    """Links, routes, neighbours and the route lookups for ``lookups``, through ``nl``.
 
     Raises:
-        ValueError: the text is not ``ip -j`` output.
+        NetlinkError: a dump failed (a failed lookup is a fact, not an error).
     """
-    out = []
-    for d in _load(text):
-        flags = d.get("flags") or []
-        info = d.get("linkinfo") or {}
-        slave = info.get("info_slave_data") or {}
-        is_port = info.get("info_slave_kind") == "bridge"
-        addrs = tuple(f"{a['local']}/{a['prefixlen']}" for a in d.get("addr_info") or []
-                      if "local" in a and a.get("scope") != "link")
-        out.append(Link(
-            name=str(d.get("ifname", "")),
-            index=int(d.get("ifindex", 0)),
-            up="UP" in flags,
-            lower_up="LOWER_UP" in flags,
-            kind=str(info.get("info_kind", "")),
-            master=d.get("master"),
-            isolated=bool(slave.get("isolated")) if is_port else None,
-            port_state=str(slave.get("state")) if is_port and "state" in slave else None,
-            addresses=addrs,
-        ))
-    return tuple(out)
+    nl_links = nl.links()
+    names = {lk.index: lk.name for lk in nl_links}
+    found = []
+    for dst in lookups:
+        got: NlRoute | NetlinkError
+        try:
+            got = nl.route_get(dst)
+        except NetlinkError as exc:
+            got = exc
+        found.append(to_lookup(dst, got, names))
+    return (to_links(nl_links, nl.addresses()), to_routes(nl.routes(), names),
+            to_neighbours(nl.neighbours(), names), tuple(found))
 
 
-def parse_routes(text: str) -> tuple[Route, ...]:
-    """``ip -j route show`` -> routes of the main table.
-
-    Raises:
-        ValueError: the text is not ``ip -j`` output.
-    """
-    return tuple(Route(dst=str(d.get("dst", "")), dev=d.get("dev"), gateway=d.get("gateway"))
-                 for d in _load(text) if d.get("type", "unicast") == "unicast")
-
-
-def parse_neighbours(text: str) -> tuple[Neighbour, ...]:
-    """``ip -j neigh show`` -> entries (the first state word, e.g. REACHABLE).
-
-    Raises:
-        ValueError: the text is not ``ip -j`` output.
-    """
-    out = []
-    for d in _load(text):
-        state = d.get("state") or ["NONE"]
-        out.append(Neighbour(address=str(d.get("dst", "")), dev=str(d.get("dev", "")),
-                             state=str(state[0]), lladdr=d.get("lladdr")))
-    return tuple(out)
+def to_links(links: list[NlLink], addrs: list[Addr]) -> tuple[Link, ...]:
+    """Links with their addresses (link-scope ones left out, as ``ip addr`` users read
+    them), kind, master by name and bridge-port flags."""
+    names = {lk.index: lk.name for lk in links}
+    by_link: dict[int, list[str]] = {}
+    for a in addrs:
+        if a.scope != RT_SCOPE_LINK:
+            by_link.setdefault(a.index, []).append(a.cidr)
+    return tuple(Link(name=lk.name, index=lk.index, up=lk.up, lower_up=lk.lower_up, kind=lk.kind,
+                      master=names.get(lk.master) if lk.master else None, isolated=lk.isolated,
+                      port_state=lk.port_state, addresses=tuple(by_link.get(lk.index, ())))
+                 for lk in links)
 
 
-def parse_route_get(dst: str, text: str, stderr: str = "", returncode: int = 0) -> RouteLookup:
-    """``ip -j route get DST`` -> a lookup; a failure keeps the kernel's words.
+def to_routes(routes: list[NlRoute], names: dict[int, str]) -> tuple[Route, ...]:
+    """The unicast routes of the main table, with device names."""
+    return tuple(Route(dst=r.dst, dev=names.get(r.oif), gateway=r.gateway) for r in routes if r.type == "unicast")
 
-    Raises:
-        ValueError: success, but the text is not ``ip -j`` output.
-    """
-    if returncode != 0:
-        err = stderr.strip().removeprefix("RTNETLINK answers:").strip() or f"ip route get failed ({returncode})"
-        return RouteLookup(dst=dst, kind="unreachable", error=err)
-    rows = _load(text)
-    if not rows:
-        return RouteLookup(dst=dst, kind="unreachable", error="no route")
-    d = rows[0]
-    kind = str(d.get("type", "unicast"))
-    return RouteLookup(dst=dst, dev=d.get("dev"), gateway=d.get("gateway"), src=d.get("prefsrc"),
-                       kind=kind, error=None if kind in ("unicast", "local") else kind)
+
+def to_neighbours(neigh: list[NlNeighbour], names: dict[int, str]) -> tuple[Neighbour, ...]:
+    """Neighbour entries with device names."""
+    return tuple(Neighbour(address=n.ip, dev=names.get(n.index, ""), state=n.state, lladdr=n.lladdr)
+                 for n in neigh)
+
+
+def to_lookup(dst: str, found: NlRoute | NetlinkError, names: dict[int, str]) -> RouteLookup:
+    """A route lookup, or why the kernel has none (its words, as ``ip route get`` prints them)."""
+    if isinstance(found, NetlinkError):
+        return RouteLookup(dst=dst, kind="unreachable", error=found.strerror or errno.errorcode.get(found.code, "error"))
+    return RouteLookup(dst=dst, dev=names.get(found.oif), gateway=found.gateway, src=found.prefsrc, kind=found.type,
+                       error=None if found.type in ("unicast", "local") else found.type)
 
 
 def parse_sysctl(text: str) -> bool | None:

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+from netplugins.nl.types import NetlinkError
+
 from ..paths import Paths
 from ..state import State
 from .model import GraphModel, GRemote, build_model
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from netplugins.nl.host import HostNetlink
 
-def host_links() -> dict[str, bool]:
-    """Link name -> administratively up, in the namespace netctl runs in ({} if unreadable)."""
-    from ..doctor.kernel import parse_links
-    from ..doctor.nsexec import run_in
 
-    res = run_in(["ip", "-j", "-d", "addr", "show"])
-    if res.returncode != 0:
-        return {}
+def host_links(nl: HostNetlink | None = None) -> dict[str, bool]:
+    """Link name -> administratively up, in the namespace netctl runs in (through ``nl``
+    when given), {} when unreadable."""
     try:
-        return {lk.name: lk.up for lk in parse_links(res.stdout)}
-    except ValueError:
+        if nl is not None:
+            return {lk.name: lk.up for lk in nl.links()}
+        # pyroute2 costs ~170 ms to import: only commands that read the kernel pay it
+        from netplugins.nl.pyroute import open_host
+
+        with open_host() as own:
+            return {lk.name: lk.up for lk in own.links()}
+    except NetlinkError:
         return {}
 
 

@@ -168,10 +168,10 @@ def _delete_bridge(name: str) -> None:
     if not name:
         return
     from netplugins.nl.bridge import delete_link
-    from netplugins.nl.links import iproute
+    from netplugins.nl.pyroute import open_host
 
-    with iproute() as ipr:
-        delete_link(ipr, name)
+    with open_host() as nl:
+        delete_link(nl, name)
 
 
 def remove(ctx: Any, url: str, net: Network) -> None:

@@ -16,13 +16,12 @@ from netplugins.nl.rtnl import (
     IFINFOMSG,
     NLMSGHDR,
     RTMSG,
-    Link,
-    NetlinkError,
     Rtnl,
     _attr,
     _attrs,
     _parse_link,
 )
+from netplugins.nl.types import Addr, Link, NetlinkError
 
 
 class FakeSock:
@@ -162,7 +161,7 @@ def test_ipv4_address_gets_a_broadcast() -> None:
     nl, sock = fake_rtnl()
     sock.replies = [ack(), ack()]
     nl.add_addr(4, "10.1.0.5/24")
-    nl.add_addr(4, "fd00::5/64", rt.IFA_F_NODAD)
+    nl.add_addr(4, "fd00::5/64", nodad=True)
     v4 = sent_attrs(sock.sent[0], rt.IFADDRMSG)
     assert v4[rt.IFA_LOCAL] == socket.inet_aton("10.1.0.5") and v4[rt.IFA_BROADCAST] == socket.inet_aton("10.1.0.255")
     family, prefixlen, flags, _scope, index = rt.IFADDRMSG.unpack_from(sock.sent[1], NLMSGHDR.size)
@@ -192,7 +191,9 @@ def test_errors_carry_errno() -> None:
         nl.del_link("x")
     assert exc.value.code == errno.EPERM
     sock.replies = [ack(errno.EBUSY)]
-    assert nlb._netlink_error(pytest.raises(NetlinkError, nl.del_link, "x").value) == errno.EBUSY
+    with pytest.raises(CniError) as cni:
+        nlb.delete_link(nl, "x")
+    assert cni.value.code == 101 and "Device or resource busy" in str(cni.value.details)
 
 
 def test_dump_across_datagrams_skips_other_sequences() -> None:
@@ -209,7 +210,7 @@ def test_dump_across_datagrams_skips_other_sequences() -> None:
         + msg(rt.RTM_NEWADDR, seq, addr(2, "127.0.0.5", 8, 254), rt.NLM_F_MULTI)
         + msg(rt.NLMSG_DONE, seq, struct.pack("=i", 0)),
     ]]
-    assert nl.addresses(2) == [("10.1.0.1/24", 0), ("127.0.0.5/8", 254)]
+    assert nl.addresses(2) == [Addr(2, "10.1.0.1/24", 0), Addr(2, "127.0.0.5/8", 254)]
 
 
 def test_dump_that_fails_part_way() -> None:
@@ -225,3 +226,22 @@ def test_delete_link_absent_is_success() -> None:
     sock.replies = [ack(errno.ENODEV), ack()]
     assert nlb.delete_link(nl, "vethx") is False
     assert nlb.delete_link(nl, "vethx") is True
+
+
+def test_fdb_and_neighbour_requests() -> None:
+    nl, sock = fake_rtnl()
+    sock.replies = [ack(), ack(), ack()]
+    nl.replace_fdb(9, "02:42:0a:00:00:05", "198.18.60.13")
+    nl.replace_neigh(9, "10.0.0.5", "02:42:0a:00:00:05")
+    nl.del_neigh(9, "fd00::5")
+    fdb, neigh, gone = sock.sent
+    _len, kind, flags, _seq, _pid = NLMSGHDR.unpack_from(fdb)
+    assert kind == rt.RTM_NEWNEIGH and flags & rt.NLM_F_REPLACE and flags & rt.NLM_F_CREATE
+    assert rt.NDMSG.unpack_from(fdb, NLMSGHDR.size) == (socket.AF_BRIDGE, 9, rt.NUD_PERMANENT, rt.NTF_SELF, 0)
+    attrs = sent_attrs(fdb, rt.NDMSG)
+    assert attrs[rt.NDA_LLADDR] == bytes.fromhex("02420a000005")
+    assert attrs[rt.NDA_DST] == socket.inet_aton("198.18.60.13")
+    assert rt.NDMSG.unpack_from(neigh, NLMSGHDR.size)[:3] == (socket.AF_INET, 9, rt.NUD_PERMANENT)
+    assert NLMSGHDR.unpack_from(gone)[1] == rt.RTM_DELNEIGH
+    assert rt.NDMSG.unpack_from(gone, NLMSGHDR.size)[0] == socket.AF_INET6
+    assert rt.NDA_LLADDR not in sent_attrs(gone, rt.NDMSG)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import socket
 import threading
@@ -9,9 +10,12 @@ from pathlib import Path
 
 import pytest
 from doctor_builders import WEB1, ctr
+from fakenl import FakeHost, link
 
+from netplugins.nl.host import Neighbour, Route
+from netplugins.nl.types import RT_SCOPE_HOST, RT_SCOPE_LINK, Addr
 from runtime.doctor import kernel
-from runtime.doctor.facts import Route
+from runtime.doctor.facts import Route as FRoute
 from runtime.doctor.probe import main as probe_main
 from runtime.doctor.probe import parse_ping
 from runtime.doctor.state_facts import attachment, find_source, resolve_target
@@ -21,36 +25,47 @@ from runtime.errors import NetctlError
 DATA = Path(__file__).parent / "data"
 
 
-def test_parse_links_of_a_container_and_the_host() -> None:
-    links = {lk.name: lk for lk in kernel.parse_links((DATA / "ip-addr-container.json").read_text())}
-    eth0 = links["eth0"]
+def _container() -> FakeHost:
+    """A container namespace as the kernel shows it: lo, eth0 with a link-local address too."""
+    return FakeHost(
+        links_=[link(1, "lo"), link(2, "eth0", "veth")],
+        addrs=[Addr(1, "127.0.0.1/8", RT_SCOPE_HOST), Addr(2, "172.22.16.4/24", 0),
+               Addr(2, "fe80::1/64", RT_SCOPE_LINK)],
+        routes_=[Route("default", 2, "172.22.16.1"), Route("172.22.16.0/24", 2, prefsrc="172.22.16.4"),
+                 Route("172.22.16.255", 2, type="broadcast")],
+        neigh=[Neighbour(2, "172.22.16.1", "STALE", "8a:24:a5:ab:ae:00")],
+        lookups={"10.99.0.2": Route("10.99.0.2", 2, "172.22.16.1", prefsrc="172.22.16.4"),
+                 "10.99.0.9": errno.ENETUNREACH})
+
+
+def test_links_of_a_container_and_the_host() -> None:
+    links, _routes, _neigh, _found = kernel.read_kernel(_container())
+    eth0 = {lk.name: lk for lk in links}["eth0"]
     assert eth0.up and eth0.lower_up and eth0.kind == "veth"
     assert eth0.addresses == ("172.22.16.4/24",)  # link-local IPv6 left out
     assert eth0.master is None and eth0.isolated is None
-    host = {lk.name: lk for lk in kernel.parse_links((DATA / "ip-addr-host.json").read_text())}
-    assert host["br-6069690eae69"].kind == "bridge"
-    assert host["br-6069690eae69"].addresses == ("172.22.16.1/24",)
-    port = host["veth16511c09"]
+    host = FakeHost(links_=[link(3, "br-6069690eae69", "bridge"),
+                            link(4, "veth16511c09", "veth", master=3, isolated=False, port_state="forwarding"),
+                            link(5, "vethbd6e7d97", "veth", master=3, isolated=True, port_state="forwarding"),
+                            link(6, "vethdown", "veth", up=False)],
+                    addrs=[Addr(3, "172.22.16.1/24", 0)])
+    got = {lk.name: lk for lk in kernel.read_kernel(host)[0]}
+    assert got["br-6069690eae69"].kind == "bridge" and got["br-6069690eae69"].addresses == ("172.22.16.1/24",)
+    port = got["veth16511c09"]
     assert port.master == "br-6069690eae69" and port.isolated is False and port.port_state == "forwarding"
-    assert host["vethbd6e7d97"].isolated is True  # a port of the icc=false network
+    assert got["vethbd6e7d97"].isolated is True  # a port of the icc=false network
+    assert not got["vethdown"].up and not got["vethdown"].lower_up
 
 
-def test_parse_routes_neighbours_lookups() -> None:
-    routes = kernel.parse_routes(
-        '[{"dst":"default","gateway":"172.22.16.1","dev":"eth0","protocol":"static","flags":[]},'
-        '{"dst":"172.22.16.0/24","dev":"eth0","protocol":"kernel","scope":"link","prefsrc":"172.22.16.4"}]')
-    assert routes == (Route("default", "eth0", "172.22.16.1"), Route("172.22.16.0/24", "eth0", None))
-    neigh = kernel.parse_neighbours('[{"dst":"172.22.16.1","dev":"eth0","lladdr":"8a:24:a5:ab:ae:00",'
-                                    '"state":["STALE"]}]')
-    assert neigh[0].state == "STALE" and neigh[0].lladdr == "8a:24:a5:ab:ae:00"
-    ok = kernel.parse_route_get("10.99.0.2", '[{"dst":"10.99.0.2","gateway":"172.22.16.1","dev":"eth0",'
-                                            '"prefsrc":"172.22.16.2","flags":[],"uid":0,"cache":[]}]')
-    assert ok.ok and ok.gateway == "172.22.16.1" and ok.dev == "eth0"
-    bad = kernel.parse_route_get("10.99.0.2", "", "RTNETLINK answers: Network is unreachable\n", 2)
-    assert not bad.ok and bad.error == "Network is unreachable"
+def test_routes_neighbours_lookups() -> None:
+    _links, routes, neigh, found = kernel.read_kernel(_container(), ("10.99.0.2", "10.99.0.9"))
+    # only unicast routes, with device names
+    assert routes == (FRoute("default", "eth0", "172.22.16.1"), FRoute("172.22.16.0/24", "eth0", None))
+    assert neigh[0].state == "STALE" and neigh[0].lladdr == "8a:24:a5:ab:ae:00" and neigh[0].dev == "eth0"
+    ok, bad = found
+    assert ok.ok and ok.gateway == "172.22.16.1" and ok.dev == "eth0" and ok.src == "172.22.16.4"
+    assert not bad.ok and bad.error == "Network is unreachable"  # the kernel's words, as ip prints them
     assert kernel.parse_sysctl("1\n") is True and kernel.parse_sysctl("") is None
-    with pytest.raises(ValueError):
-        kernel.parse_links("{}")
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -125,7 +140,7 @@ def test_attachment_from_a_cni_result() -> None:
     assert a.host_veth == "veth1"  # the host end, as the bridge result lists it
     assert a.addresses == ("172.22.16.2/24",)
     assert a.gateway == "172.22.16.1"
-    assert a.routes == (Route("0.0.0.0/0", "eth0", "172.22.16.1"),)
+    assert a.routes == (FRoute("0.0.0.0/0", "eth0", "172.22.16.1"),)
     assert a.nameservers == ("172.22.16.1",) and a.aliases == ("db",)
     # a result without a host end (macvlan: only the container's interface)
     macvlan = {"interfaces": [{"name": "eth0", "sandbox": "/run/x"}], "ips": result["ips"][:1]}

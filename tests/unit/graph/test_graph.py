@@ -153,3 +153,20 @@ def test_title_is_singular_for_one() -> None:
     assert render_text(one).splitlines()[0] == "netctl: 1 network, 1 container"
     assert 'label="netctl: 1 network, 1 container"' in render_dot(one)
     assert GraphModel().title() == "netctl: 0 networks, 0 containers"
+
+
+def test_host_links_come_from_the_netlink_boundary() -> None:
+    from fakenl import FakeHost, link
+
+    from runtime.graph.gather import host_links
+
+    host = FakeHost(links_=[link(1, "lo"), link(2, "br-a", "bridge"), link(3, "vethdown", "veth", up=False)])
+    assert host_links(host) == {"lo": True, "br-a": True, "vethdown": False}
+
+    class Refusing(FakeHost):
+        def links(self) -> list:  # type: ignore[type-arg]
+            from netplugins.nl.types import NetlinkError
+
+            raise NetlinkError(1)
+
+    assert host_links(Refusing()) == {}

@@ -70,3 +70,32 @@ def test_graph_dot_draws_hosts_and_tunnels() -> None:
     dot = render_dot(_model())
     assert 'subgraph "cluster_host_host2"' in dot and 'subgraph "cluster_host_host3"' in dot
     assert '"br:ov1" -> "rctr:host3:ov1:web3" [style="bold,dashed"' in dot
+
+
+def test_device_facts_are_read_through_the_boundary() -> None:
+    import errno
+
+    from fakenl import FakeHost, link
+
+    from netplugins.nl.host import FdbEntry, Neighbour, Route
+    from runtime.doctor.hops_overlay import DeviceFacts, read_device
+
+    host = FakeHost(links_=[link(4, "ovbr4096", "bridge"), link(5, "ovvx4096", "vxlan", master=4), link(6, "ul0")],
+                    fdb_=[FdbEntry(5, "02:aa:00:00:00:05"), FdbEntry(5, "02:42:0A:00:00:05", "198.18.60.13")],
+                    neigh=[Neighbour(5, "10.0.0.5", "PERMANENT", "02:42:0a:00:00:05")],
+                    lookups={"198.18.60.13": Route("198.18.60.13", 6)})
+    got = read_device(host, "ovvx4096", PEER)
+    assert got == DeviceFacts(True, "ovbr4096", "198.18.60.13", "02:42:0a:00:00:05", "ul0", "")
+    walk(replace_facts(got))  # the facts make a healthy tunnel
+    assert [c.code for c in walk(replace_facts(got)).ranked()] == []
+    host.lookups = {"198.18.60.13": errno.ENETUNREACH}
+    host.links_ = [lk for lk in host.links_ if lk.name != "ovvx4096"]
+    gone = read_device(host, "ovvx4096", PEER)
+    assert gone.up is None and gone.fdb_dst == "" and gone.route_error == "Network is unreachable"
+
+
+def replace_facts(d: Any) -> OverlayFacts:
+    from dataclasses import replace
+
+    return replace(GOOD, device_up=d.up, device_master=d.master, fdb_dst=d.fdb_dst, neigh_mac=d.neigh_mac,
+                   route_dev=d.route_dev, route_error=d.route_error)

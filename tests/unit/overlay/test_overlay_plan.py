@@ -5,10 +5,12 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from fakenl import FakeHost, link
 
+from netplugins.nl.host import FdbEntry, Neighbour
 from netplugins.overlay import alloc
 from netplugins.overlay.model import EndpointRec, NodeRec, OverlayNet, RecordError, mac_for
-from netplugins.overlay.vxlan import Peer, diff, plan_peers, render_bridge, render_ip
+from netplugins.overlay.vxlan import Peer, Vxlan, diff, plan_peers
 
 
 def ep(ip: str, node: str, vtep: str = "198.18.60.1", net: str = "ov1") -> EndpointRec:
@@ -60,18 +62,26 @@ def test_peers_leave_out_own_node_other_networks_and_dead_nodes() -> None:
     assert plan_peers(eps, "ov1", "h1", live) == [Peer("10.0.0.4", mac_for("10.0.0.4"), "198.18.60.99")]
 
 
-def test_diff_and_render_golden() -> None:
+def test_diff_and_sync_through_the_boundary() -> None:
     want = [Peer("10.0.0.3", "02:42:0a:00:00:03", "198.18.60.12"),
             Peer("10.0.0.4", "02:42:0a:00:00:04", "198.18.60.13")]
     fdb = [("02:42:0a:00:00:03", "198.18.60.12"), ("02:42:0a:00:00:09", "198.18.60.12"),
            ("02:42:0a:00:00:04", "198.18.60.99")]   # moved host
     neigh = [("10.0.0.3", "02:42:0A:00:00:03"), ("10.0.0.9", "02:42:0a:00:00:09")]
     ch = diff(want, fdb, neigh)
-    assert render_bridge("ovvx4096", ch) == (
-        "fdb del 02:42:0a:00:00:04 dev ovvx4096 dst 198.18.60.99 self\n"
-        "fdb del 02:42:0a:00:00:09 dev ovvx4096 dst 198.18.60.12 self\n"
-        "fdb replace 02:42:0a:00:00:04 dev ovvx4096 dst 198.18.60.13 self permanent\n")
-    assert render_ip("ovvx4096", ch) == (
-        "neigh del 10.0.0.9 dev ovvx4096\n"
-        "neigh replace 10.0.0.4 lladdr 02:42:0a:00:00:04 dev ovvx4096 nud permanent\n")
+    host = FakeHost(links_=[link(7, "ovvx4096", "vxlan")],
+                    fdb_=[FdbEntry(7, "02:aa:00:00:00:07")] + [FdbEntry(7, m, d) for m, d in fdb],
+                    neigh=[Neighbour(7, i, "PERMANENT", m) for i, m in neigh]
+                    + [Neighbour(7, "10.0.0.8", "REACHABLE", "02:42:0a:00:00:08")])  # not ours: kept
+    assert Vxlan("ovvx4096", 4096).sync(want, host) == ch
+    # deletions first: a MAC that moved host is replaced
+    assert host.calls == [
+        ("del_fdb", "02:42:0a:00:00:04", "198.18.60.99"),
+        ("del_fdb", "02:42:0a:00:00:09", "198.18.60.12"),
+        ("replace_fdb", "02:42:0a:00:00:04", "198.18.60.13"),
+        ("del_neigh", "10.0.0.9"),
+        ("replace_neigh", "10.0.0.4", "02:42:0a:00:00:04")]
+    assert sorted((e.mac, e.dst) for e in host.fdb(7) if e.dst) == sorted((p.mac, p.vtep) for p in want)
+    host.calls.clear()
+    assert not Vxlan("ovvx4096", 4096).sync(want, host) and host.calls == []  # nothing left to change
     assert not diff(want, [(p.mac, p.vtep) for p in want], [(p.ip, p.mac) for p in want])
