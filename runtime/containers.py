@@ -12,7 +12,8 @@ import threading
 from typing import Any
 
 from . import caps, etcfiles, netns, process
-from .cnirun import cache_entries, cached_port_mappings
+from . import conflist as cl
+from .cnirun import RuntimeConf, cache_entries, cached_port_mappings
 from .context import Context
 from .errors import Conflict, NetctlError
 from .models import Container, Endpoint, Network, PortMapping
@@ -268,6 +269,7 @@ def _watch_for_removal(c: Container) -> None:
     """``run -d --rm``: a detached watcher in the host's namespaces removes the container
     when its process exits (the launcher itself lives in the container's namespaces, where
     it could not run the plugins)."""
+    # lazy: ~3-5 ms of netctl start-up; only this call needs it
     import subprocess
 
     # -I and cwd /: a long-lived root process never imports a module planted in the
@@ -279,6 +281,7 @@ def _watch_for_removal(c: Container) -> None:
 
 def remove_on_exit(ctx: Context, cid: str, pid: int, pid_start: int) -> None:
     """Wait for ``pid`` (the container's first process) to exit, then remove the container."""
+    # lazy: ~3-5 ms of netctl start-up; only this call needs it
     import select
 
     try:
@@ -306,7 +309,6 @@ def _setup_networking(ctx: Context, c: Container, kind: str, net: Network | None
         c.netns = "/proc/self/ns/net"
         conf = load_conflist(ctx, net)  # type: ignore[arg-type]
         ep = Endpoint(network="host", ifname="host")
-        from .cnirun import RuntimeConf
 
         ep.result = ctx.cni.add(conf, RuntimeConf(c.id, c.netns, "host")) or {}
         c.endpoints.append(ep)
@@ -315,7 +317,6 @@ def _setup_networking(ctx: Context, c: Container, kind: str, net: Network | None
     if kind == "container":
         assert owner is not None
         c.netns = owner.netns
-        from .cnirun import RuntimeConf
 
         conf = _joined_conflist(ctx, owner)
         ep = Endpoint(network=f"container:{owner.name}", ifname="joined")
@@ -324,8 +325,6 @@ def _setup_networking(ctx: Context, c: Container, kind: str, net: Network | None
         return
     c.netns = os.path.join(ctx.paths.netns, c.id)
     netns.create(c.netns)
-    from . import conflist as cl
-    from .cnirun import RuntimeConf
 
     lo = RuntimeConf(c.id, c.netns, LOOPBACK_IF)
     ctx.cni.add(cl.loopback(), lo)
@@ -348,9 +347,6 @@ def _joined_conflist(ctx: Context, owner: Container) -> dict[str, Any]:
 
 def _teardown_networking(ctx: Context, c: Container, quiet: bool = False) -> list[str]:
     """DEL every attachment (reverse order), then drop the namespace. Carries on."""
-    from . import conflist as cl
-    from .cnirun import RuntimeConf
-
     failures: list[str] = []
     for ep in reversed(c.endpoints):
         try:

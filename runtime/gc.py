@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 
+from . import conflist as cl
 from . import netns, process
 from .containers import _teardown_networking
 from .context import Context
@@ -70,7 +71,6 @@ def collect(ctx: Context) -> list[str]:
             for failure in ctx.cni.gc(load_conflist(ctx, net), valid, said):
                 report.append(f"{net.name}: {failure}")
             report += said
-        from . import conflist as cl
 
         own_ns = {(c.id, "lo") for c in containers if c.endpoints and c.netns.startswith(ctx.paths.netns)}
         for failure in ctx.cni.gc(cl.loopback(), own_ns):

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 import os
 import re
 import secrets
+import socket
 from typing import Any
+
+from ipam.errors import IpamError
 
 from . import conflist
 from .cnirun import RuntimeConf
 from .context import Context
 from .errors import Conflict, NetctlError, NotFound
 from .models import BUILTIN, Container, Endpoint, Network, Subnet
+from .names import name_containers
 from .state import write_json
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -52,7 +57,6 @@ def write_conflist(ctx: Context, net: Network) -> dict[str, Any]:
 def load_conflist(ctx: Context, net: Network) -> dict[str, Any]:
     path = os.path.join(ctx.paths.conf_dir, f"{net.name}.conflist")
     try:
-        import json
 
         with open(path) as fh:
             data: dict[str, Any] = json.load(fh)
@@ -69,6 +73,7 @@ def load_conflist(ctx: Context, net: Network) -> dict[str, Any]:
 
 
 def _host_prefixes() -> list[Any]:
+    # lazy: ipam.pools imports netaddr, ~20 ms of netctl start-up
     from ipam.pools import probe_host_prefixes
 
     return list(probe_host_prefixes())
@@ -81,8 +86,6 @@ def _existing(ctx: Context) -> dict[str, list[str]]:
 def _link_exists(name: str) -> bool:
     """Whether an interface called ``name`` exists (a read-only look for the note of
     :func:`create_network`: the bridge plugin decides what to do with it)."""
-    import socket
-
     try:
         socket.if_nametoindex(name)
         return True
@@ -102,8 +105,6 @@ def create_network(ctx: Context, name: str, *, driver: str = "bridge", subnets: 
     Raises:
         NetctlError: invalid name/option/subnet, an overlap, a duplicate name.
     """
-    from ipam.errors import IpamError
-
     if not NAME_RE.fullmatch(name):
         raise NetctlError(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     if ctx.state.find_network(name) is not None:
@@ -149,10 +150,12 @@ def create_network(ctx: Context, name: str, *, driver: str = "bridge", subnets: 
         if subnets:
             net.user_subnet = True
             for s in subnets:
+                # lazy: ipam.pools imports netaddr, ~20 ms of netctl start-up
                 from ipam.pools import check_overlap
 
                 check_overlap(s, existing, host)
         else:
+            # lazy: ipam.pools imports netaddr, ~20 ms of netctl start-up
             from ipam.pools import pick_subnet
 
             subnets = [pick_subnet(existing, host, 4)]
@@ -235,7 +238,6 @@ def remove_network(ctx: Context, ref: str, notes: list[str] | None = None) -> st
     if net.driver == "bridge":
         # the lease database goes too (its round-robin cursor with it): a network created
         # again with the same name and subnet starts at .2, as Docker's does
-        from ipam.errors import IpamError
         from ipam.sqlstore import remove_database
 
         try:
@@ -315,7 +317,6 @@ def attach(ctx: Context, c: Container, net: Network, ep: Endpoint) -> None:
         ep.result = ctx.cni.add(conf, runtime_conf(c, net, ep, ports=owns_ports(c, ep))) or {}
     except NetctlError as exc:
         # plugins know IDs and owner tags; users know names (Docker's messages use them)
-        from .names import name_containers
 
         exc.msg = name_containers(exc.msg, {o.id: o.name for o in ctx.state.containers()})
         exc.args = (exc.msg,)

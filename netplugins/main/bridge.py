@@ -13,6 +13,7 @@ the network's rules.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable
 
@@ -65,6 +66,7 @@ KNOWN_ARGS = frozenset({"IP", "MAC", "K8S_POD_NAME", "K8S_POD_NAMESPACE",
 def _policy(conf: BridgeConf, subnets: list[str], guard: tuple[int, ...] = ()) -> Any:
     """The network's firewall policy; ``guard``: the families whose forwarding netctl turned
     on (forwarding.py), whose other forwarded traffic the firewall drops."""
+    # lazy: plugin start-up (docs/plugin-speed.md); only this command needs it
     from ..firewall.plan import NetworkPolicy
 
     return NetworkPolicy(name=conf.name, bridge=conf.bridge, subnets=tuple(subnets),
@@ -79,6 +81,7 @@ def _firewall_error(exc: Exception) -> CniError:
 def _setup_firewall(conf: BridgeConf, subnets: list[str], guard: tuple[int, ...]) -> None:
     """Install the network's rules and record them for the agent's reconciler (call with
     the network's attachment lock held)."""
+    # lazy: plugin start-up (docs/plugin-speed.md); only this command needs it
     from ..firewall.desired import remove_policy, save_policy
     from ..firewall.driver import get_driver
     from ..firewall.errors import FirewallError
@@ -103,6 +106,7 @@ def _setup_firewall(conf: BridgeConf, subnets: list[str], guard: tuple[int, ...]
 def _teardown_firewall(conf: BridgeConf) -> None:
     """Both real drivers: an earlier version may have used the other one. The record goes
     only once the rules are gone, so a failed teardown is still known to the reconciler."""
+    # lazy: plugin start-up (docs/plugin-speed.md); only this command needs it
     from ..firewall.desired import remove_policy
     from ..firewall.driver import teardown_network_everywhere
     from ..firewall.errors import FirewallError
@@ -115,8 +119,6 @@ def _teardown_firewall(conf: BridgeConf) -> None:
 
 
 def _subnets(ips: list[str]) -> list[str]:
-    import ipaddress
-
     return sorted({str(ipaddress.ip_interface(a).network) for a in ips})
 
 
@@ -319,12 +321,14 @@ def cmd_check(args: CmdArgs) -> None:
         raise CniError(errors.INVALID_CONFIG, "CHECK needs prevResult")
     if conf.ipam_type:
         delegate(conf.ipam_type, "CHECK", args.stdin, args.env, args.path)
+    # lazy: plugin start-up (docs/plugin-speed.md); only this command needs it
     from .bridge_check import check_attachment
 
     problems = check_attachment(conf, args, prev)
     subnets = _subnets([ip.address for ip in prev.ips])
     # ADD sets rules up only for a network with addresses (an L2-only network has none)
     if subnets and (conf.ip_masq or conf.isolate or conf.internal or not conf.icc):
+        # lazy: plugin start-up (docs/plugin-speed.md); only this command needs it
         from ..firewall.driver import get_driver
         from ..firewall.errors import FirewallError
 
@@ -356,6 +360,7 @@ def cmd_gc(args: CmdArgs) -> None:
     Raises:
         CniError: listing what could not be collected (after trying everything).
     """
+    # lazy: plugin start-up (docs/plugin-speed.md); only this command needs it
     from ..cni.gc import valid_attachments
 
     conf = parse_bridge_conf(args.stdin, args.args, teardown=True)
@@ -381,6 +386,7 @@ def cmd_gc(args: CmdArgs) -> None:
         _forget(conf, att, [])
     except Exception as exc:  # noqa: BLE001
         errs.collect(exc)
+    # lazy: plugin start-up (docs/plugin-speed.md); only this command needs it
     from .bridge_gc import collect_bridges
 
     try:

@@ -38,6 +38,7 @@ def check_attachment(conf: BridgeConf, args: CmdArgs, prev: Result) -> list[str]
     Raises:
         CniError: 101 when netlink cannot be read.
     """
+    # lazy: plugin start-up (docs/plugin-speed.md); only this command needs it
     from ..nl.bridge import IFF_PROMISC, NetlinkError, Rtnl, get_link
 
     problems: list[str] = []

@@ -65,6 +65,7 @@ def _verify_same(netns: str, owner: str, owner_netns: str) -> None:
 
 
 def _owner_result(netns: str) -> Result:
+    # lazy: plugin start-up (docs/plugin-speed.md); only this command needs it
     from ..nl.links import list_links
 
     try:
@@ -141,6 +142,7 @@ def cmd_check(args: CmdArgs) -> None:
 
 def cmd_gc(args: CmdArgs) -> None:
     """Remove join records of attachments the runtime no longer knows."""
+    # lazy: plugin start-up (docs/plugin-speed.md); only this command needs it
     from ..cni.gc import valid_attachments
 
     _, owner, _, data_dir = _parse(args.stdin)

@@ -7,6 +7,8 @@ the host's interfaces and addresses so that a runtime can report them.
 
 from __future__ import annotations
 
+import os
+
 from ..cni import errors
 from ..cni.errors import CniError
 from ..cni.netconf import load_netconf
@@ -19,8 +21,6 @@ from ..nl.netns import NetnsGone, is_own_netns, open_netns
 def _require_own_netns(netns: str) -> None:
     """Raises: CniError 104 unless ``netns`` is the namespace this plugin runs in."""
     try:
-        import os
-
         os.close(open_netns(netns))
     except NetnsGone:
         raise CniError(errors.INVALID_NETNS, f"failed to open netns {netns!r}: no such file") from None
@@ -32,6 +32,7 @@ def _require_own_netns(netns: str) -> None:
 
 def host_result() -> Result:
     """The current namespace's interfaces and their non-link-local addresses."""
+    # lazy: plugin start-up (docs/plugin-speed.md); only this command needs it
     from ..nl.links import list_links
 
     links = list_links()

@@ -288,6 +288,7 @@ def cmd_gc(args: CmdArgs) -> None:
 
     Raises: CniError listing what could not be collected.
     """
+    # lazy: plugin start-up (docs/plugin-speed.md); only this command needs it
     from ..cni.gc import valid_attachments
 
     conf = parse_conf(args.stdin)

@@ -24,6 +24,7 @@ _LIBC: list[object] = []
 def _libc():  # type: ignore[no-untyped-def]
     """libc through ctypes, loaded once per process (a load costs ~0.5 ms)."""
     if not _LIBC:
+        # lazy: ctypes ~2 ms a plugin process; only setns needs it
         import ctypes
 
         _LIBC.append(ctypes.CDLL(None, use_errno=True))
@@ -41,6 +42,7 @@ def setns(fd: int, nstype: int) -> None:
         return
     libc = _libc()
     if libc.setns(fd, nstype) != 0:
+        # lazy: ctypes ~2 ms a plugin process; only setns needs it
         import ctypes
 
         err = ctypes.get_errno()

@@ -96,10 +96,12 @@ RUN_FAILED = 125
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # lazy: runtime.containers/networks add 20-40 ms (-X importtime) to every netctl start
     from ..containers import run
 
     try:
         ctx = Context.create()
+        # lazy: only overlay networks need it (cluster store client, pyroute2)
         from ..overlay.cluster import ensure_mirrored
 
         ensure_mirrored(ctx)
@@ -118,12 +120,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
+    # lazy: runtime.containers/networks add 20-40 ms (-X importtime) to every netctl start
     from ..containers import exec_in
 
     return exec_in(Context.create(), args.container, _cmd(args.cmd))
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
+    # lazy: runtime.containers/networks add 20-40 ms (-X importtime) to every netctl start
     from ..containers import alive
 
     ctx = Context.create()
@@ -149,6 +153,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
+    # lazy: runtime.containers/networks add 20-40 ms (-X importtime) to every netctl start
     from ..containers import stop
 
     ctx = Context.create()
@@ -158,6 +163,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
+    # lazy: runtime.containers/networks add 20-40 ms (-X importtime) to every netctl start
     from ..containers import remove
 
     ctx = Context.create()
@@ -173,6 +179,7 @@ def cmd_port(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    # lazy: runtime.containers/networks add 20-40 ms (-X importtime) to every netctl start
     from ..containers import check
 
     problems = check(Context.create(), args.container)
@@ -185,6 +192,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_remove_on_exit(args: argparse.Namespace) -> int:
+    # lazy: runtime.containers/networks add 20-40 ms (-X importtime) to every netctl start
     from ..containers import remove_on_exit
 
     remove_on_exit(Context.create(), args.id, args.pid, args.pid_start)
@@ -192,6 +200,7 @@ def cmd_remove_on_exit(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
+    # lazy: runtime.containers/networks add 20-40 ms (-X importtime) to every netctl start
     from ..gc import collect
 
     for line in collect(Context.create()):

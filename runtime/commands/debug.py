@@ -7,6 +7,7 @@ import json
 import sys
 
 from ..errors import NetctlError
+from ..paths import Paths
 
 #: exit status of ``doctor`` when it found the path broken (1 is for errors)
 BROKEN = 3
@@ -41,10 +42,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    # lazy: doctor and graph are ~3,000 lines of modules; only these verbs load them
     from ..doctor.diagnose import diagnose
     from ..doctor.gather import gather
     from ..doctor.report import render_text
-    from ..paths import Paths
 
     facts = gather(Paths.from_env(), args.source, args.target, proto=args.proto, port=args.port)
     report = diagnose(facts)
@@ -68,9 +69,9 @@ def _format(args: argparse.Namespace) -> str:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
+    # lazy: doctor and graph are ~3,000 lines of modules; only these verbs load them
     from ..graph.gather import gather_model
     from ..graph.render import render
-    from ..paths import Paths
 
     fmt = _format(args)
     out = render(gather_model(Paths.from_env()), fmt)

@@ -114,6 +114,7 @@ def _print_notes(notes: list[str]) -> None:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
+    # lazy: runtime.containers/networks add 20-40 ms (-X importtime) to every netctl start
     from ..networks import create_network, ensure_builtin
 
     extra = _plugins(args.plugin)
@@ -138,6 +139,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def _create_overlay(ctx: Context, args: argparse.Namespace, extra: list[dict[str, object]]) -> int:
+    # lazy: runtime.containers/networks add 20-40 ms (-X importtime) to every netctl start
     from ..networks import ensure_builtin
     from ..overlay import cluster
     from ..overlay.config import store_url
@@ -159,12 +161,14 @@ def _create_overlay(ctx: Context, args: argparse.Namespace, extra: list[dict[str
 
 
 def _mirror(ctx: Context) -> None:
+    # lazy: only overlay networks need it (cluster store client, pyroute2)
     from ..overlay.cluster import ensure_mirrored
 
     ensure_mirrored(ctx)
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
+    # lazy: runtime.containers/networks add 20-40 ms (-X importtime) to every netctl start
     from ..containers import connect
 
     ctx = Context.create()
@@ -174,6 +178,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
 
 def cmd_disconnect(args: argparse.Namespace) -> int:
+    # lazy: runtime.containers/networks add 20-40 ms (-X importtime) to every netctl start
     from ..containers import disconnect
 
     disconnect(Context.create(), args.network, args.container, args.force)
@@ -181,6 +186,7 @@ def cmd_disconnect(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    # lazy: runtime.containers/networks add 20-40 ms (-X importtime) to every netctl start
     from ..containers import alive
     from ..networks import ensure_builtin
 
@@ -212,6 +218,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def _overlay_json(obj: dict[str, object], net: object) -> None:
     """An overlay's inspect: cluster scope, and the containers of every host with their node."""
+    # lazy: only overlay networks need it (cluster store client, pyroute2)
     from ..overlay import cluster
     from ..overlay.config import store_url
 
@@ -222,6 +229,7 @@ def _overlay_json(obj: dict[str, object], net: object) -> None:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    # lazy: runtime.containers/networks add 20-40 ms (-X importtime) to every netctl start
     from ..networks import ensure_builtin, load_conflist
 
     check_format(args.format)
@@ -251,6 +259,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
+    # lazy: runtime.containers/networks add 20-40 ms (-X importtime) to every netctl start
     from ..networks import remove_network
 
     ctx = Context.create()
@@ -262,6 +271,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
             with ctx.state.locked():
                 net = ctx.state.find_network(name)
                 if net is not None and net.driver == "overlay":
+                    # lazy: runtime.containers/networks add 20-40 ms (-X importtime) to every netctl start
                     from ..networks import attached
                     from ..overlay import cluster
                     from ..overlay.config import store_url
@@ -287,6 +297,7 @@ def confirm(prompt: str) -> bool:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    # lazy: runtime.containers/networks add 20-40 ms (-X importtime) to every netctl start
     from ..networks import prune_networks
 
     if not args.force and not confirm(

@@ -14,8 +14,11 @@ import json
 import subprocess
 import sys
 
+from dnsd import config as dnsconf
+from dnsd import control
 from netplugins.nl.types import NetlinkError
 
+from ..containers import alive
 from ..errors import NetctlError
 from ..paths import Paths
 from ..state import State
@@ -64,9 +67,6 @@ def read_view(netns: str | None, lookups: tuple[str, ...] = ()) -> NsView:
 
 def read_dnsd(paths: Paths) -> DnsdInfo:
     """dnsd's networks (listen addresses) and whether it runs."""
-    from dnsd import config as dnsconf
-    from dnsd import control
-
     try:
         nets, _entries = dnsconf.read_config(paths.dnsd)
     except OSError:
@@ -188,8 +188,6 @@ def gather(paths: Paths, source: str, target: str, *, proto: str | None, port: i
         NetctlError: unknown source, a source in the host's namespace, a bad target or
             options, or the host namespace cannot be read.
     """
-    from ..containers import alive
-
     spec = parse_target(target)
     state = State(paths)
     nets = tuple(network_info(n) for n in state.networks())
@@ -230,6 +228,7 @@ def gather(paths: Paths, source: str, target: str, *, proto: str | None, port: i
         else:
             probe, trace = traced(matches, lambda: _probe(netns, probe_proto, address, port))
     src, tgt = _views(src, tgt, plan)
+    # lazy: only overlay networks need it (cluster store client, pyroute2)
     from .hops_overlay import gather_overlay
 
     overlay = gather_overlay(paths, src, nets, plan.address) if tgt.container is None else None

@@ -13,6 +13,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from netplugins.nl.types import NetlinkError
+from netplugins.overlay.model import vxlan_name
 
 from .facts import ContainerInfo, NetworkInfo
 from .walk import Walk
@@ -28,7 +29,6 @@ RANK = 3
 @dataclass(frozen=True)
 class Peer:
     """The remote container, as the store knows it."""
-
     ip: str
     mac: str
     node: str
@@ -81,9 +81,9 @@ def gather_overlay(paths: object, src: ContainerInfo, networks: tuple[NetworkInf
         return None
     if net is None:
         return None
+    # lazy: only overlay networks need it (cluster store client, pyroute2)
     from netplugins.nl.pyroute import open_host  # pyroute2: ~170 ms, paid only by a doctor run
     from netplugins.overlay import node
-    from netplugins.overlay.model import vxlan_name
     from netplugins.overlay.store import Store, StoreError
 
     vni = int(net.bridge[4:]) if net.bridge.startswith("ovbr") and net.bridge[4:].isdigit() else 0
@@ -112,7 +112,6 @@ def gather_overlay(paths: object, src: ContainerInfo, networks: tuple[NetworkInf
 @dataclass(frozen=True)
 class DeviceFacts:
     """What the kernel shows of the VXLAN device and the route to the peer's host."""
-
     up: bool | None = None
     master: str = ""
     fdb_dst: str = ""

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from netplugins.nl.types import NetlinkError
 
+from ..containers import alive
+from ..doctor.gather import read_dnsd
+from ..doctor.state_facts import container_info, network_info
 from ..paths import Paths
 from ..state import State
 from .model import GraphModel, GRemote, build_model
@@ -30,10 +33,6 @@ def host_links(nl: HostNetlink | None = None) -> dict[str, bool]:
 
 def gather_model(paths: Paths) -> GraphModel:
     """The graph of everything netctl knows, with link states from the kernel."""
-    from ..containers import alive
-    from ..doctor.gather import read_dnsd
-    from ..doctor.state_facts import container_info, network_info
-
     state = State(paths)
     nets = tuple(network_info(n) for n in state.networks())
     stored = state.containers()
@@ -48,6 +47,7 @@ def overlay_remotes(paths: Paths, overlays: list[str]) -> tuple[str, tuple[GRemo
     (nothing when there is no overlay, no node file or no answer)."""
     if not overlays:
         return "", ()
+    # lazy: only overlay networks need it (cluster store client, pyroute2)
     from netplugins.overlay import node as nodefile
     from netplugins.overlay.store import Store, StoreError
 

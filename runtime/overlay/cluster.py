@@ -10,17 +10,21 @@ mirror in place (with a warning), so local work goes on.
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
 import sys
 from typing import Any
 
+from ipam.errors import IpamError
 from netplugins.overlay import alloc
 from netplugins.overlay.model import OverlayNet
 from netplugins.overlay.store import Store, StoreError, StoreUnavailable
 
 from ..errors import Conflict, NetctlError
 from ..models import Network, Subnet
+from ..networks import attached, load_conflist, now, write_conflist
 from ..state import State
+from .config import store_url
 
 #: tries of the create transaction before giving up (each loss = another host created a
 #: network at the same moment)
@@ -50,7 +54,7 @@ def create(ctx: Any, url: str, name: str, subnet: str = "", internal: bool = Fal
         NetctlError / Conflict: no store, unreachable store, bad or overlapping subnet,
             duplicate name.
     """
-    from ipam.errors import IpamError
+    # lazy: ipam.pools imports netaddr, ~20 ms of netctl start-up
     from ipam.pools import check_overlap, probe_host_prefixes
 
     store = require_store(url)
@@ -91,7 +95,6 @@ def create(ctx: Any, url: str, name: str, subnet: str = "", internal: bool = Fal
         except (IpamError, alloc.Exhausted) as exc:
             raise NetctlError(str(exc)) from None
         gw = str(ipaddress.ip_network(chosen).network_address + 1)
-        from ..networks import now
 
         net = OverlayNet(name=name, id=secrets.token_hex(32), subnet=chosen, gateway=gw, vni=vni,
                          internal=internal, created=now(), user_subnet=bool(subnet))
@@ -112,8 +115,6 @@ def as_local(net: OverlayNet) -> Network:
 
 
 def mirror_one(ctx: Any, net: OverlayNet) -> None:
-    from ..networks import write_conflist
-
     rec = as_local(net)
     old = ctx.state.find_network(net.name)
     if old is None or old.to_dict() != rec.to_dict():
@@ -139,7 +140,6 @@ def mirror(ctx: Any, url: str) -> None:
             continue
         names.add(net.name)
         mirror_one(ctx, net)
-    from ..networks import attached
 
     for local in ctx.state.networks():
         if local.driver == "overlay" and local.name not in names and not attached(ctx, local):
@@ -148,10 +148,6 @@ def mirror(ctx: Any, url: str) -> None:
 
 def _forget(ctx: Any, net: Network) -> None:
     """Drop the local record of an overlay removed from the store (by another host)."""
-    import os
-
-    from ..networks import load_conflist
-
     try:
         ctx.cni.gc(load_conflist(ctx, net), set())
     except NetctlError:
@@ -167,6 +163,7 @@ def _forget(ctx: Any, net: Network) -> None:
 def _delete_bridge(name: str) -> None:
     if not name:
         return
+    # lazy: only overlay networks need it (cluster store client, pyroute2)
     from netplugins.nl.bridge import delete_link
     from netplugins.nl.pyroute import open_host
 
@@ -206,8 +203,6 @@ def members(url: str, net: Network) -> dict[str, Any] | None:
 
 def ensure_mirrored(ctx: Any) -> None:
     """For netctl commands: mirror the store's networks first when a store is configured."""
-    from .config import store_url
-
     url = store_url()
     if url:
         with ctx.state.locked():

@@ -97,3 +97,30 @@ def test_packages_depend_in_one_direction() -> None:
         f"{a} -> {b}" for a, deps in _graph().items() for b in deps
         if a.split(".")[0] != b.split(".")[0] and LAYER[b.split(".")[0]] >= LAYER[a.split(".")[0]])
     assert wrong == []
+
+
+def _unexplained_function_imports(path: Path) -> list[str]:
+    """Imports inside functions whose block has no comment saying why it is there."""
+    src = path.read_text()
+    lines = src.splitlines()
+    out = []
+    for fn in ast.walk(ast.parse(src)):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(fn):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)) or "#" in lines[node.lineno - 1]:
+                continue
+            above = node.lineno - 2  # the line above the block of imports this one is in
+            while above >= 0 and lines[above].lstrip().startswith(("import ", "from ")):
+                above -= 1
+            if above < 0 or not lines[above].lstrip().startswith("#"):
+                out.append(f"{path.relative_to(ROOT)}:{node.lineno}: {lines[node.lineno - 1].strip()}")
+    return out
+
+
+def test_every_import_inside_a_function_says_why() -> None:
+    """A function-level import stays only where start-up cost is measured (issue 14): a
+    comment on it or above its block says what it saves; all others go to the top."""
+    missing = [hit for pkg in PACKAGES for path in sorted((ROOT / pkg).rglob("*.py"))
+               for hit in _unexplained_function_imports(path)]
+    assert not missing, "function-level imports without a reason:\n" + "\n".join(missing)
