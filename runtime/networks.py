@@ -57,7 +57,6 @@ def write_conflist(ctx: Context, net: Network) -> dict[str, Any]:
 def load_conflist(ctx: Context, net: Network) -> dict[str, Any]:
     path = os.path.join(ctx.paths.conf_dir, f"{net.name}.conflist")
     try:
-
         with open(path) as fh:
             data: dict[str, Any] = json.load(fh)
     except (OSError, ValueError):

@@ -230,7 +230,6 @@ def cmd_del(args: CmdArgs) -> None:
     if rec is not None:
         records.remove(conf.overlay_dir, conf.name, args.container_id, args.ifname)
         try:
-
             me = node.read(conf.overlay_dir)
             Store(me.store, light=True).release(rec.endpoint)
         except (StoreError, node.NodeFileError):
@@ -283,8 +282,9 @@ def cmd_status(args: CmdArgs) -> None:
 
 
 def cmd_gc(args: CmdArgs) -> None:
-    """The bridge plugin's GC, then the records (and leases) of attachments that are not
-    valid; with none left on this host, the VXLAN device goes too.
+    """The records (and leases) of attachments that are not valid; with none left on this
+    host the VXLAN device goes, then the bridge plugin's GC (which removes the bridge once
+    nothing uses it: the VXLAN device was its last port).
 
     Raises: CniError listing what could not be collected.
     """
@@ -296,13 +296,8 @@ def cmd_gc(args: CmdArgs) -> None:
     mine = records.all_local(conf.overlay_dir, conf.name)
     bridge = mine[0].bridge if mine else "cni0"
     errs = ErrorList()
-    try:
-        bridge_plugin.cmd_gc(replace(args, stdin=bridge_stdin(conf, bridge, False, 0)))
-    except CniError as err:
-        errs.collect(err)
     store = None
     try:
-
         store = Store(node.read(conf.overlay_dir).store)
     except (StoreError, node.NodeFileError):
         pass
@@ -319,6 +314,10 @@ def cmd_gc(args: CmdArgs) -> None:
     left = records.all_local(conf.overlay_dir, conf.name)
     if not left and mine:
         Vxlan(f"ovvx{mine[0].vni}", mine[0].vni).delete()
+    try:
+        bridge_plugin.cmd_gc(replace(args, stdin=bridge_stdin(conf, bridge, False, 0)))
+    except CniError as err:
+        errs.collect(err)
     errs.raise_if_any()
 
 

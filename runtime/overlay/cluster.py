@@ -149,26 +149,15 @@ def mirror(ctx: Any, url: str) -> None:
 def _forget(ctx: Any, net: Network) -> None:
     """Drop the local record of an overlay removed from the store (by another host)."""
     try:
+        # the overlay plugin's GC removes the VXLAN device, then the bridge (bridge_gc.py)
         ctx.cni.gc(load_conflist(ctx, net), set())
     except NetctlError:
         pass
-    _delete_bridge(net.bridge)
     try:
         os.unlink(os.path.join(ctx.paths.conf_dir, f"{net.name}.conflist"))
     except FileNotFoundError:
         pass
     ctx.state.delete_network(net.name)
-
-
-def _delete_bridge(name: str) -> None:
-    if not name:
-        return
-    # lazy: only overlay networks need it (cluster store client, pyroute2)
-    from netplugins.nl.bridge import delete_link
-    from netplugins.nl.pyroute import open_host
-
-    with open_host() as nl:
-        delete_link(nl, name)
 
 
 def remove(ctx: Any, url: str, net: Network) -> None:
