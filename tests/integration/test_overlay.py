@@ -96,6 +96,9 @@ def test_containers_on_hosts_1_and_3_talk_by_name(lab: Lab) -> None:
         f"still resolves after {time.monotonic() - t0:.1f}s"
     h1.run("container", "rm", "-f", "web1")
     h3.run("rm", "ovping")
+    # on the host that removed it, the plugins' GC took the tunnel and then the bridge
+    assert wait_for(lambda: f"ovvx{vni}" not in h3.ns.run(["ip", "-o", "link"]).stdout, timeout=10)
+    assert f"ovbr{vni}" not in h3.ns.run(["ip", "-o", "link"]).stdout
     # removed by host 3: host 1's next netctl command forgets it, its sync process drops the tunnel
     assert "ovping" not in h1.run("ls").stdout
     assert wait_for(lambda: f"ovvx{vni}" not in h1.ns.run(["ip", "-o", "link"]).stdout, timeout=10)
