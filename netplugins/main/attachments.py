@@ -78,11 +78,24 @@ class Attachments:
             return None
 
     def remove(self, container_id: str, ifname: str) -> None:
-        """Delete a record; absence is success. Call with the lock held."""
+        """Delete a record, and what a writer killed before its rename left of it (a
+        ``.tmp<pid>`` file); absence is success. Call with the lock held."""
+        path = self._path(container_id, ifname)
         try:
-            os.unlink(self._path(container_id, ifname))
+            os.unlink(path)
         except FileNotFoundError:
             pass
+        partial = os.path.basename(path) + ".tmp"
+        try:
+            with os.scandir(self.dir) as it:
+                leftovers = [e.path for e in it if e.name.startswith(partial)]
+        except FileNotFoundError:
+            return
+        for leftover in leftovers:
+            try:
+                os.unlink(leftover)
+            except FileNotFoundError:
+                pass
 
     def count(self) -> int:
         """How many records there are (one directory scan, nothing sorted or read)."""
