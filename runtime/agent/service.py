@@ -50,6 +50,8 @@ DNSD_TICK = 0.2
 DEBOUNCE = 0.05
 #: at most one reconcile pass started per this many seconds (our own repairs notify too)
 MIN_GAP = 0.25
+#: how long the PID of an exited worker still marks its nftables transactions as ours
+OWN_PIDS_KEPT = 30.0
 #: a check without any notification, as a safety net (nft hosts) ...
 POLL_NFT = 10.0
 #: ... and on hosts where rules live in iptables-legacy, which sends no notification
@@ -111,6 +113,9 @@ class Agent:
         self.fw = FirewallState()
         self.nft: NftWatch | None = None
         self.rec_pid = 0
+        #: workers and reconcile children that exited lately, by PID (when they did): the
+        #: nftables transactions they made are ours (see _own)
+        self.recent_own: dict[int, float] = {}
         self.rec_fd = -1
         self.rec_buf = b""
         self.dirty = True  # adopt: check everything once at start
@@ -239,10 +244,26 @@ class Agent:
             except BlockingIOError:
                 pass
         if self.nft is not None and self.nft.fileno() in ready:
-            if self.nft.drain():
+            if self.nft.drain(self._own):
                 self._mark_dirty(DEBOUNCE)
         if self.rec_fd >= 0 and self.rec_fd in ready:
             self._read_pass()
+
+    def _own(self, pid: int) -> bool:
+        """Whether ``pid`` is (or lately was) a worker or reconcile pass of ours: its
+        firewall changes are a plugin call's or a repair's, the desired state itself, so
+        they need no check (foreign ones do)."""
+        assert self.pool is not None
+        if pid in self.pool.workers or pid == self.rec_pid:
+            return True
+        exited = self.recent_own.get(pid)
+        return exited is not None and time.monotonic() - exited < OWN_PIDS_KEPT
+
+    def _remember_own(self, pid: int) -> None:
+        now = time.monotonic()
+        self.recent_own[pid] = now
+        if len(self.recent_own) > 256:
+            self.recent_own = {p: t for p, t in self.recent_own.items() if now - t < OWN_PIDS_KEPT}
 
     def _mark_dirty(self, delay: float) -> None:
         if not self.dirty:
@@ -259,9 +280,11 @@ class Agent:
             if not pid:
                 return
             if self.pool.reaped(pid):
+                self._remember_own(pid)
                 self.last_call = time.monotonic()
                 self.status_dirty = True
             elif pid == self.rec_pid:
+                self._remember_own(pid)
                 self._read_pass(final=True)
                 self.rec_pid = 0
             elif self.overlay is not None and (event := self.overlay.exited(pid, status)):
@@ -285,6 +308,7 @@ class Agent:
         self.last_pass = time.monotonic()
         if self.nft is not None:
             self.nft.drain()  # what happened so far is covered by this pass
+            self.nft.forget()
         r, w = os.pipe2(os.O_CLOEXEC)
         pid = daemon.fork_child()
         if pid == 0:

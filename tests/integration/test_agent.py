@@ -91,6 +91,45 @@ def test_flush_is_repaired_nft(netctl: Netctl, host_ns: Netns, client: Netns) ->
     assert "table inet admin" in host_ns.run(["nft", "list", "tables"]).stdout
 
 
+WATCH = r"""
+import subprocess, sys, time
+sys.path.insert(0, sys.argv[1])
+from runtime.agent.nftwatch import NftWatch
+w = NftWatch()
+mine = subprocess.Popen(["nft", "add", "table", "inet", "nctest_mine"]); mine.wait()
+other = subprocess.Popen(["nft", "add", "table", "inet", "nctest_other"]); other.wait()
+time.sleep(0.2)
+print(w.drain(lambda pid: pid == mine.pid), w.pending)
+"""
+
+
+def test_the_kernels_notifications_name_the_process(host_ns: Netns) -> None:
+    """Real NEWGEN messages: a transaction of a process we call ours counts for nothing,
+    another one counts once (runtime/agent/nftwatch.py)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run(host_ns.cmd([sys.executable, "-c", WATCH, root]), capture_output=True,
+                         text=True, timeout=60)
+    assert out.stdout.split() == ["1", "0"], out.stdout + out.stderr
+
+
+def test_own_changes_need_no_pass_foreign_ones_do(netctl: Netctl, host_ns: Netns) -> None:
+    """The plugins' own nftables transactions (made by the agent's workers) start no
+    reconcile pass; anyone else's starts one at once."""
+    two_networks(netctl)
+    assert wait_for(lambda: status(netctl)["firewall"]["passes"] >= 1, timeout=DEADLINE)
+    time.sleep(1.0)
+    before = status(netctl)["firewall"]["passes"]
+    for i in range(3):  # each publishes a port: a portmap transaction apiece, and its DEL
+        netctl.run_d(f"p{i}", "--network", "web", "-p", f"{9100 + i}:80")
+        netctl("container", "rm", "-f", f"p{i}")
+    time.sleep(1.0)
+    # at most the periodic check (every 10 s) came in between; before, every call made one
+    assert status(netctl)["firewall"]["passes"] - before <= 1
+    mark = status(netctl)["firewall"]["passes"]
+    host_ns.run(["nft", "add", "table", "inet", "admin"])
+    assert wait_for(lambda: status(netctl)["firewall"]["passes"] > mark, timeout=DEADLINE)
+
+
 def test_flush_is_repaired_iptables(netctl: Netctl, host_ns: Netns, client: Netns) -> None:
     netctl.extra_env["NETCTL_FIREWALL_DRIVER"] = "iptables"
     two_networks(netctl)
