@@ -13,7 +13,7 @@ import sys
 
 import netplugins
 
-from .registry import SHIM_MARKER, available, is_our_plugin  # noqa: F401 - re-exported
+from .registry import SHIM_MARKER, available
 
 
 def _import_roots() -> list[str]:

@@ -63,7 +63,8 @@ class Attachments:
         """
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         path = self._path(container_id, ifname)
-        tmp = f"{path}.tmp{os.getpid()}"
+        # one temporary name per record: writers of one attachment hold the lock in turn
+        tmp = f"{path}.tmp"
         with open(tmp, "w") as fh:
             json.dump(record, fh)
         os.rename(tmp, path)
@@ -78,22 +79,12 @@ class Attachments:
             return None
 
     def remove(self, container_id: str, ifname: str) -> None:
-        """Delete a record, and what a writer killed before its rename left of it (a
-        ``.tmp<pid>`` file); absence is success. Call with the lock held."""
+        """Delete a record, and what a writer killed before its rename left of it (its
+        ``.tmp`` file); absence is success. Call with the lock held."""
         path = self._path(container_id, ifname)
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        partial = os.path.basename(path) + ".tmp"
-        try:
-            with os.scandir(self.dir) as it:
-                leftovers = [e.path for e in it if e.name.startswith(partial)]
-        except FileNotFoundError:
-            return
-        for leftover in leftovers:
+        for name in (path, f"{path}.tmp"):
             try:
-                os.unlink(leftover)
+                os.unlink(name)
             except FileNotFoundError:
                 pass
 

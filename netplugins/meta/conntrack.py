@@ -13,16 +13,15 @@ stale flow, usually none. Without the tool, ADD logs a warning and carries on.
 from __future__ import annotations
 
 import logging
-import shutil
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..firewall.ports import Forward
+from ..firewall.which import which
 from .hostsockets import is_local_address
 
 log = logging.getLogger("netplugins.portmap")
-_FALLBACK_PATH = "/usr/sbin:/sbin:/usr/bin:/bin"
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ def flush_udp(forwards: Iterable[Forward]) -> int:
     udp = [f for f in forwards if f.protocol == "udp"]
     if not udp:
         return 0
-    tool = shutil.which("conntrack") or shutil.which("conntrack", path=_FALLBACK_PATH)
+    tool = which("conntrack")
     if tool is None:
         log.warning("conntrack is not installed: old UDP flows may bypass new port mappings")
         return 0

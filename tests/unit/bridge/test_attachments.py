@@ -14,12 +14,12 @@ def test_remove_takes_a_killed_writers_partial_file_and_nothing_else(tmp_path: P
         att.put("c1", "eth0", {"containerID": "c1", "ifname": "eth0"})
         att.put("c2", "eth0", {"containerID": "c2", "ifname": "eth0"})
     # a writer SIGKILLed between writing its temporary file and renaming it
-    (tmp_path / "net1" / "c1-eth0.json.tmp4242").write_text('{"containerID": "c1"')
-    (tmp_path / "net1" / "c2-eth0.json.tmp4243").write_text("{")
+    (tmp_path / "net1" / "c1-eth0.json.tmp").write_text('{"containerID": "c1"')
+    (tmp_path / "net1" / "c2-eth0.json.tmp").write_text("{")
     with att.locked():
         att.remove("c1", "eth0")
     left = sorted(p.name for p in (tmp_path / "net1").iterdir())
-    assert left == ["c2-eth0.json", "c2-eth0.json.tmp4243"]
+    assert left == ["c2-eth0.json", "c2-eth0.json.tmp"]
     with att.locked():
         att.remove("c2", "eth0")
         att.remove("c2", "eth0")  # absent: still fine

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from netplugins.delivery import compile_packages, install, is_our_plugin
-from netplugins.registry import PLUGINS, SHIM_MARKER
+from netplugins.delivery import compile_packages, install
+from netplugins.registry import PLUGINS, SHIM_MARKER, is_our_plugin
 
 ROOT = Path(__file__).resolve().parents[3]
 
