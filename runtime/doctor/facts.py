@@ -10,7 +10,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .trace import TraceResult
+from netplugins.firewall.trace import TraceResult
 
 ProbeOutcome = Literal["ok", "refused", "timeout", "unreachable", "error"]
 DnsOutcome = Literal["answer", "nxdomain", "empty", "timeout", "error"]

@@ -16,6 +16,8 @@ import sys
 
 from dnsd import config as dnsconf
 from dnsd import control
+from netplugins.firewall.trace import TraceResult, TraceSpec
+from netplugins.firewall.tracer import traced
 from netplugins.nl.types import NetlinkError
 
 from ..containers import alive
@@ -40,8 +42,6 @@ from .path import PathPlan, plan_path
 from .probe import parse_ping
 from .state_facts import container_info, find_source, network_info, resolve_target
 from .target import choose_proto, parse_target
-from .trace import TraceResult, TraceSpec
-from .tracer import traced
 
 #: seconds each probe (ping, connect, DNS query) may take
 PROBE_TIMEOUT = 1.0

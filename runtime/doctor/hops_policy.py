@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 
+from netplugins.firewall.trace import LegacyHit, TracedPacket, TraceEvent
+
+from .fate import Fate, dropped, fate
 from .path import is_loopback
 from .report import Cause
-from .trace import Fate, LegacyHit, TracedPacket, TraceEvent
 from .walk import Walk
 
 #: chain-name prefixes of our own per-network chains (nftables / iptables-legacy)
@@ -85,7 +87,7 @@ def check_published(w: Walk) -> None:
         return
     broken, unread = _checks(w, ports=True)
     sent = _sent(w)
-    nats = [f"kernel: {n}" for p in sent for n in p.fate().nats if re.search(r"\bdnat\b", n)]
+    nats = [f"kernel: {n}" for p in sent for n in fate(p).nats if re.search(r"\bdnat\b", n)]
     trace = w.facts.host.trace
     if broken:
         w.fail("published port", f"portmap's rules for {m.text()} are missing or altered", *broken, *nats,
@@ -152,18 +154,18 @@ def check_firewall(w: Walk) -> None:
         evidence.append(f"iptables-legacy tables ({', '.join(trace.legacy_tables)}) run too: the kernel cannot "
                         "trace their rules; counters that rose during the probe: "
                         + ("; ".join(h.describe() for h in trace.legacy) or "none"))
-    dropped = trace.dropped() if trace is not None else None
+    drop = dropped(trace) if trace is not None else None
     legacy = next((h for h in trace.legacy if h.drops), None) if trace is not None else None
-    if dropped is None and legacy is not None and probe is not None and not probe.ok:
+    if drop is None and legacy is not None and probe is not None and not probe.ok:
         code, rank, why, fix = _legacy_cause(legacy)
         w.fail("firewall", f"dropped (its counter rose during the probe): {legacy.describe()}", *evidence,
                code=code, rank=rank, why=why, fix=fix)
-    elif dropped is not None:
-        pkt, fate = dropped
-        assert fate.decisive is not None
-        code, rank, why, fix = _drop_cause(w, fate.decisive, fate)
-        w.fail("firewall", f"dropped: {fate.decisive.describe(fate.path)}", f"traced: {pkt.what()}",
-               *fate.accepts, *evidence, code=code, rank=rank, why=why, fix=fix)
+    elif drop is not None:
+        pkt, decided = drop
+        assert decided.decisive is not None
+        code, rank, why, fix = _drop_cause(w, decided.decisive, decided)
+        w.fail("firewall", f"dropped: {decided.decisive.describe(decided.path)}", f"traced: {pkt.what()}",
+               *decided.accepts, *evidence, code=code, rank=rank, why=why, fix=fix)
     else:
         _not_dropped(w, broken, evidence)
         return
@@ -186,11 +188,11 @@ def _not_dropped(w: Walk, broken: list[str], evidence: list[str]) -> None:
     elif not sent:
         summary = f"no probe packet reached the host's firewall (table inet {trace.table} traced nothing)"
     else:
-        fate = sent[0].fate()
-        summary = f"accepted: {fate.accepted_by or 'no chain at the hooks it passed decides anything'}"
-        evidence = [f"traced: {p.what()}" for p in sent] + [a for a in fate.accepts if a != fate.accepted_by] \
-            + [f"{'masqueraded' if re.search(r'masquerade|snat', n) else 'DNATed'}: {n}" for n in fate.nats] + evidence
-        if plan.kind == "external" and not any("masquerade" in n or "snat" in n for n in fate.nats):
+        got = fate(sent[0])
+        summary = f"accepted: {got.accepted_by or 'no chain at the hooks it passed decides anything'}"
+        evidence = [f"traced: {p.what()}" for p in sent] + [a for a in got.accepts if a != got.accepted_by] \
+            + [f"{'masqueraded' if re.search(r'masquerade|snat', n) else 'DNATed'}: {n}" for n in got.nats] + evidence
+        if plan.kind == "external" and not any("masquerade" in n or "snat" in n for n in got.nats):
             evidence.append(f"not masqueraded: {plan.address} must route {_src_ip(w)} back to the host itself")
     if broken:
         code, rank, why, fix = _rules_cause(w, broken)

@@ -185,8 +185,8 @@ def test_an_ipv6_target_is_diagnosed_with_ipv6_evidence(host: NetctlHost, make_n
 
 def test_the_trace_table_goes_also_when_the_probe_is_interrupted(host_ns: Netns) -> None:
     script = (
-        "from runtime.doctor.trace import TraceSpec\n"
-        "from runtime.doctor.tracer import traced\n"
+        "from netplugins.firewall.trace import TraceSpec\n"
+        "from netplugins.firewall.tracer import traced\n"
         "def send():\n"
         "    raise KeyboardInterrupt\n"
         "try:\n"

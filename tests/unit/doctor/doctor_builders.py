@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from netplugins.firewall.trace import TraceResult, parse_trace
 from runtime.doctor.facts import (
     Attachment,
     ContainerInfo,
@@ -31,7 +32,6 @@ from runtime.doctor.facts import (
     RuleCheck,
     TargetFacts,
 )
-from runtime.doctor.trace import TraceResult, parse_trace
 
 NETS = {
     "my_net2": NetworkInfo("my_net2", "br-net2", ("172.22.16.0/24",), ("172.22.16.1",)),

@@ -234,7 +234,7 @@ def test_the_kernel_could_not_trace() -> None:
 
 
 def test_a_legacy_rule_that_counted_the_failed_probe() -> None:
-    from runtime.doctor.trace import LegacyHit
+    from netplugins.firewall.trace import LegacyHit
 
     web1 = ctr("web1", WEB1, lookup("10.99.0.2", gw="172.22.16.1"))
     hit = LegacyHit("ip filter", "-A FORWARD -s 172.22.16.2/32 -j REJECT --reject-with icmp-port-unreachable", 1)

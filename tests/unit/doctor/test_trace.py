@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.doctor.trace import (
+from netplugins.firewall.trace import (
     TraceResult,
     TraceSpec,
     legacy_hits,
@@ -12,6 +12,7 @@ from runtime.doctor.trace import (
     render_table,
     trace_rules,
 )
+from runtime.doctor.fate import dropped, fate
 
 DATA = Path(__file__).parent / "data"
 
@@ -26,15 +27,15 @@ def test_the_kernels_text_of_a_masqueraded_ping() -> None:
     (way,) = result.outgoing("172.30.8.2")
     assert way.id == "ca18cb5f,49627d4d"
     assert way.what() == "172.30.8.2 → 10.99.0.2 (in br-4b54a9b9b3eb, out out0)"
-    fate = way.fate()
-    assert fate.verdict == "accept" and result.dropped() is None
-    assert fate.accepted_by == ('table inet netctl chain forward -> out-2d8d6931: accept comment '
+    got = fate(way)
+    assert got.verdict == "accept" and dropped(result) is None
+    assert got.accepted_by == ('table inet netctl chain forward -> out-2d8d6931: accept comment '
                                 '"netctl net=front" (handle 17)')
-    assert fate.nats == ('table inet netctl chain postrouting -> nat-2d8d6931: oifname != "br-4b54a9b9b3eb" '
+    assert got.nats == ('table inet netctl chain postrouting -> nat-2d8d6931: oifname != "br-4b54a9b9b3eb" '
                          'ip saddr 172.30.8.0/24 ip daddr != 224.0.0.0/4 masquerade comment "netctl net=front" '
                          "(handle 19)",)
     # our own table's events never decide anything
-    assert all("netctl_doctor_" not in a for a in fate.accepts)
+    assert all("netctl_doctor_" not in a for a in got.accepts)
 
 
 def test_drops_jumps_returns_and_policies() -> None:
@@ -48,19 +49,19 @@ def test_drops_jumps_returns_and_policies() -> None:
         "trace id 1 ip filter FILTERS unknown rule handle 9 (verdict drop)",
     ]
     (p,) = parse_trace(lines)
-    fate = p.fate()
-    assert fate.verdict == "drop" and fate.path == ("FORWARD", "FILTERS")
-    assert fate.decisive is not None and fate.decisive.handle == 9 and fate.decisive.text == ""
-    assert fate.decisive.describe(fate.path) == "table ip filter chain FORWARD -> FILTERS: drop (handle 9)"
+    got = fate(p)
+    assert got.verdict == "drop" and got.path == ("FORWARD", "FILTERS")
+    assert got.decisive is not None and got.decisive.handle == 9 and got.decisive.text == ""
+    assert got.decisive.describe(got.path) == "table ip filter chain FORWARD -> FILTERS: drop (handle 9)"
     policy = parse_trace(['trace id 2 ip filter FORWARD packet: ip saddr 10.0.0.2 ip daddr 10.9.0.2',
                           "trace id 2 ip filter FORWARD policy drop "])
-    assert policy[0].fate().decisive is not None
-    assert policy[0].fate().decisive.describe() == "table ip filter chain FORWARD: policy drop"  # type: ignore[union-attr]
+    assert fate(policy[0]).decisive is not None
+    assert fate(policy[0]).decisive.describe() == "table ip filter chain FORWARD: policy drop"  # type: ignore[union-attr]
     # an accept ends one base chain only: a later base chain (or hook) may still drop
     two = parse_trace(['trace id 3 inet netctl forward packet: ip saddr 10.0.0.2 ip daddr 10.9.0.2',
                        "trace id 3 inet netctl forward rule accept # handle 2 (verdict accept)",
                        "trace id 3 inet admin screen rule reject # handle 5 (verdict drop)"])
-    assert two[0].fate().verdict == "drop" and two[0].fate().accepts == (
+    assert fate(two[0]).verdict == "drop" and fate(two[0]).accepts == (
         "table inet netctl chain forward: accept (handle 2)",)
 
 

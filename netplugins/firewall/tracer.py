@@ -1,6 +1,7 @@
-"""Send the probe with the kernel tracing it: add the trace table, read, always remove it.
+"""Send packets with the kernel tracing them: add the trace table, read, always remove it.
 
-Everything runs in the namespace doctor diagnoses (the one netctl runs in). The reports
+Everything runs in the namespace this process is in (doctor: the one netctl runs in,
+whose firewall it diagnoses). The reports
 are read with ``nft -a monitor`` as a subprocess, not by decoding NFNLGRP_NFTRACE
 messages here, because nft prints each rule exactly as ``nft list`` shows it (rules of
 iptables-nft, Docker and firewalld included) with its handle: decoding the netlink
@@ -16,15 +17,13 @@ from __future__ import annotations
 import os
 import secrets
 import select
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from netplugins.firewall.errors import FirewallError
-from netplugins.firewall.nftcli import find_nft, run_nft
-
+from .errors import FirewallError
+from .nftcli import find_nft, run_nft
 from .trace import (
     OWN_PREFIX,
     LegacyHit,
@@ -34,6 +33,7 @@ from .trace import (
     parse_trace,
     render_table,
 )
+from .which import which
 
 T = TypeVar("T")
 #: tries to see our own ``add table`` in the monitor (it subscribes asynchronously)
@@ -107,7 +107,7 @@ def _save_counters(tables: tuple[str, ...]) -> dict[str, str]:
     """``iptables-legacy-save -c`` per family that has legacy tables ("" when unreadable)."""
     out = {}
     for fam, tool in (("ip", "iptables-legacy-save"), ("ip6", "ip6tables-legacy-save")):
-        path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
+        path = which(tool)
         if path is None or not any(t.startswith(f"{fam} ") for t in tables):
             continue
         try:

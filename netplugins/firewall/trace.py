@@ -1,12 +1,14 @@
-"""The kernel's own firewall verdict for doctor's probe: nftables tracing, pure part.
+"""The kernel's own record of what the firewall did with some packets: nftables tracing,
+pure part (``netctl doctor`` traces its probe with it).
 
-doctor does not evaluate rules itself. It adds a temporary table whose chains, hooked
-before every other chain (priority -350, before raw and conntrack), set ``meta nftrace
-set 1`` on the probe's packets only (matched on its addresses, protocol and ports, in
-both directions); the kernel then reports every rule and policy those packets meet, in
-every table (ours, Docker's, firewalld's, iptables-nft's, an admin's). ``tracer`` adds
-and removes the table and reads the reports; this module renders the table and reads
-``nft -a monitor`` text into packets and their fate.
+Nothing here evaluates rules. A temporary table whose chains, hooked before every other
+chain (priority -350, before raw and conntrack), set ``meta nftrace set 1`` on the
+matching packets only (addresses, protocol and ports, both directions) makes the kernel
+report every rule and policy those packets meet, in every table (ours, Docker's,
+firewalld's, iptables-nft's, an admin's). ``tracer`` adds and removes the table and reads
+the reports; this module renders the table and reads ``nft -a monitor`` text into
+packets and their events. It lives with the firewall drivers because it is one more
+conversation with nft (``nftcli``), and the firewall package is where netctl talks to it.
 """
 
 from __future__ import annotations
@@ -26,8 +28,6 @@ _RULE = re.compile(r"^(?:unknown )?rule (.*?)\s*\(verdict ([^)]*)\)\s*$")
 _HANDLE = re.compile(r"\s*# handle (\d+)\s*$")
 _UNKNOWN = re.compile(r"^handle (\d+)$")
 _COUNTER = re.compile(r"counter packets \d+ bytes \d+")
-#: a NAT statement (not a match such as ``ct status dnat``)
-_NAT = re.compile(r"\b(?:dnat|snat)(?: ip6?)? to\b|\bmasquerade\b")
 
 
 @dataclass(frozen=True)
@@ -109,24 +109,6 @@ class TraceEvent:
 
 
 @dataclass(frozen=True)
-class Fate:
-    """What the firewall did with one packet."""
-
-    #: "drop" or "accept" (nothing dropped it)
-    verdict: str
-    #: the rule or policy that dropped it; None when accepted
-    decisive: TraceEvent | None = None
-    #: chains from the base chain to the decisive one (jumps and gotos)
-    path: tuple[str, ...] = ()
-    #: every accept (rule or policy) on the way, described
-    accepts: tuple[str, ...] = ()
-    #: NAT rules that matched (dnat, snat, masquerade), described
-    nats: tuple[str, ...] = ()
-    #: the first rule that accepted it (else the last policy that did), described
-    accepted_by: str = ""
-
-
-@dataclass(frozen=True)
 class TracedPacket:
     """One packet the kernel traced (one trace id)."""
 
@@ -145,39 +127,6 @@ class TracedPacket:
                  f"in {self.iif}" if self.iif else "", f"out {self.oif}" if self.oif else ""]
         ifs = ", ".join(x for x in notes if x)
         return f"{self.saddr} → {self.daddr}{f' ({ifs})' if ifs else ''}"
-
-    def fate(self) -> Fate:
-        """Follow the events: a drop (rule or policy) is final; an accept only ends one
-        base chain, the next base chain or hook may still drop (nftables semantics)."""
-        stack: list[str] = []
-        table: tuple[str, str] | None = None
-        jumped: str | None = None
-        accepts: list[str] = []
-        nats: list[str] = []
-        first_rule = ""
-        for ev in self.events:
-            if ev.table.startswith(OWN_PREFIX):
-                continue
-            if (ev.family, ev.table) != table:
-                table, stack = (ev.family, ev.table), []
-            if jumped == ev.chain:
-                stack.append(ev.chain)
-            elif ev.chain in stack:
-                del stack[stack.index(ev.chain) + 1:]
-            else:
-                stack = [ev.chain]
-            jumped = ev.verdict.split()[1] if ev.action in ("jump", "goto") and " " in ev.verdict else None
-            path = tuple(stack)
-            if ev.kind in ("rule", "policy") and ev.action in ("drop", "reject"):
-                return Fate("drop", ev, path, tuple(accepts), tuple(nats))
-            if ev.kind == "rule" and _NAT.search(ev.text):
-                nats.append(ev.describe(path))
-            elif ev.kind in ("rule", "policy") and ev.action == "accept":
-                accepts.append(ev.describe(path))
-                if ev.kind == "rule" and not first_rule:
-                    first_rule = accepts[-1]
-        return Fate("accept", None, (), tuple(dict.fromkeys(accepts)), tuple(dict.fromkeys(nats)),
-                    first_rule or (accepts[-1] if accepts else ""))
 
 
 def _packet_fields(text: str) -> dict[str, str]:
@@ -308,11 +257,3 @@ class TraceResult:
     def outgoing(self, saddr: str) -> tuple[TracedPacket, ...]:
         """The way from ``saddr`` (the probe itself, not the answers): one journey or none."""
         return tuple(p for p in self.journeys() if p.saddr == saddr)
-
-    def dropped(self) -> tuple[TracedPacket, Fate] | None:
-        """The first direction something dropped, with its fate."""
-        for p in self.journeys():
-            f = p.fate()
-            if f.verdict == "drop":
-                return p, f
-        return None
