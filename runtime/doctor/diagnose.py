@@ -13,7 +13,7 @@ from __future__ import annotations
 from . import hops_ends, hops_link, hops_name, hops_overlay, hops_policy
 from .facts import DoctorFacts
 from .path import plan_path, with_route
-from .report import DNS_CODES, Findings, Report, Verdict
+from .report import DNS_CODES, Report, Verdict
 from .walk import Walk
 
 #: causes that make a working path unsafe (netctl's own rules are gone): never "healthy"
@@ -23,7 +23,7 @@ ENFORCEMENT_CODES = frozenset({"firewall-rules-missing", "port-rule-missing"})
 def diagnose(facts: DoctorFacts) -> Report:
     """Walk the path described by ``facts``; never raises for consistent facts."""
     plan = plan_path(facts.source, facts.target, facts.networks)
-    w = Walk(facts, plan, Findings())
+    w = Walk(facts=facts, plan=plan)
     lookup = w.src_lookup()
     if lookup is not None and lookup.ok:
         w.plan = with_route(plan, facts.source, lookup.dev)
@@ -46,12 +46,12 @@ def diagnose(facts: DoctorFacts) -> Report:
         hops_name.check_probe(w)
     verdict = _verdict(w)
     return Report(source=facts.source.name, target=facts.target.text, proto=facts.proto,
-                  port=facts.target.port, hops=tuple(w.found.hops), verdict=verdict,
-                  causes=tuple(w.found.ranked()), probe=facts.probe)
+                  port=facts.target.port, hops=tuple(w.hops), verdict=verdict,
+                  causes=tuple(w.ranked()), probe=facts.probe)
 
 
 def _verdict(w: Walk) -> Verdict:
-    causes = w.found.ranked()
+    causes = w.ranked()
     path = [c for c in causes if c.code not in DNS_CODES]
     names = [c for c in causes if c.code in DNS_CODES]
     probe = w.facts.probe

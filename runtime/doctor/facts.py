@@ -11,46 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from netplugins.firewall.trace import TraceResult
+from netplugins.nl.host import Neighbour, Route
+from netplugins.nl.types import RT_SCOPE_LINK, Addr, Link
 
 ProbeOutcome = Literal["ok", "refused", "timeout", "unreachable", "error"]
 DnsOutcome = Literal["answer", "nxdomain", "empty", "timeout", "error"]
 TargetKind = Literal["container", "name", "address", "hostport"]
-
-
-@dataclass(frozen=True)
-class Link:
-    """One network interface as ``ip -d addr`` shows it."""
-
-    name: str
-    index: int = 0
-    #: administratively up (the UP flag)
-    up: bool = True
-    #: carrier (LOWER_UP): a veth has it only while its peer is up too
-    lower_up: bool = True
-    #: "veth", "bridge", "" for others
-    kind: str = ""
-    #: the bridge this link is a port of
-    master: str | None = None
-    #: bridge port isolation flag (what icc=false sets); None when not a bridge port
-    isolated: bool | None = None
-    #: bridge port STP state ("forwarding", "disabled", ...); None when not a bridge port
-    port_state: str | None = None
-    #: addresses with prefix length, e.g. "172.22.16.2/24"
-    addresses: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Route:
-    """A route: ``dst`` is "default" or a CIDR."""
-
-    dst: str
-    dev: str | None = None
-    gateway: str | None = None
-
-    def text(self) -> str:
-        """The route as ``ip route`` prints it."""
-        return " ".join([self.dst] + (["via", self.gateway] if self.gateway else [])
-                        + (["dev", self.dev] if self.dev else []))
 
 
 @dataclass(frozen=True)
@@ -72,20 +38,13 @@ class RouteLookup:
 
 
 @dataclass(frozen=True)
-class Neighbour:
-    """An ARP/NDP entry: ``state`` like REACHABLE, STALE, FAILED, INCOMPLETE."""
-
-    address: str
-    dev: str
-    state: str
-    lladdr: str | None = None
-
-
-@dataclass(frozen=True)
 class NsView:
-    """What one network namespace shows."""
+    """What one network namespace shows, in the netlink boundary's own types."""
 
     links: tuple[Link, ...] = ()
+    #: every link's addresses (link-scope ones too)
+    addrs: tuple[Addr, ...] = ()
+    #: the main table's unicast routes
     routes: tuple[Route, ...] = ()
     neighbours: tuple[Neighbour, ...] = ()
     #: ``ip route get`` for the addresses on the path
@@ -98,11 +57,23 @@ class NsView:
     def link(self, name: str) -> Link | None:
         return next((lk for lk in self.links if lk.name == name), None)
 
+    def name(self, index: int) -> str:
+        """The name of the link with ``index`` ("" for none)."""
+        return next((lk.name for lk in self.links if lk.index == index and index), "")
+
+    def addresses(self, link: Link) -> tuple[str, ...]:
+        """``link``'s addresses without link-scope ones (fe80::), as ``ip addr`` users read them."""
+        return tuple(a.cidr for a in self.addrs if a.index == link.index and a.scope != RT_SCOPE_LINK)
+
+    def route_text(self, r: Route) -> str:
+        """A route as ``ip route`` prints it."""
+        return " ".join([r.dst] + (["via", r.gateway] if r.gateway else []) + (["dev", self.name(r.oif)] if r.oif else []))
+
     def lookup(self, dst: str) -> RouteLookup | None:
         return next((lk for lk in self.lookups if lk.dst == dst), None)
 
     def neighbour(self, address: str) -> Neighbour | None:
-        return next((n for n in self.neighbours if n.address == address), None)
+        return next((n for n in self.neighbours if n.ip == address), None)
 
 
 @dataclass(frozen=True)
@@ -144,7 +115,7 @@ class Attachment:
     #: CIDRs, e.g. "172.22.16.2/24"
     addresses: tuple[str, ...] = ()
     gateway: str | None = None
-    #: the routes the CNI result asked for
+    #: the routes the CNI result asked for (``oif`` 0: the result names no device)
     routes: tuple[Route, ...] = ()
     #: the host end of the veth pair, as the CNI result lists it ("" when it names none)
     host_veth: str = ""

@@ -56,13 +56,13 @@ def read_view(netns: str | None, lookups: tuple[str, ...] = ()) -> NsView:
 
     try:
         with open_host(netns) as nl:
-            links, routes, neigh, found = kernel.read_kernel(nl, lookups)
+            view = kernel.read_kernel(nl, lookups)
     except NetlinkError as exc:
         raise NetctlError(f"cannot read the links of {netns or 'the host'}: {exc.strerror}") from None
     fwd = run_in(["cat", "/proc/sys/net/ipv4/ip_forward"], netns)
     fwd6 = run_in(["cat", "/proc/sys/net/ipv6/conf/all/forwarding"], netns)
-    return NsView(links, routes, neigh, found, kernel.parse_sysctl(fwd.stdout),
-                  kernel.parse_sysctl(fwd6.stdout))
+    return dataclasses.replace(view, ip_forward=kernel.parse_sysctl(fwd.stdout),
+                               ip6_forward=kernel.parse_sysctl(fwd6.stdout))
 
 
 def read_dnsd(paths: Paths) -> DnsdInfo:

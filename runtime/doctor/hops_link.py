@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from .facts import Attachment, ContainerInfo, Route
+from netplugins.nl.host import Route
+
+from .facts import Attachment, ContainerInfo
 from .walk import Walk
 
 #: neighbour states that mean "it answered"
@@ -24,18 +26,19 @@ def _iface(w: Walk, c: ContainerInfo, att: Attachment, hop: str) -> bool:
                f"netctl connect {att.network} {c.name}")
         return False
     state = f"flags {'UP' if link.up else 'DOWN'}{',LOWER_UP' if link.lower_up else ''}"
-    missing = [a for a in att.addresses if a not in link.addresses]
+    has = view.addresses(link)
+    missing = [a for a in att.addresses if a not in has]
     if not link.up:
         w.fail(hop, f"{att.ifname} in {c.name} is down", state, code="link-down", rank=2,
                fix=f"bring it up: {w.exec_in(c)} ip link set {att.ifname} up")
     elif missing:
         w.fail(hop, f"{att.ifname} in {c.name} lacks {', '.join(missing)}",
-               f"has {', '.join(link.addresses) or 'no address'}", code="address-missing", rank=2,
+               f"has {', '.join(has) or 'no address'}", code="address-missing", rank=2,
                why=f"{att.ifname} in {c.name} lacks {missing[0]}",
                fix=f"put it back: {w.exec_in(c)} ip addr add {missing[0]} dev {att.ifname}")
     else:
         carrier = "" if link.lower_up else " (no carrier: its host end is down)"
-        w.ok(hop, f"{att.ifname} in {c.name} is up{carrier}: {', '.join(link.addresses)}", state)
+        w.ok(hop, f"{att.ifname} in {c.name} is up{carrier}: {', '.join(has)}", state)
     return link.up and not missing
 
 
@@ -61,7 +64,7 @@ def check_route(w: Walk) -> None:
     att, net, view = plan.src, w.net(plan.src), s.view
     assert view is not None
     summary = f"no route to {lookup.dst}: {lookup.error}"
-    evidence = f"routes in {s.name}: {'; '.join(r.text() for r in view.routes) or 'none'}"
+    evidence = f"routes in {s.name}: {'; '.join(view.route_text(r) for r in view.routes) or 'none'}"
     missing = _missing(att, view.routes)
     if w.failed("interface"):
         w.fail("route", f"{summary} ({att.ifname} is down, so its routes are gone)", evidence)
@@ -121,8 +124,8 @@ def _port(w: Walk, owner: str, att: Attachment, bridge: str) -> str | None:
         w.fail("bridge", f"{what} is down on the host", "flags DOWN", code="link-down", rank=2,
                why=f"{att.host_veth} ({owner}'s {att.ifname} on the host) is down",
                fix=f"bring it up: ip link set {att.host_veth} up")
-    elif link.master != bridge:
-        w.fail("bridge", f"{what} is not a port of {bridge}", f"master: {link.master or 'none'}",
+    elif (master := w.facts.host.view.name(link.master)) != bridge:
+        w.fail("bridge", f"{what} is not a port of {bridge}", f"master: {master or 'none'}",
                code="not-enslaved", rank=2, why=f"{att.host_veth} is not a port of {bridge}",
                fix=f"put it back: ip link set {att.host_veth} master {bridge}")
     else:
@@ -149,7 +152,8 @@ def check_bridges(w: Walk) -> None:
                        fix=f"bring it up: ip link set {net.bridge} up" if br is not None
                        else f"reconnect the containers of {net.name} (netctl disconnect/connect)")
                 return
-            evidence.append(f"bridge {net.bridge} ({net.name}) up: {', '.join(br.addresses) or 'no address'}")
+            addrs = w.facts.host.view.addresses(br)
+            evidence.append(f"bridge {net.bridge} ({net.name}) up: {', '.join(addrs) or 'no address'}")
         ev = _port(w, owner, att, net.bridge)
         if ev is None:
             return
@@ -195,6 +199,6 @@ def check_neighbour(w: Walk) -> None:
     elif n.state in NEIGH_OK:
         w.ok("neighbour", f"{hop_addr} is at {n.lladdr} ({n.state})")
     else:
-        w.fail("neighbour", f"{hop_addr} does not answer ARP on {n.dev} ({n.state})", code="neighbour", rank=8,
+        w.fail("neighbour", f"{hop_addr} does not answer ARP on {view.name(n.index)} ({n.state})", code="neighbour", rank=8,
                why=f"{hop_addr} does not answer ARP from {w.sname}",
                fix=f"check that {hop_addr} is up and on the same bridge as {w.sname}")

@@ -87,7 +87,7 @@ def check_probe(w: Walk) -> None:
         w.ok("probe", f"{p.what()}{via}: {p.detail}")
     elif p.outcome != "refused":
         w.fail("probe", f"{p.what()}{via}: {p.detail}")
-    elif w.plan.kind == "hostport" and not any(h.name == "published port" and h.status == "ok" for h in w.found.hops):
+    elif w.plan.kind == "hostport" and not any(h.name == "published port" and h.status == "ok" for h in w.hops):
         w.fail("probe", f"{p.what()}: {p.detail}", "the host itself refused: nothing redirects it")
     else:
         m = w.facts.target.mapping

@@ -9,6 +9,7 @@ on, naming the missing piece (what the sync process should have programmed from 
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass
 
@@ -41,10 +42,10 @@ class OverlayFacts:
     network: str
     vni: int
     device: str
+    bridge: str
     #: None = the device is missing
     device_up: bool | None = None
     device_master: str = ""
-    bridge: str = ""
     #: the store's record of the target (None: no container of another host holds it)
     peer: Peer | None = None
     #: what the device's FDB says for the peer's MAC ("" = no entry)
@@ -87,108 +88,92 @@ def gather_overlay(paths: object, src: ContainerInfo, networks: tuple[NetworkInf
     from netplugins.overlay.store import Store, StoreError
 
     vni = int(net.bridge[4:]) if net.bridge.startswith("ovbr") and net.bridge[4:].isdigit() else 0
-    dev = vxlan_name(vni)
-    peer, store_error, syncd = None, "", ""
+    ov = OverlayFacts(net.name, vni, vxlan_name(vni), net.bridge)
     try:
         me = node.read(paths.overlay, require_alive=False)  # type: ignore[attr-defined]
         try:
             node.read(paths.overlay)  # type: ignore[attr-defined]
         except node.NodeFileError as exc:
-            syncd = str(exc)
+            ov = dataclasses.replace(ov, syncd_error=str(exc))
         for ep in Store(me.store, light=True).endpoints(net.name):
             if ep.ip == address and ep.node != me.node:
                 peer = Peer(ep.ip, ep.mac, ep.node, ep.vtep, ep.names[0] if ep.names else ep.container_id[:12])
+                ov = dataclasses.replace(ov, peer=peer)
     except (node.NodeFileError, StoreError) as exc:
-        store_error = str(exc)
+        ov = dataclasses.replace(ov, store_error=str(exc))
     try:
         with open_host() as nl:
-            dev_facts = read_device(nl, dev, peer)
+            return read_device(nl, ov)
     except NetlinkError as exc:
-        dev_facts = DeviceFacts(route_error=exc.strerror or str(exc))
-    return OverlayFacts(net.name, vni, dev, dev_facts.up, dev_facts.master, net.bridge, peer, dev_facts.fdb_dst,
-                        dev_facts.neigh_mac, dev_facts.route_dev, dev_facts.route_error, store_error, syncd)
+        return dataclasses.replace(ov, route_error=exc.strerror or str(exc))
 
 
-@dataclass(frozen=True)
-class DeviceFacts:
-    """What the kernel shows of the VXLAN device and the route to the peer's host."""
-    up: bool | None = None
-    master: str = ""
-    fdb_dst: str = ""
-    neigh_mac: str = ""
-    route_dev: str = ""
-    route_error: str = ""
-
-
-def read_device(nl: HostNetlink, dev: str, peer: Peer | None) -> DeviceFacts:
-    """The device ``dev`` (None: missing), its FDB and neighbour entries for ``peer``, and
-    the underlay route to the peer's host, through ``nl``.
+def read_device(nl: HostNetlink, ov: OverlayFacts) -> OverlayFacts:
+    """``ov`` with what the kernel shows, through ``nl``: its device (missing or not), the
+    device's FDB and neighbour entries for the peer, and the underlay route to the peer's host.
 
     Raises:
         NetlinkError: a dump failed (a failed route lookup is a fact).
     """
     links = nl.links()
     names = {lk.index: lk.name for lk in links}
-    link = next((lk for lk in links if lk.name == dev), None)
-    up, master, fdb_dst, neigh_mac, route_dev, route_error = None, "", "", "", "", ""
+    link = next((lk for lk in links if lk.name == ov.device), None)
+    got: dict[str, object] = {}
+    p = ov.peer
     if link is not None:
-        up, master = link.up, names.get(link.master, "") if link.master else ""
-        if peer is not None:
-            fdb_dst = next((e.dst or "" for e in nl.fdb(link.index) if e.mac.lower() == peer.mac.lower() and e.dst), "")
-            neigh_mac = next((n.lladdr or "" for n in nl.neighbours(link.index) if n.ip == peer.ip), "")
-    if peer is not None:
+        got.update(device_up=link.up, device_master=names.get(link.master, "") if link.master else "")
+        if p is not None:
+            got["fdb_dst"] = next((e.dst for e in nl.fdb(link.index) if e.mac.lower() == p.mac.lower() and e.dst), "")
+            got["neigh_mac"] = next((n.lladdr or "" for n in nl.neighbours(link.index) if n.ip == p.ip), "")
+    if p is not None:
         try:
-            route_dev = names.get(nl.route_get(peer.vtep).oif, "")
+            got["route_dev"] = names.get(nl.route_get(p.vtep).oif, "")
         except NetlinkError as exc:
-            route_error = exc.strerror or str(exc)
-    return DeviceFacts(up, master, fdb_dst, neigh_mac, route_dev, route_error)
+            got["route_error"] = exc.strerror or str(exc)
+    return dataclasses.replace(ov, **got)  # type: ignore[arg-type]
 
 
 def check_overlay(w: Walk, ov: OverlayFacts) -> None:
     """The overlay hops, in the order a packet needs them."""
-    f, hop = w.found, "vxlan"
     if ov.device_up is None:
-        f.fail(hop, f"VXLAN device {ov.device} of {ov.network} is missing",
-               cause=f.cause("vxlan-missing", RANK, f"the VXLAN device {ov.device} of {ov.network} is missing",
-                             "restart the overlay sync process, or reconnect a container to the network "
-                             "(the overlay plugin creates it)", hop))
+        w.fail("vxlan", f"VXLAN device {ov.device} of {ov.network} is missing", code="vxlan-missing", rank=RANK,
+               why=f"the VXLAN device {ov.device} of {ov.network} is missing",
+               fix="restart the overlay sync process, or reconnect a container to the network (the overlay "
+               "plugin creates it)")
         return
     if not ov.device_up or ov.device_master != ov.bridge:
         what = "down" if not ov.device_up else f"not a port of {ov.bridge} (master {ov.device_master or 'none'})"
-        f.fail(hop, f"VXLAN device {ov.device} is {what}",
-               cause=f.cause("vxlan-down", RANK, f"the VXLAN device {ov.device} is {what}",
-                             f"ip link set {ov.device} master {ov.bridge} up", hop))
+        w.fail("vxlan", f"VXLAN device {ov.device} is {what}", code="vxlan-down", rank=RANK,
+               why=f"the VXLAN device {ov.device} is {what}", fix=f"ip link set {ov.device} master {ov.bridge} up")
         return
-    f.ok(hop, f"VXLAN device {ov.device} (VNI {ov.vni}) is up in {ov.bridge}")
+    w.ok("vxlan", f"VXLAN device {ov.device} (VNI {ov.vni}) is up in {ov.bridge}")
     if ov.syncd_error:
         # not a cause by itself: the kernel keeps working without it; but nothing repairs
         # or updates the entries below while it is down
-        f.info("sync", f"{ov.syncd_error}: entries are not updated from the store")
+        w.info("sync", f"{ov.syncd_error}: entries are not updated from the store")
     if ov.peer is None:
         if ov.store_error:
-            f.info("peer", f"the store could not be asked: {ov.store_error}")
+            w.info("peer", f"the store could not be asked: {ov.store_error}")
         return
     p = ov.peer
     where = f"{p.name} on {p.node} ({p.vtep})"
     if ov.fdb_dst != p.vtep:
         have = f"it points at {ov.fdb_dst}" if ov.fdb_dst else "there is none"
-        f.fail("tunnel entry", f"no FDB entry sends {p.mac} to {p.vtep}: {have}",
-               cause=f.cause("fdb-missing", RANK, f"{ov.device} has no forwarding entry for {where}",
-                             f"{'start the sync process' if ov.syncd_error else 'the sync process programs it from the store'}"
-                             f"; by hand: bridge fdb replace "
-                             f"{p.mac} dev {ov.device} dst {p.vtep} self permanent", "tunnel entry"))
+        sync = "start the sync process" if ov.syncd_error else "the sync process programs it from the store"
+        w.fail("tunnel entry", f"no FDB entry sends {p.mac} to {p.vtep}: {have}", code="fdb-missing", rank=RANK,
+               why=f"{ov.device} has no forwarding entry for {where}",
+               fix=f"{sync}; by hand: bridge fdb replace {p.mac} dev {ov.device} dst {p.vtep} self permanent")
     else:
-        f.ok("tunnel entry", f"{p.mac} → {p.vtep} ({where})")
+        w.ok("tunnel entry", f"{p.mac} → {p.vtep} ({where})")
     if ov.neigh_mac.lower() != p.mac.lower():
-        f.fail("peer neighbour", f"no neighbour entry {p.ip} → {p.mac} on {ov.device}",
-               cause=f.cause("neigh-missing", RANK, f"{ov.device} has no neighbour entry for {where}",
-                             f"ip neigh replace {p.ip} lladdr {p.mac} dev {ov.device} nud permanent",
-                             "peer neighbour"))
+        w.fail("peer neighbour", f"no neighbour entry {p.ip} → {p.mac} on {ov.device}", code="neigh-missing",
+               rank=RANK, why=f"{ov.device} has no neighbour entry for {where}",
+               fix=f"ip neigh replace {p.ip} lladdr {p.mac} dev {ov.device} nud permanent")
     else:
-        f.ok("peer neighbour", f"{p.ip} → {p.mac} (answered by the VXLAN device's ARP proxy)")
+        w.ok("peer neighbour", f"{p.ip} → {p.mac} (answered by the VXLAN device's ARP proxy)")
     if not ov.route_dev:
-        f.fail("tunnel route", f"no route to {p.node}'s underlay address {p.vtep}: {ov.route_error}",
-               cause=f.cause("underlay-route", RANK, f"this host has no route to {p.node} ({p.vtep})",
-                             f"check the underlay: ip route get {p.vtep}", "tunnel route"))
+        w.fail("tunnel route", f"no route to {p.node}'s underlay address {p.vtep}: {ov.route_error}",
+               code="underlay-route", rank=RANK, why=f"this host has no route to {p.node} ({p.vtep})",
+               fix=f"check the underlay: ip route get {p.vtep}")
     else:
-        f.ok("tunnel route", f"{p.vtep} via {ov.route_dev}")
+        w.ok("tunnel route", f"{p.vtep} via {ov.route_dev}")

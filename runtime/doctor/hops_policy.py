@@ -170,7 +170,7 @@ def check_firewall(w: Walk) -> None:
         _not_dropped(w, broken, evidence)
         return
     if broken:  # a second cause: netctl's own rules are gone as well
-        w.found.causes.append(Cause(*_rules_cause(w, broken), "firewall"))
+        w.causes.append(Cause(*_rules_cause(w, broken), "firewall"))
 
 
 def _not_dropped(w: Walk, broken: list[str], evidence: list[str]) -> None:

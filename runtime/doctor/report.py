@@ -72,24 +72,27 @@ class Report:
 
 @dataclass
 class Findings:
-    """Hops and causes collected while walking the path (the diagnosis builds one)."""
+    """Hops and causes collected while walking the path (``walk.Walk`` is one)."""
 
     hops: list[Hop] = field(default_factory=list)
     causes: list[Cause] = field(default_factory=list)
 
-    def ok(self, name: str, summary: str, *evidence: str) -> None:
-        self.hops.append(Hop(name, "ok", summary, tuple(e for e in evidence if e)))
+    def ok(self, hop: str, summary: str, *evidence: str) -> None:
+        self.hops.append(Hop(hop, "ok", summary, tuple(e for e in evidence if e)))
 
-    def info(self, name: str, summary: str, *evidence: str) -> None:
-        self.hops.append(Hop(name, "info", summary, tuple(e for e in evidence if e)))
+    def info(self, hop: str, summary: str, *evidence: str) -> None:
+        self.hops.append(Hop(hop, "info", summary, tuple(e for e in evidence if e)))
 
-    def fail(self, name: str, summary: str, *evidence: str, cause: Cause | None = None) -> None:
-        self.hops.append(Hop(name, "fail", summary, tuple(e for e in evidence if e)))
-        if cause is not None and all(c.code != cause.code for c in self.causes):
-            self.causes.append(cause)
+    def fail(self, hop: str, summary: str, *evidence: str, code: str = "", rank: int = 0, fix: str = "",
+             why: str = "") -> None:
+        """A ✘ hop; with ``code`` also the cause it names (``why``: its message, the
+        summary when not given; ``rank``: lower is more fundamental)."""
+        self.hops.append(Hop(hop, "fail", summary, tuple(e for e in evidence if e)))
+        if code and all(c.code != code for c in self.causes):
+            self.causes.append(Cause(code, rank, why or summary, fix, hop))
 
-    def cause(self, code: str, rank: int, message: str, fix: str, hop: str) -> Cause:
-        return Cause(code, rank, message, fix, hop)
+    def failed(self, hop: str) -> bool:
+        return any(h.name == hop and h.status == "fail" for h in self.hops)
 
     def ranked(self) -> list[Cause]:
         return sorted(self.causes, key=lambda c: c.rank)

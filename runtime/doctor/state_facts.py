@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from netplugins.nl.host import Route
+
 from ..models import Container, Network
-from .facts import Attachment, ContainerInfo, NetworkInfo, PortInfo, Route, TargetFacts
+from .facts import Attachment, ContainerInfo, NetworkInfo, PortInfo, TargetFacts
 from .target import TargetSpec
 
 
@@ -39,8 +41,7 @@ def attachment(network: str, ifname: str, result: dict[str, Any], aliases: list[
         addrs.append(str(ip.get("address", "")))
         if gateway is None and ip.get("gateway") and ":" not in ip["address"]:
             gateway = str(ip["gateway"])
-    routes = tuple(Route(dst=str(r.get("dst", "")), dev=ifname, gateway=r.get("gw"))
-                   for r in result.get("routes") or [])
+    routes = tuple(Route(str(r.get("dst", "")), gateway=r.get("gw")) for r in result.get("routes") or [])
     ns = tuple(str(s) for s in ((result.get("dns") or {}).get("nameservers") or []))
     return Attachment(network=network, ifname=ifname, addresses=tuple(a for a in addrs if a), gateway=gateway,
                       routes=routes, host_veth=host_end(result, ifname), aliases=tuple(aliases), nameservers=ns)

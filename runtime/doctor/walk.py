@@ -6,16 +6,15 @@ from dataclasses import dataclass
 
 from .facts import Attachment, ContainerInfo, DoctorFacts, Link, NetworkInfo, RouteLookup
 from .path import PathPlan
-from .report import Cause, Findings
+from .report import Findings
 
 
-@dataclass
-class Walk:
+@dataclass(kw_only=True)
+class Walk(Findings):
     """Facts, the chosen path and the findings so far."""
 
     facts: DoctorFacts
     plan: PathPlan
-    found: Findings
 
     @property
     def src(self) -> ContainerInfo:
@@ -59,19 +58,3 @@ class Walk:
     def exec_in(self, container: ContainerInfo) -> str:
         """The command prefix that runs something inside a container."""
         return f"netctl exec {container.name} --"
-
-    def ok(self, hop: str, summary: str, *evidence: str) -> None:
-        self.found.ok(hop, summary, *evidence)
-
-    def info(self, hop: str, summary: str, *evidence: str) -> None:
-        self.found.info(hop, summary, *evidence)
-
-    def fail(self, hop: str, summary: str, *evidence: str, code: str = "", rank: int = 0, fix: str = "",
-             why: str = "") -> None:
-        """A ✘ hop; with ``code`` also the cause it names (``why``: its message, the
-        summary when not given; ``rank``: lower is more fundamental)."""
-        cause = Cause(code, rank, why or summary, fix, hop) if code else None
-        self.found.fail(hop, summary, *evidence, cause=cause)
-
-    def failed(self, hop: str) -> bool:
-        return any(h.name == hop and h.status == "fail" for h in self.found.hops)

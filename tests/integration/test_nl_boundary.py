@@ -287,7 +287,7 @@ def test_doctor_reads_another_namespace_without_nsenter(make_ns: Callable[..., N
     view, before, after = in_netns(host.path, read)
     assert before == after
     eth0 = view.link("eth0")
-    assert eth0 is not None and eth0.kind == "veth" and eth0.addresses == ("10.69.0.5/24",)
+    assert eth0 is not None and eth0.kind == "veth" and view.addresses(eth0) == ("10.69.0.5/24",)
     assert not eth0.lower_up  # its peer in the host is down
     assert view.lookup("10.69.0.7").dev == "eth0" and view.lookup("10.99.0.1").error == "Network is unreachable"
     with pytest.raises(Exception, match="cannot read the links of /nonexistent"):

@@ -14,6 +14,8 @@ import dataclasses
 from typing import Any
 
 from netplugins.firewall.trace import TraceResult, parse_trace
+from netplugins.nl.host import Neighbour, Route
+from netplugins.nl.types import IFF_LOWER_UP, IFF_UP, Addr, Link
 from runtime.doctor.facts import (
     Attachment,
     ContainerInfo,
@@ -21,13 +23,10 @@ from runtime.doctor.facts import (
     DnsdInfo,
     DoctorFacts,
     HostView,
-    Link,
-    Neighbour,
     NetworkInfo,
     NsView,
     PortInfo,
     ProbeResult,
-    Route,
     RouteLookup,
     RuleCheck,
     TargetFacts,
@@ -48,16 +47,23 @@ def att(network: str, host: int, veth: str, ifname: str = "eth0", aliases: tuple
     prefix = net.subnets[0].split("/")[1]
     base = net.subnets[0].rsplit(".", 1)[0]
     gw = net.gateways[0]
-    routes = () if net.internal else (Route("0.0.0.0/0", ifname, gw),)
+    routes = () if net.internal else (Route("0.0.0.0/0", gateway=gw),)
     return Attachment(network, ifname, (f"{base}.{host}/{prefix}",), gw, routes, veth, aliases,
                       (gw,) if net.dns else ())
 
 
+def link(name: str, index: int, kind: str = "", master: int = 0, up: bool = True, lower_up: bool = True,
+         isolated: bool | None = None, port_state: str | None = None) -> Link:
+    """A link as the netlink boundary returns it."""
+    flags = (IFF_UP if up else 0) | (IFF_LOWER_UP if lower_up else 0)
+    return Link(index, name, flags, "", 1500, kind, master, 0, isolated=isolated, port_state=port_state)
+
+
 def view_for(a: Attachment, *lookups: RouteLookup, neigh: tuple[Neighbour, ...] = ()) -> NsView:
-    """A container namespace as ADD left it: lo, the interface, connected + default routes."""
+    """A container namespace as ADD left it: lo, the interface (index 2), connected + default routes."""
     subnet = SUBNET[a.network]
-    routes = [Route(subnet, a.ifname, None)] + [Route("default", a.ifname, r.gateway) for r in a.routes]
-    return NsView(links=(Link("lo", 1, kind=""), Link(a.ifname, 2, kind="veth", addresses=a.addresses)),
+    routes = [Route(subnet, 2)] + [Route("default", 2, r.gateway) for r in a.routes]
+    return NsView(links=(link("lo", 1), link(a.ifname, 2, "veth")), addrs=tuple(Addr(2, c, 0) for c in a.addresses),
                   routes=tuple(routes), neighbours=neigh, lookups=lookups)
 
 
@@ -144,14 +150,16 @@ def host(*containers: Attachment, lookups: tuple[RouteLookup, ...] = (), ip_forw
          trace: TraceResult | None = None, rules: tuple[RuleCheck, ...] = (), bridge_nf: bool = True,
          isolated: bool = False, dnsd_running: bool = True, ip6_forward: bool | None = None) -> HostView:
     """The host namespace with every network's bridge and the given containers' veths."""
-    links = [Link("lo", 1), Link("out0", 2, kind="veth", addresses=("10.99.0.1/24",))]
+    links = [link("lo", 1), link("out0", 2, "veth")]
+    addrs = [Addr(2, "10.99.0.1/24", 0)]
     for i, n in enumerate(NETS.values()):
-        links.append(Link(n.bridge, 10 + i, kind="bridge", addresses=(f"{n.gateways[0]}/{n.subnets[0].split('/')[1]}",)))
+        links.append(link(n.bridge, 10 + i, "bridge"))
+        addrs.append(Addr(10 + i, f"{n.gateways[0]}/{n.subnets[0].split('/')[1]}", 0))
     for i, a in enumerate(containers):
-        links.append(Link(a.host_veth, 20 + i, kind="veth", master=NETS[a.network].bridge, isolated=isolated,
-                          port_state="forwarding"))
+        master = 10 + list(NETS).index(a.network)
+        links.append(link(a.host_veth, 20 + i, "veth", master, isolated=isolated, port_state="forwarding"))
     listen = tuple((n.name, (n.gateways[0],)) for n in NETS.values() if n.dns)
-    return HostView(NsView(tuple(links), lookups=lookups, ip_forward=ip_forward, ip6_forward=ip6_forward),
+    return HostView(NsView(tuple(links), tuple(addrs), lookups=lookups, ip_forward=ip_forward, ip6_forward=ip6_forward),
                     bridge_nf, DnsdInfo(dnsd_running, 4242 if dnsd_running else None, listen), trace, rules)
 
 
@@ -174,13 +182,22 @@ def replace(obj: Any, **kw: Any) -> Any:
     return dataclasses.replace(obj, **kw)
 
 
+def _changed(lk: Link, kw: dict[str, Any]) -> Link:
+    """``lk`` with ``kw`` applied; ``up``/``lower_up`` set or clear its flags."""
+    flags = lk.flags
+    for key, bit in (("up", IFF_UP), ("lower_up", IFF_LOWER_UP)):
+        if key in kw:
+            flags = flags | bit if kw.pop(key) else flags & ~bit
+    return replace(lk, flags=flags, **kw)
+
+
 def with_link(c: ContainerInfo, name: str, **kw: Any) -> ContainerInfo:
     """``c`` with one link of its view changed."""
     assert c.view is not None
-    links = tuple(replace(lk, **kw) if lk.name == name else lk for lk in c.view.links)
+    links = tuple(_changed(lk, dict(kw)) if lk.name == name else lk for lk in c.view.links)
     return replace(c, view=replace(c.view, links=links))
 
 
 def host_with_link(h: HostView, name: str, **kw: Any) -> HostView:
-    links = tuple(replace(lk, **kw) if lk.name == name else lk for lk in h.view.links)
+    links = tuple(_changed(lk, dict(kw)) if lk.name == name else lk for lk in h.view.links)
     return replace(h, view=replace(h.view, links=links))

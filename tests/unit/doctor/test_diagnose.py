@@ -27,8 +27,9 @@ from doctor_builders import (
     with_link,
 )
 
+from netplugins.nl.host import Neighbour, Route
 from runtime.doctor.diagnose import diagnose
-from runtime.doctor.facts import Neighbour, PortInfo, ProbeResult, Route, RuleCheck, TargetFacts
+from runtime.doctor.facts import PortInfo, ProbeResult, RuleCheck, TargetFacts
 from runtime.doctor.report import Hop, Report, render_text
 
 
@@ -44,7 +45,7 @@ def failed(report: Report) -> list[str]:
 
 def healthy_pair() -> tuple:  # type: ignore[type-arg]
     web1 = ctr("web1", WEB1, lookup("172.22.16.3"),
-               neigh=(Neighbour("172.22.16.3", "eth0", "REACHABLE", "02:00:00:00:00:03"),))
+               neigh=(Neighbour(2, "172.22.16.3", "REACHABLE", "02:00:00:00:00:03"),))
     web2 = ctr("web2", WEB2, lookup("172.22.16.2"))
     return web1, web2
 
@@ -87,7 +88,7 @@ def test_different_networks_connects_the_default_bridge_one_to_the_user_network(
 
 def test_icc_off() -> None:
     web1, web2 = healthy_pair()
-    web1 = replace(web1, view=replace(web1.view, neighbours=(Neighbour("172.22.16.3", "eth0", "INCOMPLETE"),)))
+    web1 = replace(web1, view=replace(web1.view, neighbours=(Neighbour(2, "172.22.16.3", "INCOMPLETE"),)))
     r = diagnose(facts(web1, TargetFacts("container", "web2", web2), host(WEB1, WEB2, isolated=True),
                        probe=ping("172.22.16.3", ok=False)))
     assert failed(r) == ["isolation", "neighbour", "probe"]
@@ -155,7 +156,7 @@ def test_host_veth_down_and_not_enslaved() -> None:
     r = diagnose(facts(web1, TargetFacts("container", "web2", web2), down, probe=ping("172.22.16.3", ok=False)))
     assert r.verdict.cause == "link-down"
     assert r.verdict.fix == "bring it up: ip link set veth2222bbbb up"
-    loose = host_with_link(host(WEB1, WEB2), "veth1111aaaa", master=None)
+    loose = host_with_link(host(WEB1, WEB2), "veth1111aaaa", master=0)
     r = diagnose(facts(web1, TargetFacts("container", "web2", web2), loose, probe=ping("172.22.16.3", ok=False)))
     assert r.verdict.cause == "not-enslaved"
     assert r.verdict.fix == "put it back: ip link set veth1111aaaa master br-net2"
@@ -164,7 +165,7 @@ def test_host_veth_down_and_not_enslaved() -> None:
 def test_route_deleted() -> None:
     web1 = ctr("web1", WEB1, replace(lookup("10.99.0.2"), dev=None, kind="unreachable",
                                      error="Network is unreachable"))
-    web1 = replace(web1, view=replace(web1.view, routes=(Route("172.22.16.0/24", "eth0"),)))
+    web1 = replace(web1, view=replace(web1.view, routes=(Route("172.22.16.0/24", 2),)))
     r = diagnose(facts(web1, TargetFacts("address", "10.99.0.2", address="10.99.0.2"),
                        host(WEB1, lookups=(lookup("10.99.0.2", dev="out0"),)),
                        probe=ProbeResult("icmp", "10.99.0.2", None, "unreachable", "Network is unreachable")))
@@ -435,7 +436,7 @@ def test_route_back_missing_in_the_target() -> None:
     web1 = ctr("web1", WEB1, lookup("172.22.17.2", gw="172.22.16.1"))
     db = ctr("db", DB, replace(lookup("172.22.16.2"), dev=None, kind="unreachable", error="Network is unreachable"))
     assert db.view is not None
-    db = replace(db, view=replace(db.view, routes=(Route("172.22.17.0/24", "eth0"),)))
+    db = replace(db, view=replace(db.view, routes=(Route("172.22.17.0/24", 2),)))
     r = diagnose(facts(web1, TargetFacts("container", "db", db), host(WEB1, DB), probe=ping("172.22.17.2", ok=False)))
     assert hop(r, "route").status == "fail"
     assert "db has no route back to 172.22.16.2" in hop(r, "route").summary

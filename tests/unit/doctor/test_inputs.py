@@ -15,7 +15,6 @@ from fakenl import FakeHost, link
 from netplugins.nl.host import Neighbour, Route
 from netplugins.nl.types import RT_SCOPE_HOST, RT_SCOPE_LINK, Addr
 from runtime.doctor import kernel
-from runtime.doctor.facts import Route as FRoute
 from runtime.doctor.probe import main as probe_main
 from runtime.doctor.probe import parse_ping
 from runtime.doctor.state_facts import attachment, find_source, resolve_target
@@ -39,30 +38,32 @@ def _container() -> FakeHost:
 
 
 def test_links_of_a_container_and_the_host() -> None:
-    links, _routes, _neigh, _found = kernel.read_kernel(_container())
-    eth0 = {lk.name: lk for lk in links}["eth0"]
-    assert eth0.up and eth0.lower_up and eth0.kind == "veth"
-    assert eth0.addresses == ("172.22.16.4/24",)  # link-local IPv6 left out
-    assert eth0.master is None and eth0.isolated is None
-    host = FakeHost(links_=[link(3, "br-6069690eae69", "bridge"),
-                            link(4, "veth16511c09", "veth", master=3, isolated=False, port_state="forwarding"),
-                            link(5, "vethbd6e7d97", "veth", master=3, isolated=True, port_state="forwarding"),
-                            link(6, "vethdown", "veth", up=False)],
-                    addrs=[Addr(3, "172.22.16.1/24", 0)])
-    got = {lk.name: lk for lk in kernel.read_kernel(host)[0]}
-    assert got["br-6069690eae69"].kind == "bridge" and got["br-6069690eae69"].addresses == ("172.22.16.1/24",)
-    port = got["veth16511c09"]
-    assert port.master == "br-6069690eae69" and port.isolated is False and port.port_state == "forwarding"
-    assert got["vethbd6e7d97"].isolated is True  # a port of the icc=false network
-    assert not got["vethdown"].up and not got["vethdown"].lower_up
+    view = kernel.read_kernel(_container())
+    eth0 = view.link("eth0")
+    assert eth0 is not None and eth0.up and eth0.lower_up and eth0.kind == "veth"
+    assert view.addresses(eth0) == ("172.22.16.4/24",)  # link-local IPv6 left out
+    assert view.name(eth0.master) == "" and eth0.isolated is None
+    host = kernel.read_kernel(FakeHost(
+        links_=[link(3, "br-6069690eae69", "bridge"),
+                link(4, "veth16511c09", "veth", master=3, isolated=False, port_state="forwarding"),
+                link(5, "vethbd6e7d97", "veth", master=3, isolated=True, port_state="forwarding"),
+                link(6, "vethdown", "veth", up=False)],
+        addrs=[Addr(3, "172.22.16.1/24", 0)]))
+    br, port, iso, down = (host.link(n) for n in ("br-6069690eae69", "veth16511c09", "vethbd6e7d97", "vethdown"))
+    assert br is not None and br.kind == "bridge" and host.addresses(br) == ("172.22.16.1/24",)
+    assert port is not None and host.name(port.master) == "br-6069690eae69"
+    assert port.isolated is False and port.port_state == "forwarding"
+    assert iso is not None and iso.isolated is True  # a port of the icc=false network
+    assert down is not None and not down.up and not down.lower_up
 
 
 def test_routes_neighbours_lookups() -> None:
-    _links, routes, neigh, found = kernel.read_kernel(_container(), ("10.99.0.2", "10.99.0.9"))
-    # only unicast routes, with device names
-    assert routes == (FRoute("default", "eth0", "172.22.16.1"), FRoute("172.22.16.0/24", "eth0", None))
-    assert neigh[0].state == "STALE" and neigh[0].lladdr == "8a:24:a5:ab:ae:00" and neigh[0].dev == "eth0"
-    ok, bad = found
+    view = kernel.read_kernel(_container(), ("10.99.0.2", "10.99.0.9"))
+    # only unicast routes, printed with device names
+    assert [view.route_text(r) for r in view.routes] == ["default via 172.22.16.1 dev eth0", "172.22.16.0/24 dev eth0"]
+    neigh = view.neighbours[0]
+    assert neigh.state == "STALE" and neigh.lladdr == "8a:24:a5:ab:ae:00" and view.name(neigh.index) == "eth0"
+    ok, bad = view.lookups
     assert ok.ok and ok.gateway == "172.22.16.1" and ok.dev == "eth0" and ok.src == "172.22.16.4"
     assert not bad.ok and bad.error == "Network is unreachable"  # the kernel's words, as ip prints them
     assert kernel.parse_sysctl("1\n") is True and kernel.parse_sysctl("") is None
@@ -140,7 +141,7 @@ def test_attachment_from_a_cni_result() -> None:
     assert a.host_veth == "veth1"  # the host end, as the bridge result lists it
     assert a.addresses == ("172.22.16.2/24",)
     assert a.gateway == "172.22.16.1"
-    assert a.routes == (FRoute("0.0.0.0/0", "eth0", "172.22.16.1"),)
+    assert a.routes == (Route("0.0.0.0/0", 0, "172.22.16.1"),)
     assert a.nameservers == ("172.22.16.1",) and a.aliases == ("db",)
     # a result without a host end (macvlan: only the container's interface)
     macvlan = {"interfaces": [{"name": "eth0", "sandbox": "/run/x"}], "ips": result["ips"][:1]}
