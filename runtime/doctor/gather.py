@@ -37,6 +37,7 @@ from .facts import (
     RuleCheck,
     TargetFacts,
 )
+from .hops_overlay import gather_overlay
 from .nsexec import run_in
 from .path import PathPlan, plan_path
 from .probe import parse_ping
@@ -228,10 +229,7 @@ def gather(paths: Paths, source: str, target: str, *, proto: str | None, port: i
         else:
             probe, trace = traced(matches, lambda: _probe(netns, probe_proto, address, port))
     src, tgt = _views(src, tgt, plan)
-    # lazy: only overlay networks need it (cluster store client, pyroute2)
-    from .hops_overlay import gather_overlay
-
-    overlay = gather_overlay(paths, src, nets, plan.address) if tgt.container is None else None
+    overlay = gather_overlay(paths.overlay, src, nets, plan.address) if tgt.container is None else None
     return DoctorFacts(source=src, target=tgt, networks=nets,
                        host=_host(plan, dnsd, trace, _own_rules(plan, nets, tgt, paths.bridge_state)),
                        proto=probe_proto, dns=answer, probe=probe, overlay=overlay)

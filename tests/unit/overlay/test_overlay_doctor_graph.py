@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.doctor.hops_overlay import OverlayFacts, Peer, check_overlay
+from netplugins.overlay.inspect import OverlayFacts, Peer
+from runtime.doctor.hops_overlay import check_overlay
 from runtime.doctor.report import Findings
 from runtime.graph.dot import render_dot
 from runtime.graph.model import GNetwork, GraphModel, GRemote
@@ -73,7 +74,7 @@ def test_device_facts_are_read_through_the_boundary() -> None:
     from fakenl import FakeHost, link
 
     from netplugins.nl.host import FdbEntry, Neighbour, Route
-    from runtime.doctor.hops_overlay import read_device
+    from netplugins.overlay.inspect import read_device
 
     host = FakeHost(links_=[link(4, "ovbr4096", "bridge"), link(5, "ovvx4096", "vxlan", master=4), link(6, "ul0")],
                     fdb_=[FdbEntry(5, "02:aa:00:00:00:05"), FdbEntry(5, "02:42:0A:00:00:05", "198.18.60.13")],
