@@ -13,6 +13,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from typing import Any
 
 from dnsd import config as dnsconf
 from dnsd import control
@@ -90,13 +91,17 @@ def _probe(netns: str, proto: str, address: str, port: int | None) -> ProbeResul
         if err is not None:
             return ProbeResult(proto, address, port, "error", err)
         return parse_ping(address, res.stdout, res.stderr, res.returncode, PROBE_TIMEOUT)
-    res = run_in([sys.executable, "-m", "runtime.doctor.probe", proto, address, str(port), f"{PROBE_TIMEOUT:g}"],
-               netns, timeout=10)
-    try:
-        out = json.loads(res.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return ProbeResult(proto, address, port, "error", res.stderr.strip()[-200:] or "the probe failed")
+    out = _run_probe(netns, proto, address, str(port))
     return ProbeResult(proto, address, port, out["outcome"], out.get("detail", ""), out.get("rtt_ms"))
+
+
+def _run_probe(netns: str, *args: str) -> dict[str, Any]:
+    """``probe ARGS`` inside ``netns``: its JSON, or an "error" outcome saying why there is none."""
+    res = run_in([sys.executable, "-m", "runtime.doctor.probe", *args, f"{PROBE_TIMEOUT:g}"], netns, timeout=10)
+    try:
+        return dict(json.loads(res.stdout.strip().splitlines()[-1]))
+    except (ValueError, IndexError):
+        return {"outcome": "error", "detail": res.stderr.strip()[-200:] or "the probe failed"}
 
 
 def _ask_dnsd(src: ContainerInfo, name: str, nets: dict[str, bool], dnsd: DnsdInfo) -> DnsAnswer | None:
@@ -110,12 +115,7 @@ def _ask_dnsd(src: ContainerInfo, name: str, nets: dict[str, bool], dnsd: DnsdIn
         server = next((s for s in att.nameservers if s in listen), listen[0] if listen else None)
         if server is None:
             continue
-        res = run_in([sys.executable, "-m", "runtime.doctor.probe", "dns", name, server, f"{PROBE_TIMEOUT:g}"],
-                     src.netns, timeout=10)
-        try:
-            out = json.loads(res.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            return DnsAnswer(name, server, "error", detail=res.stderr.strip()[-200:])
+        out = _run_probe(src.netns, "dns", name, server)
         return DnsAnswer(name, server, out["outcome"], tuple(out.get("addresses") or ()), out.get("detail", ""))
     return None
 
@@ -175,7 +175,7 @@ def _own_rules(plan: PathPlan, nets: tuple[NetworkInfo, ...], tgt: TargetFacts,
     on_path = [by_name[n] for n in dict.fromkeys(names) if n in by_name]
     checks = ownrules.check_networks(on_path, state_dir=state_dir)
     if plan.kind == "hostport" and tgt.container is not None and plan.dst is not None:
-        ports = ownrules.check_ports(tgt.container, plan.dst)
+        ports = ownrules.check_ports(tgt.container, plan.dst, state_dir) if state_dir else None
         if ports is not None:
             checks += (ports,)
     return checks

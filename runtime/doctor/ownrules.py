@@ -1,8 +1,8 @@
 """Are netctl's own rules for the path intact? Asked of the firewall drivers themselves.
 
-doctor does not parse rules to answer this: it takes the policy the bridge plugin
-recorded and builds the published-port plan portmap installs, and calls the driver's
-``check_network`` / ``check_ports``, the code CNI CHECK runs. Reading only.
+doctor does not parse rules to answer this: it takes the policy the bridge plugin recorded
+and the published-port plan portmap recorded (what the agent restores), and calls the
+driver's ``check_network`` / ``check_ports``, the code CNI CHECK runs. Reading only.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from netplugins.firewall.desired import load_policies
 from netplugins.firewall.driver import get_driver, get_port_driver
 from netplugins.firewall.errors import FirewallError
-from netplugins.firewall.ports import PortMapping, plan_ports
+from netplugins.meta.portmap import desired_ports
 
 from .facts import Attachment, ContainerInfo, NetworkInfo, RuleCheck
 
@@ -41,15 +41,21 @@ def check_networks(nets: list[NetworkInfo], driver: str | None = None,
     return tuple(out)
 
 
-def check_ports(ctr: ContainerInfo, att: Attachment, driver: str | None = None) -> RuleCheck | None:
-    """The port driver's check of ``ctr``'s published ports on ``att`` (portmap's CHECK)."""
+def check_ports(ctr: ContainerInfo, att: Attachment, state_dir: str) -> RuleCheck | None:
+    """The port driver's check of the ports portmap recorded for ``ctr`` on ``att`` (the
+    plan the agent restores, with the driver portmap used: a rebuilt plan could differ,
+    e.g. in SNAT), or why there is nothing to check."""
     if not ctr.ports or not att.addresses:
         return None
     what = f"published ports of {ctr.name}"
+    plans, _bad = desired_ports(state_dir)
+    rec = next(((p, d) for p, d, _dev in plans
+                if (p.network, p.container_id, p.ifname) == (att.network, ctr.id, att.ifname)), None)
+    if rec is None:
+        return RuleCheck(what, "", error="portmap recorded no published ports for it, so nothing can check "
+                         "or restore their rules")
     try:
-        maps = [PortMapping(p.host_port, p.container_port, p.protocol, p.host_ip) for p in ctr.ports]
-        plan = plan_ports(att.network, ctr.id, att.ifname, maps, att.addresses)
-        drv = get_port_driver(driver)
-        return RuleCheck(what, drv.name, tuple(drv.check_ports(plan)))
+        drv = get_port_driver(rec[1] or None)
+        return RuleCheck(what, drv.name, tuple(drv.check_ports(rec[0])))
     except FirewallError as exc:
-        return RuleCheck(what, driver or "", error=f"{exc} {exc.details}".strip())
+        return RuleCheck(what, rec[1], error=f"{exc} {exc.details}".strip())

@@ -60,14 +60,8 @@ class Report:
         return next((h for h in self.hops if h.name == name), None)
 
     def to_json(self) -> dict[str, Any]:
-        """The report as plain data (``--json``)."""
-        return {
-            "source": self.source, "target": self.target, "proto": self.proto, "port": self.port,
-            "hops": [asdict(h) | {"evidence": list(h.evidence)} for h in self.hops],
-            "verdict": asdict(self.verdict),
-            "causes": [asdict(c) for c in self.causes],
-            "probe": asdict(self.probe) if self.probe is not None else None,
-        }
+        """The report as plain data (``--json``; tuples are JSON arrays)."""
+        return asdict(self)
 
 
 @dataclass
