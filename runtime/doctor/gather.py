@@ -10,10 +10,7 @@ table of ``tracer`` in the host namespace, removed again in every case.
 from __future__ import annotations
 
 import dataclasses
-import json
 import subprocess
-import sys
-from typing import Any
 
 from dnsd import config as dnsconf
 from dnsd import control
@@ -39,9 +36,9 @@ from .facts import (
     TargetFacts,
 )
 from .hops_overlay import gather_overlay
-from .nsexec import run_in
+from .nsexec import inside, sysctl
 from .path import PathPlan, plan_path
-from .probe import parse_ping
+from .probe import ask_dns, exchange, parse_ping
 from .state_facts import container_info, find_source, network_info, resolve_target
 from .target import choose_proto, parse_target
 
@@ -61,10 +58,12 @@ def read_view(netns: str | None, lookups: tuple[str, ...] = ()) -> NsView:
             view = kernel.read_kernel(nl, lookups)
     except NetlinkError as exc:
         raise NetctlError(f"cannot read the links of {netns or 'the host'}: {exc.strerror}") from None
-    fwd = run_in(["cat", "/proc/sys/net/ipv4/ip_forward"], netns)
-    fwd6 = run_in(["cat", "/proc/sys/net/ipv6/conf/all/forwarding"], netns)
-    return dataclasses.replace(view, ip_forward=kernel.parse_sysctl(fwd.stdout),
-                               ip6_forward=kernel.parse_sysctl(fwd6.stdout))
+    try:
+        with inside(netns):
+            return dataclasses.replace(view, ip_forward=sysctl("net/ipv4/ip_forward"),
+                                       ip6_forward=sysctl("net/ipv6/conf/all/forwarding"))
+    except OSError as exc:
+        raise NetctlError(f"cannot enter {netns}: {exc.strerror}") from None
 
 
 def read_dnsd(paths: Paths) -> DnsdInfo:
@@ -78,30 +77,17 @@ def read_dnsd(paths: Paths) -> DnsdInfo:
     return DnsdInfo(running=pid is not None, pid=pid, listen=listen)
 
 
-def _nsenter_failed(res: subprocess.CompletedProcess[str]) -> str | None:
-    """nsenter's own error (the namespace cannot be entered), else None."""
-    err = res.stderr.strip()
-    return err if res.returncode != 0 and err.startswith("nsenter:") else None
-
-
 def _probe(netns: str, proto: str, address: str, port: int | None) -> ProbeResult:
-    if proto == "icmp":
-        res = run_in(["ping", "-n", "-c", "1", "-W", f"{PROBE_TIMEOUT:g}", address], netns, timeout=5)
-        err = _nsenter_failed(res)
-        if err is not None:
-            return ProbeResult(proto, address, port, "error", err)
-        return parse_ping(address, res.stdout, res.stderr, res.returncode, PROBE_TIMEOUT)
-    out = _run_probe(netns, proto, address, str(port))
-    return ProbeResult(proto, address, port, out["outcome"], out.get("detail", ""), out.get("rtt_ms"))
-
-
-def _run_probe(netns: str, *args: str) -> dict[str, Any]:
-    """``probe ARGS`` inside ``netns``: its JSON, or an "error" outcome saying why there is none."""
-    res = run_in([sys.executable, "-m", "runtime.doctor.probe", *args, f"{PROBE_TIMEOUT:g}"], netns, timeout=10)
+    """The probe, sent from inside ``netns``."""
     try:
-        return dict(json.loads(res.stdout.strip().splitlines()[-1]))
-    except (ValueError, IndexError):
-        return {"outcome": "error", "detail": res.stderr.strip()[-200:] or "the probe failed"}
+        with inside(netns):
+            if proto != "icmp":
+                return exchange(proto, address, port or 0, PROBE_TIMEOUT)
+            ping = ["ping", "-n", "-c", "1", "-W", f"{PROBE_TIMEOUT:g}", address]
+            res = subprocess.run(ping, capture_output=True, text=True, timeout=5)
+            return parse_ping(address, res.stdout, res.stderr, res.returncode, PROBE_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return ProbeResult(proto, address, port, "error", f"cannot probe from {netns}: {exc}")
 
 
 def _ask_dnsd(src: ContainerInfo, name: str, nets: dict[str, bool], dnsd: DnsdInfo) -> DnsAnswer | None:
@@ -115,8 +101,11 @@ def _ask_dnsd(src: ContainerInfo, name: str, nets: dict[str, bool], dnsd: DnsdIn
         server = next((s for s in att.nameservers if s in listen), listen[0] if listen else None)
         if server is None:
             continue
-        out = _run_probe(src.netns, "dns", name, server)
-        return DnsAnswer(name, server, out["outcome"], tuple(out.get("addresses") or ()), out.get("detail", ""))
+        try:
+            with inside(src.netns):
+                return ask_dns(name, server, PROBE_TIMEOUT)
+        except OSError as exc:
+            return DnsAnswer(name, server, "error", detail=f"cannot enter {src.netns}: {exc.strerror}")
     return None
 
 
@@ -154,8 +143,7 @@ def _host(plan: PathPlan, dnsd: DnsdInfo, trace: TraceResult | None, rules: tupl
         NetctlError: netlink cannot read the host namespace.
     """
     lookups = (plan.address,) if plan.kind in ("external", "hostport") and plan.address else ()
-    bnf = run_in(["cat", "/proc/sys/net/bridge/bridge-nf-call-iptables"])
-    return HostView(read_view(None, lookups), kernel.parse_sysctl(bnf.stdout), dnsd, trace, rules)
+    return HostView(read_view(None, lookups), sysctl("net/bridge/bridge-nf-call-iptables"), dnsd, trace, rules)
 
 
 def trace_spec(plan: PathPlan, proto: str, port: int | None, tgt: TargetFacts) -> TraceSpec | None:

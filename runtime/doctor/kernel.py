@@ -42,8 +42,3 @@ def to_lookup(dst: str, found: Route | NetlinkError, names: dict[int, str]) -> R
     return RouteLookup(dst=dst, dev=names.get(found.oif), gateway=found.gateway, src=found.prefsrc, kind=found.type,
                        error=None if found.type in ("unicast", "local") else found.type)
 
-
-def parse_sysctl(text: str) -> bool | None:
-    """A 0/1 sysctl value; None when unreadable."""
-    text = text.strip()
-    return {"0": False, "1": True}.get(text)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import json
 import socket
 import threading
 from pathlib import Path
@@ -15,8 +14,8 @@ from fakenl import FakeHost, link
 from netplugins.nl.host import Neighbour, Route
 from netplugins.nl.types import RT_SCOPE_HOST, RT_SCOPE_LINK, Addr
 from runtime.doctor import kernel
-from runtime.doctor.probe import main as probe_main
-from runtime.doctor.probe import parse_ping
+from runtime.doctor.nsexec import sysctl
+from runtime.doctor.probe import exchange, parse_ping
 from runtime.doctor.state_facts import attachment, find_source, resolve_target
 from runtime.doctor.target import TargetSpec, choose_proto, parse_target
 from runtime.errors import NetctlError
@@ -66,7 +65,7 @@ def test_routes_neighbours_lookups() -> None:
     ok, bad = view.lookups
     assert ok.ok and ok.gateway == "172.22.16.1" and ok.dev == "eth0" and ok.src == "172.22.16.4"
     assert not bad.ok and bad.error == "Network is unreachable"  # the kernel's words, as ip prints them
-    assert kernel.parse_sysctl("1\n") is True and kernel.parse_sysctl("") is None
+    assert sysctl("net/core/somaxconn") is None and sysctl("no/such/sysctl") is None  # not 0/1, missing
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -115,20 +114,18 @@ def test_parse_ping() -> None:
     assert host.outcome == "unreachable"
 
 
-def test_tcp_probe_on_loopback(capsys: pytest.CaptureFixture[str]) -> None:
+def test_tcp_probe_on_loopback() -> None:
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
     port = srv.getsockname()[1]
     t = threading.Thread(target=lambda: srv.accept()[0].close(), daemon=True)
     t.start()
-    assert probe_main(["tcp", "127.0.0.1", str(port), "1"]) == 0
-    assert json.loads(capsys.readouterr().out)["outcome"] == "ok"
+    assert exchange("tcp", "127.0.0.1", port, 1).outcome == "ok"
     t.join(2)
     srv.close()
-    assert probe_main(["tcp", "127.0.0.1", str(port), "1"]) == 0  # nobody listens any more
-    assert json.loads(capsys.readouterr().out)["outcome"] == "refused"
-    assert probe_main(["bogus"]) == 2
+    gone = exchange("tcp", "127.0.0.1", port, 1)  # nobody listens any more
+    assert gone.outcome == "refused" and gone.detail == "Connection refused"
 
 
 def test_attachment_from_a_cni_result() -> None:
