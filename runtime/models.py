@@ -65,7 +65,11 @@ class PortMapping:
     host_port: int
     container_port: int
     protocol: str = "tcp"
-    host_ip: str = ""
+    host_ip: str = ""             # "" = every host address
+
+    def text(self) -> str:
+        """As ``docker ps`` shows it: ``0.0.0.0:8080->80/tcp``."""
+        return f"{self.host_ip or '0.0.0.0'}:{self.host_port}->{self.container_port}/{self.protocol}"
 
 
 @dataclass

@@ -139,8 +139,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
         if args.quiet:
             print(c.id[:12])
             continue
-        ports = ", ".join(f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.container_port}/{p.protocol}"
-                          for p in c.ports)
+        ports = ", ".join(p.text() for p in c.ports)
         cmd = " ".join(c.command)
         rows.append((c.id[:12], c.name, (cmd[:27] + "...") if len(cmd) > 30 else cmd,
                      "running" if running else "exited", ",".join(e.network for e in c.endpoints

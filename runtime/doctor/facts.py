@@ -14,6 +14,8 @@ from netplugins.firewall.trace import TraceResult
 from netplugins.nl.host import Neighbour, Route
 from netplugins.nl.types import RT_SCOPE_LINK, Addr, Link
 
+from ..models import Network, PortMapping
+
 ProbeOutcome = Literal["ok", "refused", "timeout", "unreachable", "error"]
 DnsOutcome = Literal["answer", "nxdomain", "empty", "timeout", "error"]
 TargetKind = Literal["container", "name", "address", "hostport"]
@@ -77,36 +79,6 @@ class NsView:
 
 
 @dataclass(frozen=True)
-class NetworkInfo:
-    """A netctl network, from state."""
-
-    name: str
-    bridge: str = ""
-    subnets: tuple[str, ...] = ()
-    gateways: tuple[str, ...] = ()
-    driver: str = "bridge"
-    internal: bool = False
-    icc: bool = True
-    #: embedded DNS enabled (never on the default bridge)
-    dns: bool = True
-    #: the predefined networks (bridge, host, none)
-    builtin: bool = False
-    masquerade: bool = True
-
-    @property
-    def default_bridge(self) -> bool:
-        return self.builtin and self.driver == "bridge"
-
-    def contains(self, address: str) -> bool:
-        """True if ``address`` lies in one of the subnets."""
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in ipaddress.ip_network(s, strict=False) for s in self.subnets)
-
-
-@dataclass(frozen=True)
 class Attachment:
     """A container's interface on one network (from its CNI result)."""
 
@@ -129,20 +101,6 @@ class Attachment:
 
 
 @dataclass(frozen=True)
-class PortInfo:
-    """A published port: host ``host_ip:host_port`` -> container ``container_port``."""
-
-    host_port: int
-    container_port: int
-    protocol: str = "tcp"
-    #: "" = every host address
-    host_ip: str = ""
-
-    def text(self) -> str:
-        return f"{self.host_ip or '0.0.0.0'}:{self.host_port}->{self.container_port}/{self.protocol}"
-
-
-@dataclass(frozen=True)
 class ContainerInfo:
     """A container from state, with the kernel view of its namespace."""
 
@@ -155,7 +113,7 @@ class ContainerInfo:
     #: for a container sharing another's namespace: the owner's name
     joined_to: str | None = None
     attachments: tuple[Attachment, ...] = ()
-    ports: tuple[PortInfo, ...] = ()
+    ports: tuple[PortMapping, ...] = ()
     #: None when the namespace could not be read (stopped container)
     view: NsView | None = None
 
@@ -180,7 +138,7 @@ class TargetFacts:
     address: str | None = None
     port: int | None = None
     #: for ``host:PORT``: the mapping from state
-    mapping: PortInfo | None = None
+    mapping: PortMapping | None = None
 
 
 @dataclass(frozen=True)
@@ -261,7 +219,7 @@ class DoctorFacts:
 
     source: ContainerInfo
     target: TargetFacts
-    networks: tuple[NetworkInfo, ...]
+    networks: tuple[Network, ...]
     host: HostView
     #: "icmp", "tcp" or "udp"
     proto: str = "icmp"
@@ -270,5 +228,5 @@ class DoctorFacts:
     #: overlay paths only (hops_overlay.OverlayFacts)
     overlay: Any = None
 
-    def network(self, name: str) -> NetworkInfo | None:
+    def network(self, name: str) -> Network | None:
         return next((n for n in self.networks if n.name == name), None)

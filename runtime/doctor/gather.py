@@ -29,7 +29,7 @@ from .facts import (
     DnsdInfo,
     DoctorFacts,
     HostView,
-    NetworkInfo,
+    Network,
     NsView,
     ProbeResult,
     RuleCheck,
@@ -39,7 +39,7 @@ from .hops_overlay import gather_overlay
 from .nsexec import inside, sysctl
 from .path import PathPlan, plan_path
 from .probe import ask_dns, exchange, parse_ping
-from .state_facts import container_info, find_source, network_info, resolve_target
+from .state_facts import container_info, find_source, resolve_target
 from .target import choose_proto, parse_target
 
 #: seconds each probe (ping, connect, DNS query) may take
@@ -109,7 +109,7 @@ def _ask_dnsd(src: ContainerInfo, name: str, nets: dict[str, bool], dnsd: DnsdIn
     return None
 
 
-def _worth_asking(src: ContainerInfo, tgt: TargetFacts, nets: tuple[NetworkInfo, ...]) -> bool:
+def _worth_asking(src: ContainerInfo, tgt: TargetFacts, nets: tuple[Network, ...]) -> bool:
     """Ask dnsd only where it can answer from its own records: for a container, only when
     both share a DNS network (anything else dnsd would forward upstream, proving nothing)."""
     if tgt.kind == "name":
@@ -155,7 +155,7 @@ def trace_spec(plan: PathPlan, proto: str, port: int | None, tgt: TargetFacts) -
     return TraceSpec(plan.family, src[0], plan.address, proto, port, plan.final, final_port)
 
 
-def _own_rules(plan: PathPlan, nets: tuple[NetworkInfo, ...], tgt: TargetFacts,
+def _own_rules(plan: PathPlan, nets: tuple[Network, ...], tgt: TargetFacts,
                state_dir: str | None = None) -> tuple[RuleCheck, ...]:
     """The drivers' check of netctl's rules for the networks (and published ports) on the path."""
     names = [a.network for a in (plan.src, plan.dst) if a is not None]
@@ -179,7 +179,7 @@ def gather(paths: Paths, source: str, target: str, *, proto: str | None, port: i
     """
     spec = parse_target(target)
     state = State(paths)
-    nets = tuple(network_info(n) for n in state.networks())
+    nets = tuple(state.networks())
     stored = state.containers()
     by_id = {c.id: c for c in stored}
     ctrs = [container_info(c, by_id, alive(c)) for c in stored]

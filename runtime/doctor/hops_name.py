@@ -20,7 +20,7 @@ def check_dns(w: Walk) -> None:
     known = [n for n in (w.facts.network(n) for n in s.networks) if n is not None]
     dns_nets = [n for n in known if n.dns]
     if not dns_nets:
-        if known and all(n.default_bridge for n in known):
+        if known and all(n.builtin and n.driver == "bridge" for n in known):
             w.fail("dns", f"{s.name} is on the default bridge, which has no DNS", code="no-dns-default-bridge",
                    rank=7, fix=_create_fix(w))
         else:
@@ -31,7 +31,7 @@ def check_dns(w: Walk) -> None:
         return
     if c is not None and not [n for n in dns_nets if n.name in c.networks]:
         theirs = [w.facts.network(n) for n in c.networks]
-        if theirs and all(n is not None and n.default_bridge for n in theirs):
+        if theirs and all(n is not None and n.builtin and n.driver == "bridge" for n in theirs):
             msg = f"{c.name} is on the default bridge, which has no DNS"
         else:
             msg = (f"{c.name} is on {', '.join(c.networks)}, where {s.name} cannot ask: "

@@ -13,7 +13,7 @@ import ipaddress
 
 from netplugins.nl.types import NetlinkError
 
-from .facts import ContainerInfo, NetworkInfo
+from .facts import ContainerInfo, Network
 from .walk import Walk
 
 TYPE_CHECKING = False
@@ -24,17 +24,17 @@ if TYPE_CHECKING:  # the store client behind it is imported only for overlay pat
 RANK = 3
 
 
-def _overlay_of(src: ContainerInfo, networks: tuple[NetworkInfo, ...], address: str) -> NetworkInfo | None:
+def _overlay_of(src: ContainerInfo, networks: tuple[Network, ...], address: str) -> Network | None:
     addr = ipaddress.ip_address(address)
     for att in src.attachments:
         net = next((n for n in networks if n.name == att.network), None)
         if net is not None and net.driver == "overlay" and any(
-                addr in ipaddress.ip_network(s) for s in net.subnets):
+                addr in ipaddress.ip_network(s.subnet) for s in net.subnets):
             return net
     return None
 
 
-def gather_overlay(overlay_dir: str, src: ContainerInfo, networks: tuple[NetworkInfo, ...],
+def gather_overlay(overlay_dir: str, src: ContainerInfo, networks: tuple[Network, ...],
                    address: str | None) -> OverlayFacts | None:
     """The overlay facts for a path from ``src`` to ``address`` (None: not an overlay path)."""
     try:

@@ -12,10 +12,10 @@ from netplugins.firewall.driver import get_driver, get_port_driver
 from netplugins.firewall.errors import FirewallError
 from netplugins.meta.portmap import desired_ports
 
-from .facts import Attachment, ContainerInfo, NetworkInfo, RuleCheck
+from .facts import Attachment, ContainerInfo, Network, RuleCheck
 
 
-def check_networks(nets: list[NetworkInfo], driver: str | None = None,
+def check_networks(nets: list[Network], driver: str | None = None,
                    state_dir: str | None = None) -> tuple[RuleCheck, ...]:
     """The driver's check of each bridge network's rules, against the policy the bridge
     plugin recorded when it installed them (the one the agent restores), with the driver

@@ -10,7 +10,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Literal
 
-from .facts import Attachment, ContainerInfo, NetworkInfo, TargetFacts
+from .facts import Attachment, ContainerInfo, Network, TargetFacts
 
 PathKind = Literal["bridged", "routed", "external", "hostport", "none"]
 
@@ -37,6 +37,15 @@ class PathPlan:
         return ipaddress.ip_address(self.address).version if self.address else 4
 
 
+def in_subnets(net: Network, address: str) -> bool:
+    """True if ``address`` lies in one of ``net``'s subnets."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(s.subnet, strict=False) for s in net.subnets)
+
+
 def is_loopback(addr: str) -> bool:
     try:
         return ipaddress.ip_address(addr).is_loopback
@@ -57,15 +66,15 @@ def _holding(container: ContainerInfo, address: str) -> Attachment | None:
     return next((a for a in container.attachments if address in a.ips()), None)
 
 
-def _on_subnet(source: ContainerInfo, networks: tuple[NetworkInfo, ...], address: str) -> Attachment | None:
+def _on_subnet(source: ContainerInfo, networks: tuple[Network, ...], address: str) -> Attachment | None:
     for att in source.attachments:
         net = next((n for n in networks if n.name == att.network), None)
-        if net is not None and att.addresses and net.contains(address):
+        if net is not None and att.addresses and in_subnets(net, address):
             return att
     return None
 
 
-def plan_path(source: ContainerInfo, target: TargetFacts, networks: tuple[NetworkInfo, ...]) -> PathPlan:
+def plan_path(source: ContainerInfo, target: TargetFacts, networks: tuple[Network, ...]) -> PathPlan:
     """Choose the path; the kernel's route lookup may later correct the source interface."""
     ctr = target.container
     if target.kind == "hostport":

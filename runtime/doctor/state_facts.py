@@ -6,16 +6,9 @@ from typing import Any
 
 from netplugins.nl.host import Route
 
-from ..models import Container, Network
-from .facts import Attachment, ContainerInfo, NetworkInfo, PortInfo, TargetFacts
+from ..models import Container
+from .facts import Attachment, ContainerInfo, TargetFacts
 from .target import TargetSpec
-
-
-def network_info(net: Network) -> NetworkInfo:
-    return NetworkInfo(
-        name=net.name, bridge=net.bridge, subnets=tuple(s.subnet for s in net.subnets),
-        gateways=tuple(s.gateway for s in net.subnets if s.gateway), driver=net.driver,
-        internal=net.internal, icc=net.icc, dns=net.dns, builtin=net.builtin, masquerade=net.masquerade)
 
 
 def host_end(result: dict[str, Any], ifname: str) -> str:
@@ -58,9 +51,8 @@ def container_info(c: Container, by_id: dict[str, Container], running: bool) -> 
     atts = tuple(attachment(ep.network, ep.ifname, ep.result or {}, ep.aliases)
                  for ep in owner.endpoints
                  if ep.network not in ("none", "host") and not ep.network.startswith("container:"))
-    ports = tuple(PortInfo(p.host_port, p.container_port, p.protocol, p.host_ip) for p in c.ports)
     return ContainerInfo(name=c.name, id=c.id, running=running, mode=c.network_mode, netns=owner.netns,
-                         joined_to=joined, attachments=atts, ports=ports)
+                         joined_to=joined, attachments=atts, ports=tuple(c.ports))
 
 
 def resolve_target(spec: TargetSpec, containers: list[ContainerInfo], proto: str | None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .facts import Attachment, ContainerInfo, DoctorFacts, Link, NetworkInfo, RouteLookup
+from .facts import Attachment, ContainerInfo, DoctorFacts, Link, Network, RouteLookup
 from .path import PathPlan
 from .report import Findings
 
@@ -38,7 +38,7 @@ class Walk(Findings):
             return t.address
         return t.text
 
-    def net(self, att: Attachment | None) -> NetworkInfo | None:
+    def net(self, att: Attachment | None) -> Network | None:
         return self.facts.network(att.network) if att is not None else None
 
     def host_link(self, name: str) -> Link | None:
@@ -50,7 +50,7 @@ class Walk(Findings):
             return None
         return view.lookup(self.plan.address)
 
-    def user_networks(self, names: tuple[str, ...]) -> list[NetworkInfo]:
+    def user_networks(self, names: tuple[str, ...]) -> list[Network]:
         """The user-defined bridge networks among ``names``, in order."""
         nets = [self.facts.network(n) for n in names]
         return [n for n in nets if n is not None and not n.builtin and n.driver == "bridge"]

@@ -6,7 +6,7 @@ from netplugins.nl.types import NetlinkError
 
 from ..containers import alive
 from ..doctor.gather import read_dnsd
-from ..doctor.state_facts import container_info, network_info
+from ..doctor.state_facts import container_info
 from ..paths import Paths
 from ..state import State
 from .model import GraphModel, GRemote, build_model
@@ -34,7 +34,7 @@ def host_links(nl: HostNetlink | None = None) -> dict[str, bool]:
 def gather_model(paths: Paths) -> GraphModel:
     """The graph of everything netctl knows, with link states from the kernel."""
     state = State(paths)
-    nets = tuple(network_info(n) for n in state.networks())
+    nets = tuple(state.networks())
     stored = state.containers()
     by_id = {c.id: c for c in stored}
     ctrs = tuple(container_info(c, by_id, alive(c)) for c in stored)

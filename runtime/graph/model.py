@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..doctor.facts import ContainerInfo, DnsdInfo, NetworkInfo
+from ..doctor.facts import ContainerInfo, DnsdInfo, Network
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def _state(links: dict[str, bool], name: str) -> str:
     return "up" if links[name] else "down"
 
 
-def build_model(networks: tuple[NetworkInfo, ...], containers: tuple[ContainerInfo, ...],
+def build_model(networks: tuple[Network, ...], containers: tuple[ContainerInfo, ...],
                 links: dict[str, bool], dnsd: DnsdInfo, node: str = "",
                 remotes: tuple[GRemote, ...] = ()) -> GraphModel:
     """The picture's model. ``links`` maps host link names to "administratively up"
@@ -121,7 +121,8 @@ def build_model(networks: tuple[NetworkInfo, ...], containers: tuple[ContainerIn
         if n.driver not in ("bridge", "overlay"):
             continue  # host and none have nothing to draw unless a container uses them
         nets.append(GNetwork(
-            name=n.name, driver=n.driver, bridge=n.bridge, subnets=n.subnets, gateways=n.gateways,
+            name=n.name, driver=n.driver, bridge=n.bridge, subnets=tuple(s.subnet for s in n.subnets),
+            gateways=tuple(s.gateway for s in n.subnets if s.gateway),
             internal=n.internal, icc=n.icc, dns=n.dns, builtin=n.builtin,
             bridge_state=_state(links, n.bridge) if n.bridge else "",
             dns_listen=dnsd.listens_for(n.name) if dnsd.running else ()))

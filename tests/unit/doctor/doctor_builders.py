@@ -23,30 +23,36 @@ from runtime.doctor.facts import (
     DnsdInfo,
     DoctorFacts,
     HostView,
-    NetworkInfo,
     NsView,
-    PortInfo,
     ProbeResult,
     RouteLookup,
     RuleCheck,
     TargetFacts,
 )
+from runtime.models import Network, PortMapping, Subnet
+
+
+def network(name: str, bridge: str, subnet: str, gateway: str, **kw: Any) -> Network:
+    """A network as netctl stores it."""
+    return Network(f"{name:0<64}"[:64], name, kw.pop("driver", "bridge"), "2026-01-01T00:00:00Z", bridge,
+                   [Subnet(subnet, gateway)], **kw)
+
 
 NETS = {
-    "my_net2": NetworkInfo("my_net2", "br-net2", ("172.22.16.0/24",), ("172.22.16.1",)),
-    "other_net": NetworkInfo("other_net", "br-other", ("172.22.17.0/24",), ("172.22.17.1",)),
-    "bridge": NetworkInfo("bridge", "netctl0", ("172.17.0.0/16",), ("172.17.0.1",), dns=False, builtin=True),
-    "internal_net": NetworkInfo("internal_net", "br-int", ("172.22.18.0/24",), ("172.22.18.1",), internal=True),
+    "my_net2": network("my_net2", "br-net2", "172.22.16.0/24", "172.22.16.1"),
+    "other_net": network("other_net", "br-other", "172.22.17.0/24", "172.22.17.1"),
+    "bridge": network("bridge", "netctl0", "172.17.0.0/16", "172.17.0.1", dns=False, builtin=True),
+    "internal_net": network("internal_net", "br-int", "172.22.18.0/24", "172.22.18.1", internal=True),
 }
-SUBNET = {n: i.subnets[0] for n, i in NETS.items()}
+SUBNET = {n: i.subnets[0].subnet for n, i in NETS.items()}
 
 
 def att(network: str, host: int, veth: str, ifname: str = "eth0", aliases: tuple[str, ...] = ()) -> Attachment:
     """An attachment like the bridge plugin's result: address, gateway, default route."""
     net = NETS[network]
-    prefix = net.subnets[0].split("/")[1]
-    base = net.subnets[0].rsplit(".", 1)[0]
-    gw = net.gateways[0]
+    prefix = net.subnets[0].subnet.split("/")[1]
+    base = net.subnets[0].subnet.rsplit(".", 1)[0]
+    gw = net.subnets[0].gateway
     routes = () if net.internal else (Route("0.0.0.0/0", gateway=gw),)
     return Attachment(network, ifname, (f"{base}.{host}/{prefix}",), gw, routes, veth, aliases,
                       (gw,) if net.dns else ())
@@ -71,7 +77,7 @@ def lookup(dst: str, dev: str = "eth0", gw: str | None = None) -> RouteLookup:
     return RouteLookup(dst, dev, gw)
 
 
-def ctr(name: str, a: Attachment, *lookups: RouteLookup, ports: tuple[PortInfo, ...] = (),
+def ctr(name: str, a: Attachment, *lookups: RouteLookup, ports: tuple[PortMapping, ...] = (),
         running: bool = True, neigh: tuple[Neighbour, ...] = ()) -> ContainerInfo:
     return ContainerInfo(name, (name.encode().hex() * 64)[:64], running, a.network,
                          f"/run/netctl/netns/{name}", None, (a,), ports,
@@ -154,11 +160,11 @@ def host(*containers: Attachment, lookups: tuple[RouteLookup, ...] = (), ip_forw
     addrs = [Addr(2, "10.99.0.1/24", 0)]
     for i, n in enumerate(NETS.values()):
         links.append(link(n.bridge, 10 + i, "bridge"))
-        addrs.append(Addr(10 + i, f"{n.gateways[0]}/{n.subnets[0].split('/')[1]}", 0))
+        addrs.append(Addr(10 + i, f"{n.subnets[0].gateway}/{n.subnets[0].subnet.split('/')[1]}", 0))
     for i, a in enumerate(containers):
         master = 10 + list(NETS).index(a.network)
         links.append(link(a.host_veth, 20 + i, "veth", master, isolated=isolated, port_state="forwarding"))
-    listen = tuple((n.name, (n.gateways[0],)) for n in NETS.values() if n.dns)
+    listen = tuple((n.name, (n.subnets[0].gateway,)) for n in NETS.values() if n.dns)
     return HostView(NsView(tuple(links), tuple(addrs), lookups=lookups, ip_forward=ip_forward, ip6_forward=ip6_forward),
                     bridge_nf, DnsdInfo(dnsd_running, 4242 if dnsd_running else None, listen), trace, rules)
 

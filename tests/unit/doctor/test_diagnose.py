@@ -29,8 +29,9 @@ from doctor_builders import (
 
 from netplugins.nl.host import Neighbour, Route
 from runtime.doctor.diagnose import diagnose
-from runtime.doctor.facts import PortInfo, ProbeResult, RuleCheck, TargetFacts
+from runtime.doctor.facts import ProbeResult, RuleCheck, TargetFacts
 from runtime.doctor.report import Hop, Report, render_text
+from runtime.models import PortMapping
 
 
 def hop(report: Report, name: str) -> Hop:
@@ -323,7 +324,7 @@ def test_alias_resolves_to_the_container() -> None:
 
 
 def published(host_ip: str) -> tuple:  # type: ignore[type-arg]
-    port = PortInfo(8080, 80, "tcp", host_ip)
+    port = PortMapping(8080, 80, "tcp", host_ip)
     web2 = replace(ctr("web2", WEB2), ports=(port,))
     web1 = ctr("web1", WEB1, lookup("172.22.16.1"))
     return web1, web2, TargetFacts("hostport", "host:8080", web2, port=8080, mapping=port)

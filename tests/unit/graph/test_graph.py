@@ -14,11 +14,12 @@ import subprocess
 import pytest
 from goldenutil import assert_golden
 
-from runtime.doctor.facts import Attachment, ContainerInfo, DnsdInfo, NetworkInfo, PortInfo
+from runtime.doctor.facts import Attachment, ContainerInfo, DnsdInfo
 from runtime.graph.dot import render_dot
 from runtime.graph.model import GContainer, GEndpoint, GNetwork, GPort, GraphModel, build_model
 from runtime.graph.render import render
 from runtime.graph.text import render_text
+from runtime.models import Network, PortMapping, Subnet
 
 
 def small() -> GraphModel:
@@ -117,12 +118,14 @@ def test_the_big_graph_renders_with_graphviz() -> None:
 
 
 def test_build_model_from_facts() -> None:
-    nets = (NetworkInfo("bridge", "netctl0", ("172.17.0.0/16",), ("172.17.0.1",), dns=False, builtin=True),
-            NetworkInfo("host", driver="host", builtin=True),
-            NetworkInfo("my_net2", "br-1", ("172.22.16.0/24",), ("172.22.16.1",)))
+    when = "2026-01-01T00:00:00Z"
+    nets = (Network("1" * 64, "bridge", "bridge", when, "netctl0", [Subnet("172.17.0.0/16", "172.17.0.1")],
+                    dns=False, builtin=True),
+            Network("2" * 64, "host", "host", when, builtin=True),
+            Network("3" * 64, "my_net2", "bridge", when, "br-1", [Subnet("172.22.16.0/24", "172.22.16.1")]))
     web = ContainerInfo("web", "a" * 64, mode="my_net2", attachments=(
         Attachment("my_net2", "eth0", ("172.22.16.2/24",), "172.22.16.1", host_veth="veth1"),),
-        ports=(PortInfo(80, 80),))
+        ports=(PortMapping(80, 80),))
     side = ContainerInfo("side", "b" * 64, mode="container:" + "a" * 64, joined_to="web",
                          attachments=web.attachments)
     m = build_model(nets, (web, side), {"netctl0": True, "br-1": False},
