@@ -189,12 +189,7 @@ def gather(paths: Paths, source: str, target: str, *, proto: str | None, port: i
     if src.mode == "host":
         raise NetctlError(f"{src.name} uses the host's network namespace: give a container with its own")
     tgt = resolve_target(spec, ctrs, proto, target)
-    if tgt.kind == "hostport":
-        if proto == "icmp" or port is not None:
-            raise NetctlError("host:PORT names the port already: drop --port, and use --proto tcp or udp")
-        probe_proto, port = proto or (tgt.mapping.protocol if tgt.mapping else "tcp"), spec.port
-    else:
-        probe_proto, port = choose_proto(spec, proto, port)
+    probe_proto, port = choose_proto(spec, proto, port, tgt.mapping.protocol if tgt.mapping else None)
     dnsd = read_dnsd(paths)
     answer = None
     if src.running and _worth_asking(src, tgt, nets):

@@ -9,11 +9,10 @@ from the store).
 
 from __future__ import annotations
 
-import ipaddress
-
 from netplugins.nl.types import NetlinkError
 
 from .facts import ContainerInfo, Network
+from .path import in_subnets
 from .walk import Walk
 
 TYPE_CHECKING = False
@@ -24,23 +23,12 @@ if TYPE_CHECKING:  # the store client behind it is imported only for overlay pat
 RANK = 3
 
 
-def _overlay_of(src: ContainerInfo, networks: tuple[Network, ...], address: str) -> Network | None:
-    addr = ipaddress.ip_address(address)
-    for att in src.attachments:
-        net = next((n for n in networks if n.name == att.network), None)
-        if net is not None and net.driver == "overlay" and any(
-                addr in ipaddress.ip_network(s.subnet) for s in net.subnets):
-            return net
-    return None
-
-
 def gather_overlay(overlay_dir: str, src: ContainerInfo, networks: tuple[Network, ...],
                    address: str | None) -> OverlayFacts | None:
     """The overlay facts for a path from ``src`` to ``address`` (None: not an overlay path)."""
-    try:
-        net = _overlay_of(src, networks, address) if address else None
-    except ValueError:
-        return None
+    by_name = {n.name: n for n in networks}
+    net = next((n for a in src.attachments if (n := by_name.get(a.network)) is not None
+                and n.driver == "overlay" and address and in_subnets(n, address)), None)
     if net is None or address is None:
         return None
     # lazy: only overlay paths need them (the cluster store client; pyroute2: ~170 ms)

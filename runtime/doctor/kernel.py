@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 
-from netplugins.nl.host import Route
 from netplugins.nl.types import NetlinkError
 
 from .facts import NsView, RouteLookup
@@ -25,20 +24,12 @@ def read_kernel(nl: HostNetlink, lookups: tuple[str, ...] = ()) -> NsView:
     names = {lk.index: lk.name for lk in links}
     found = []
     for dst in lookups:
-        got: Route | NetlinkError
         try:
-            got = nl.route_get(dst)
-        except NetlinkError as exc:
-            got = exc
-        found.append(to_lookup(dst, got, names))
+            r = nl.route_get(dst)
+        except NetlinkError as exc:  # the kernel's words, as ``ip route get`` prints them
+            found.append(RouteLookup(dst, kind="unreachable", error=exc.strerror or errno.errorcode.get(exc.code)))
+            continue
+        found.append(RouteLookup(dst, names.get(r.oif), r.gateway, r.prefsrc, r.type,
+                                 None if r.type in ("unicast", "local") else r.type))
     return NsView(links, tuple(nl.addresses()), tuple(r for r in nl.routes() if r.type == "unicast"),
                   tuple(nl.neighbours()), tuple(found))
-
-
-def to_lookup(dst: str, found: Route | NetlinkError, names: dict[int, str]) -> RouteLookup:
-    """A route lookup, or why the kernel has none (its words, as ``ip route get`` prints them)."""
-    if isinstance(found, NetlinkError):
-        return RouteLookup(dst=dst, kind="unreachable", error=found.strerror or errno.errorcode.get(found.code, "error"))
-    return RouteLookup(dst=dst, dev=names.get(found.oif), gateway=found.gateway, src=found.prefsrc, kind=found.type,
-                       error=None if found.type in ("unicast", "local") else found.type)
-

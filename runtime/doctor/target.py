@@ -74,23 +74,28 @@ def _check_ip(addr: str, whole: str) -> None:
                           "(use host:PORT for a published port)") from None
 
 
-def choose_proto(spec: TargetSpec, proto: str | None, port: int | None) -> tuple[str, int | None]:
-    """The probe's protocol and port: ``--proto``/``--port`` win, then the target's port.
+def choose_proto(spec: TargetSpec, proto: str | None, port: int | None,
+                 published: str | None = None) -> tuple[str, int | None]:
+    """The probe's protocol and port: ``--proto``/``--port`` win, then the target's port
+    (``host:PORT``: the protocol the port is ``published`` with, else tcp).
 
     Raises:
-        NetctlError: a protocol that needs a port has none, or icmp was given a port.
+        NetctlError: a protocol that needs a port has none, icmp was given a port, or
+            ``host:PORT`` was given ``--port`` or icmp.
     """
-    port = port if port is not None else spec.port
     if proto is not None and proto not in PROTOS:
         raise NetctlError(f"invalid protocol {proto!r}: use tcp, udp or icmp")
+    if spec.kind == "hostport":
+        if proto == "icmp" or port is not None:
+            raise NetctlError("host:PORT names the port already: drop --port, and use --proto tcp or udp")
+        return proto or published or "tcp", spec.port
+    port = port if port is not None else spec.port
     if proto is None:
         proto = "tcp" if port is not None else "icmp"
-    if proto in ("tcp", "udp") and port is None and spec.kind != "hostport":
+    if proto in ("tcp", "udp") and port is None:
         raise NetctlError(f"--proto {proto} needs a port: add --port N")
-    if proto == "icmp" and port is not None and spec.kind != "hostport":
+    if proto == "icmp" and port is not None:
         raise NetctlError("icmp has no ports: drop --port or use --proto tcp|udp")
-    if spec.kind == "hostport" and proto == "icmp" and spec.port is not None:
-        proto = "tcp"
     if port is not None and not 0 < port < 65536:
         raise NetctlError(f"invalid port {port}: use 1-65535")
     return proto, port

@@ -101,6 +101,13 @@ def test_choose_proto() -> None:
         choose_proto(ref, "tcp", None)
     with pytest.raises(NetctlError, match="icmp has no ports"):
         choose_proto(ref, "icmp", 80)
+    published = TargetSpec("hostport", "host", 8053)
+    assert choose_proto(published, None, None, "udp") == ("udp", 8053)  # as the port is published
+    assert choose_proto(published, "tcp", None, "udp") == ("tcp", 8053)
+    assert choose_proto(published, None, None) == ("tcp", 8053)  # nothing publishes it
+    for bad in (("icmp", None), (None, 53)):
+        with pytest.raises(NetctlError, match="host:PORT names the port already"):
+            choose_proto(published, *bad)
 
 
 def test_parse_ping() -> None:
