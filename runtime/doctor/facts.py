@@ -158,6 +158,8 @@ class DnsdInfo:
 
     running: bool = False
     pid: int | None = None
+    #: the agent that restarts dnsd when it dies (None: nothing does)
+    supervisor: int | None = None
     #: network name -> addresses dnsd listens on for it
     listen: tuple[tuple[str, tuple[str, ...]], ...] = ()
 

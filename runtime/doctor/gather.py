@@ -74,7 +74,7 @@ def read_dnsd(paths: Paths) -> DnsdInfo:
         nets = {}
     pid = control.find_running(paths.dnsd)
     listen = tuple((name, tuple(str(a) for a in data.get("listen") or [])) for name, data in sorted(nets.items()))
-    return DnsdInfo(running=pid is not None, pid=pid, listen=listen)
+    return DnsdInfo(pid is not None, pid, control.find_supervisor(paths.dnsd), listen)
 
 
 def _probe(netns: str, proto: str, address: str, port: int | None) -> ProbeResult:

@@ -42,10 +42,11 @@ def check_dns(w: Walk) -> None:
     dnsd, first = w.facts.host.dnsd, dns_nets[0].name
     listen = [a for n in dns_nets for a in dnsd.listens_for(n.name)]
     if not dnsd.running:
+        again = (f"the agent (pid {dnsd.supervisor}) restarts it: if it stays down, netctl agent status says why"
+                 if dnsd.supervisor else "start the agent, which keeps it running: netctl agent start "
+                 f"(or reconnect a container: netctl disconnect {first} {s.name}, then netctl connect {first} {s.name})")
         w.fail("dns", "dnsd is not running", code="dnsd-down", rank=6,
-               why="dnsd, the embedded DNS server, is not running",
-               fix=f"reconnect a container to restart it: netctl disconnect {first} {s.name}, "
-               f"then netctl connect {first} {s.name}")
+               why="dnsd, the embedded DNS server, is not running", fix=again)
         return
     if not listen:
         w.fail("dns", f"dnsd has no address on {', '.join(n.name for n in dns_nets)}", code="dnsd-no-listener",

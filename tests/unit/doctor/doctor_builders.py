@@ -166,7 +166,7 @@ def host(*containers: Attachment, lookups: tuple[RouteLookup, ...] = (), ip_forw
         links.append(link(a.host_veth, 20 + i, "veth", master, isolated=isolated, port_state="forwarding"))
     listen = tuple((n.name, (n.subnets[0].gateway,)) for n in NETS.values() if n.dns)
     return HostView(NsView(tuple(links), tuple(addrs), lookups=lookups, ip_forward=ip_forward, ip6_forward=ip6_forward),
-                    bridge_nf, DnsdInfo(dnsd_running, 4242 if dnsd_running else None, listen), trace, rules)
+                    bridge_nf, DnsdInfo(dnsd_running, 4242 if dnsd_running else None, listen=listen), trace, rules)
 
 
 def facts(source: ContainerInfo, target: TargetFacts, host_view: HostView, *, proto: str = "icmp",

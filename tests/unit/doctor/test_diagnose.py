@@ -303,6 +303,11 @@ def test_dnsd_down_and_unknown_name() -> None:
     r = diagnose(facts(web1, TargetFacts("container", "web2", web2), host(WEB1, WEB2, dnsd_running=False),
                        probe=ping("172.22.16.3")))
     assert r.verdict.cause == "dnsd-down" and not r.verdict.ok
+    assert r.verdict.fix is not None and r.verdict.fix.startswith("start the agent, which keeps it running")
+    supervised = host(WEB1, WEB2, dnsd_running=False)
+    supervised = replace(supervised, dnsd=replace(supervised.dnsd, supervisor=4343))
+    r = diagnose(facts(web1, TargetFacts("container", "web2", web2), supervised, probe=ping("172.22.16.3")))
+    assert r.verdict.fix == "the agent (pid 4343) restarts it: if it stays down, netctl agent status says why"
     r = diagnose(facts(web1, TargetFacts("container", "web2", web2), host(WEB1, WEB2),
                        probe=ping("172.22.16.3"), dns=answer("web2", "172.22.16.1")))
     assert r.verdict.cause == "dns-failed"

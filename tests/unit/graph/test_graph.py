@@ -129,7 +129,7 @@ def test_build_model_from_facts() -> None:
     side = ContainerInfo("side", "b" * 64, mode="container:" + "a" * 64, joined_to="web",
                          attachments=web.attachments)
     m = build_model(nets, (web, side), {"netctl0": True, "br-1": False},
-                    DnsdInfo(True, 7, (("my_net2", ("172.22.16.1",)),)))
+                    DnsdInfo(True, 7, listen=(("my_net2", ("172.22.16.1",)),)))
     assert [n.name for n in m.networks] == ["bridge", "my_net2"]  # host and none are not drawn
     br1 = m.networks[1]
     assert br1.bridge_state == "down" and br1.dns_listen == ("172.22.16.1",)
