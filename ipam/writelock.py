@@ -9,6 +9,11 @@ an older netctl, is still serialised by ``BEGIN IMMEDIATE``); the flock only ord
 queue. The kernel drops an flock when its holder dies, so a killed plugin never leaves it
 held (crash safety as before: tests/unit/ipam/test_ipam_crash.py).
 
+The lock file may be deleted by whoever holds it (GC deletes an unused database with its
+lock file: ``SqliteStore.drop_if_empty``). A process that opened the old file and waited
+on it would then hold a lock nobody else sees, so :func:`hold` checks after each acquire
+that the file it locked is still the one at the path, and queues again on the new one.
+
 The wait is bounded like SQLite's busy timeout: in the main thread by a one-shot
 ``ITIMER_REAL`` whose SIGALRM interrupts the blocked flock (the previous handler and
 timer are restored), elsewhere (signals only reach the main thread) by polling.
@@ -45,6 +50,56 @@ def open_lock(db: str) -> int:
         OSError: when the file cannot be created or opened.
     """
     return os.open(lock_path(db), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+
+def open_new_lock(db: str) -> tuple[int, bool]:
+    """Open (create) the lock file of ``db``; also say whether this call created it.
+
+    Raises:
+        OSError: when the file cannot be created or opened.
+    """
+    path = lock_path(db)
+    while True:
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644), True
+        except FileExistsError:
+            pass
+        try:
+            return os.open(path, os.O_RDWR | os.O_CLOEXEC), False
+        except FileNotFoundError:
+            continue  # deleted between the two opens: create it
+
+
+def hold(db: str, fd: int, timeout: float) -> int:
+    """Take the flock of the lock file that is at ``db``'s lock path now.
+
+    ``fd`` is a descriptor of the lock file opened earlier (or -1); ``hold`` owns it from
+    then on. Returns the descriptor that holds the lock: ``fd`` itself, or a new one when
+    the file was deleted since it was opened (``fd`` is then closed: its lock guards
+    nothing any more). On an exception the descriptor is closed.
+
+    Raises:
+        LockTimeout: the lock stayed held for ``timeout`` seconds.
+        OSError: the file cannot be opened, or flock failed.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if fd < 0:
+            fd = open_lock(db)
+        try:
+            acquire(fd, max(deadline - time.monotonic(), 0.0))
+            try:
+                now: os.stat_result | None = os.stat(lock_path(db))
+            except FileNotFoundError:
+                now = None
+            own = os.fstat(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        if now is not None and (now.st_dev, now.st_ino) == (own.st_dev, own.st_ino):
+            return fd
+        os.close(fd)
+        fd = -1
 
 
 def acquire(fd: int, timeout: float) -> None:
