@@ -23,12 +23,13 @@ Settings and what they buy:
 * an flock on ``<network>.db.lock`` taken just before ``BEGIN IMMEDIATE`` and dropped after
   COMMIT/ROLLBACK (:mod:`ipam.writelock`): writers then queue in the kernel, which wakes
   the next one as soon as the lock is free, instead of in SQLite's sleeping busy handler.
-* opening also takes that flock for a moment (connect and first statements), and GC deletes
-  a database only under it and only when no other connection has the file open
+* opening holds the lock file's shared *open lock* (:mod:`ipam.writelock`) until the
+  connection has read the file, and GC deletes a database only holding the flock and the
+  open lock exclusively, and only when no other connection has the file open
   (:meth:`SqliteStore.drop_if_empty`): SQLite must never see its file unlinked under an
   open connection (sqlite.org/howtocorrupt.html, "unlinking or renaming a database file
   while in use": that connection's close would checkpoint into the unlinked file and then
-  delete the *new* database's ``-wal`` by name). So no writer can hold a removed database.
+  delete the *new* database's ``-wal`` by name). So no store can hold a deleted database.
 """
 
 from __future__ import annotations
@@ -42,7 +43,16 @@ from contextlib import contextmanager, suppress
 from .errors import ConfigError, StoreBusy, StoreError
 from .ranges import IPAddress, address
 from .store import Lease, LeaseStore
-from .writelock import LockTimeout, hold, lock_path, open_new_lock, release
+from .writelock import (
+    LockTimeout,
+    hold,
+    lock_path,
+    open_new_lock,
+    release,
+    release_open,
+    try_acquire,
+    try_exclusive_open,
+)
 
 SCHEMA_VERSION = 1
 #: seconds a writer waits for the database lock before "try again" (code 11)
@@ -106,8 +116,9 @@ class SqliteStore:
                  create: bool = True) -> None:
         """Open (and with ``create``, create if needed) the database at ``path``.
 
-        Opening holds the writers' flock until the connection has read the file (and so
-        holds SQLite's shared lock, which keeps GC from deleting it: :meth:`drop_if_empty`).
+        Opening holds the lock file's shared open lock until the connection has read the
+        file (and so holds SQLite's shared lock, which keeps GC from deleting it:
+        :meth:`drop_if_empty`); it never waits for writers.
 
         Raises:
             StoreError: the directory or file cannot be created or read, or it is not a
@@ -129,23 +140,37 @@ class SqliteStore:
                                  exc.strerror or str(exc)) from None
         try:
             fd, created = open_new_lock(path)
+            self._lock_fd = hold(path, fd, busy_timeout, opening=True)
+        except LockTimeout:
+            raise StoreBusy(f"lease database {path} is busy: it was being deleted for more "
+                            f"than {busy_timeout:g}s; try again") from None
         except OSError as exc:
             raise StoreError(f"cannot open {lock_path(path)}", exc.strerror or str(exc)) from None
-        self._lock_fd = fd
         try:
-            with self._write_lock():
-                try:
-                    self._open(create)
-                except BaseException:
-                    # nothing of ours may stay beside a file that is no (usable) lease
-                    # database; deleting a lock file we hold is safe (writelock.hold)
-                    if created or not os.path.exists(path):
-                        with suppress(FileNotFoundError):
-                            os.unlink(lock_path(path))
-                    raise
+            try:
+                self._open(create)
+            except BaseException:
+                # leave nothing of ours beside a file that is no (usable) lease database
+                if created or not os.path.exists(path):
+                    self._unlink_lock_if_alone()
+                raise
+            finally:
+                release_open(self._lock_fd)
         except BaseException:
             self.close()
             raise
+
+    def _unlink_lock_if_alone(self) -> None:
+        """Delete the lock file if nobody else holds or waits for either of its locks
+        (the condition under which GC deletes it, see writelock); never waits."""
+        if not try_acquire(self._lock_fd):
+            return
+        try:
+            if try_exclusive_open(self._lock_fd):  # ours was the only shared hold
+                with suppress(FileNotFoundError):
+                    os.unlink(lock_path(self.path))
+        finally:
+            release(self._lock_fd)
 
     def _open(self, create: bool) -> None:
         """Connect and initialise, under the flock."""
@@ -195,8 +220,7 @@ class SqliteStore:
             raise StoreError(f"lease database {self.path} has schema version {version}, "
                              f"newer than this netctl ({SCHEMA_VERSION})", _UNTOUCHED)
         if version < SCHEMA_VERSION:
-            # the caller (the constructor) holds the flock
-            with self._immediate():
+            with self.transaction():
                 # re-read under the lock: another process may have created it meanwhile
                 if self.conn.execute("PRAGMA user_version").fetchone()[0] == 0:
                     # statement by statement: executescript() would COMMIT our transaction
@@ -282,12 +306,14 @@ class SqliteStore:
         forgotten, but another connection has the file open, so it stays until a later
         GC), or "removed".
 
-        Why it is safe: it holds the writers' flock, under which every opener connects
-        (:meth:`__init__`), and it deletes only after switching the file out of WAL mode,
-        which SQLite refuses while any other connection has it open (they hold a shared
-        lock from their first read until they close). So no connection to the deleted
-        file exists or can appear; an opener queued on the old lock file notices the
-        file is gone (writelock.hold) and creates a new database.
+        Why it is safe: it holds the writers' flock and, exclusively, the open lock that
+        every opener holds shared from before its connect until its first read
+        (:meth:`__init__`; if an opener holds it, the file stays). It deletes only after
+        switching the file out of WAL mode, which SQLite refuses while any other
+        connection has it open (they hold a shared lock from their first read until they
+        close). So no connection to the deleted file exists or can appear; an opener
+        queued on the old lock file notices the file is gone (writelock.hold) and
+        creates a new database.
 
         Raises:
             StoreBusy, StoreError: as :meth:`transaction`.
@@ -299,23 +325,31 @@ class SqliteStore:
                         return "kept"
                     self.conn.execute("DELETE FROM cursors")
             try:
-                with self._errors("drop"):
-                    mode = self.conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
-            except StoreBusy:
-                return "reset"  # a reader or an ADD has it open: the file must stay
-            if str(mode).lower() != "delete":
-                return "reset"
-            with suppress(sqlite3.Error):
-                self.conn.close()
-            self._conn = None
-            for path in (self.path, f"{self.path}-wal", f"{self.path}-shm", f"{self.path}-journal",
-                         lock_path(self.path)):
+                if not try_exclusive_open(self._lock_fd):
+                    return "reset"  # another process is opening it right now
+            except OSError as exc:
+                raise StoreError(f"cannot lock {lock_path(self.path)}", exc.strerror or str(exc)) from None
+            try:
                 try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    continue
-                except OSError as exc:
-                    raise StoreError(f"cannot remove {path}", exc.strerror or str(exc)) from None
+                    with self._errors("drop"):
+                        mode = self.conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
+                except StoreBusy:
+                    return "reset"  # a reader or an ADD has it open: the file must stay
+                if str(mode).lower() != "delete":
+                    return "reset"
+                with suppress(sqlite3.Error):
+                    self.conn.close()
+                self._conn = None
+                for path in (self.path, f"{self.path}-wal", f"{self.path}-shm", f"{self.path}-journal",
+                             lock_path(self.path)):
+                    try:
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        continue
+                    except OSError as exc:
+                        raise StoreError(f"cannot remove {path}", exc.strerror or str(exc)) from None
+            finally:
+                release_open(self._lock_fd)
         self.close()
         return "removed"
 

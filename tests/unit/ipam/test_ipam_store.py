@@ -243,6 +243,32 @@ def test_drop_keeps_a_database_another_connection_has_open(tmp_path: Path) -> No
     assert list(tmp_path.iterdir()) == []
 
 
+def test_drop_waits_for_no_opener(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ADD between its connect and its first read holds no SQLite lock yet: its shared
+    open lock is what keeps GC from deleting the file under it."""
+    from ipam import sqlstore
+
+    path = db_path(str(tmp_path), "n")
+    gc = SqliteStore(path)
+    real = SqliteStore._init
+    outcome: list[str] = []
+
+    def gc_runs_before_the_first_read(self: SqliteStore) -> None:
+        if self is not gc:
+            outcome.append(gc.drop_if_empty())  # the ADD is connected, has read nothing
+        real(self)
+
+    monkeypatch.setattr(sqlstore.SqliteStore, "_init", gc_runs_before_the_first_read)
+    with SqliteStore(path) as add:
+        monkeypatch.undo()
+        assert outcome == ["reset"]
+        with add.transaction():
+            assert add.reserve(lease("10.1.0.2", "late", range_id="0"))
+    gc.close()
+    with SqliteStore(path) as s:
+        assert [le.container_id for le in s.leases()] == ["late"]
+
+
 def test_opener_queued_behind_a_drop_creates_a_new_database(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An ADD that opened the lock file, then GC dropped the database (and the lock file)

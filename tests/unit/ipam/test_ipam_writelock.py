@@ -39,11 +39,39 @@ def held(tmp_path: Path):  # type: ignore[no-untyped-def]
     proc.join(10)
 
 
-def test_open_waits_for_the_flock_then_says_busy(held: str) -> None:
-    # opening queues on the writers' lock too (GC deletes an unused database under it)
-    with pytest.raises(StoreBusy) as exc:
-        SqliteStore(held, busy_timeout=0.2)
-    assert exc.value.code == 11 and "try again" in str(exc.value)
+def test_open_does_not_wait_for_a_writer(held: str) -> None:
+    # readers (CHECK, STATUS) and the open of an ADD do not queue behind a write
+    with SqliteStore(held, busy_timeout=0.2) as store:
+        assert store.leases() == []
+
+
+def _hold_open_exclusively(path: str, ready: object, done: object) -> None:
+    fd = writelock.open_lock(path)
+    assert writelock.try_exclusive_open(fd)  # what GC holds while it deletes the database
+    ready.set()  # type: ignore[attr-defined]
+    done.wait(30)  # type: ignore[attr-defined]
+
+
+def test_open_waits_while_gc_deletes_then_says_busy(tmp_path: Path) -> None:
+    path = str(tmp_path / "n.db")
+    SqliteStore(path).close()
+    ready, done = CTX.Event(), CTX.Event()
+    proc = CTX.Process(target=_hold_open_exclusively, args=(path, ready, done))
+    proc.start()
+    try:
+        assert ready.wait(10)
+        with pytest.raises(StoreBusy) as exc:
+            SqliteStore(path, busy_timeout=0.2)
+        assert exc.value.code == 11 and "try again" in str(exc.value)
+        # and GC cannot delete while someone opens: the exclusive open lock is refused
+        fd = writelock.open_lock(path)
+        try:
+            assert not writelock.try_exclusive_open(fd)
+        finally:
+            os.close(fd)
+    finally:
+        done.set()
+        proc.join(10)
 
 
 def test_transaction_waits_for_the_flock_then_says_busy(tmp_path: Path) -> None:
