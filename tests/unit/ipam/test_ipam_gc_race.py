@@ -95,3 +95,41 @@ def test_no_lease_is_lost_to_a_concurrent_drop(tmp_path: Path) -> None:
             assert conn.execute("SELECT COUNT(*) FROM leases").fetchone()[0] == 0
         finally:
             conn.close()
+
+
+def _gc_once(data_dir: Path) -> None:
+    stdin = _conf(data_dir, **{"cni.dev/valid-attachments": []})
+    hostlocal.cmd_gc(CmdArgs(command="GC", container_id="", netns="", ifname="", stdin=stdin))
+
+
+def test_gc_killed_while_dropping_leaves_a_usable_network(tmp_path: Path) -> None:
+    """SIGKILL at random points of a GC that deletes the database: whatever it left (the
+    file in rollback mode, a lock file without a database, nothing), the next ADD works
+    and its lease is kept."""
+    import os
+    import random
+    import signal
+    import time
+
+    data = tmp_path / "ipam"
+    stdin = _conf(data)
+    rng = random.Random(14)
+    for i in range(30):
+        hostlocal.cmd_add(_cmd("ADD", f"old{i}", stdin))
+        hostlocal.cmd_del(_cmd("DEL", f"old{i}", stdin))
+        proc = CTX.Process(target=_gc_once, args=(data,))
+        proc.start()
+        time.sleep(rng.uniform(0, 0.004))
+        if proc.pid is not None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.join(10)
+        hostlocal.cmd_add(_cmd("ADD", f"new{i}", stdin))
+        db = data / "racenet.db"
+        conn = sqlite3.connect(db)
+        try:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            rows = conn.execute("SELECT container_id FROM leases").fetchall()
+        finally:
+            conn.close()
+        assert rows == [(f"new{i}",)], i
+        hostlocal.cmd_del(_cmd("DEL", f"new{i}", stdin))
