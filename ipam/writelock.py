@@ -9,6 +9,19 @@ an older netctl, is still serialised by ``BEGIN IMMEDIATE``); the flock only ord
 queue. The kernel drops an flock when its holder dies, so a killed plugin never leaves it
 held (crash safety as before: tests/unit/ipam/test_ipam_crash.py).
 
+The same file carries a second, independent lock (on Linux flock and fcntl locks do not
+interact): the *open lock*, an open-file-description fcntl lock on its first byte. Opening
+a database holds it shared from before the connect until the connection has read the file
+(and so holds SQLite's shared lock); GC deleting an empty database takes it exclusive
+(without waiting: :func:`try_exclusive_open`) besides the flock. Openers thus never queue
+behind writers, and no connection can be opened between GC's check that nobody has the
+file open and its unlink (``SqliteStore.drop_if_empty``).
+
+The lock file is deleted only by a process holding both locks exclusively. A process that
+opened the old file and waited on it would then hold a lock nobody else sees, so
+:func:`hold` checks after each acquire that the file it locked is still the one at the
+path, and queues again on the new one.
+
 The wait is bounded like SQLite's busy timeout: in the main thread by a one-shot
 ``ITIMER_REAL`` whose SIGALRM interrupts the blocked flock (the previous handler and
 timer are restored), elsewhere (signals only reach the main thread) by polling.
@@ -16,8 +29,10 @@ timer are restored), elsewhere (signals only reach the main thread) by polling.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import struct
 import time
 
 
@@ -45,6 +60,109 @@ def open_lock(db: str) -> int:
         OSError: when the file cannot be created or opened.
     """
     return os.open(lock_path(db), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+
+def open_new_lock(db: str) -> tuple[int, bool]:
+    """Open (create) the lock file of ``db``; also say whether this call created it.
+
+    Raises:
+        OSError: when the file cannot be created or opened.
+    """
+    path = lock_path(db)
+    while True:
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644), True
+        except FileExistsError:
+            pass
+        try:
+            return os.open(path, os.O_RDWR | os.O_CLOEXEC), False
+        except FileNotFoundError:
+            continue  # deleted between the two opens: create it
+
+
+def hold(db: str, fd: int, timeout: float, *, opening: bool = False) -> int:
+    """Take the flock (or with ``opening``, the shared open lock) of the lock file that is
+    at ``db``'s lock path now.
+
+    ``fd`` is a descriptor of the lock file opened earlier (or -1); ``hold`` owns it from
+    then on. Returns the descriptor that holds the lock: ``fd`` itself, or a new one when
+    the file was deleted since it was opened (``fd`` is then closed: its lock guards
+    nothing any more). On an exception the descriptor is closed.
+
+    Raises:
+        LockTimeout: the lock stayed held for ``timeout`` seconds.
+        OSError: the file cannot be opened, or locking failed.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if fd < 0:
+            fd = open_lock(db)
+        try:
+            left = max(deadline - time.monotonic(), 0.0)
+            if opening:
+                _share_open(fd, left)
+            else:
+                acquire(fd, left)
+            try:
+                now: os.stat_result | None = os.stat(lock_path(db))
+            except FileNotFoundError:
+                now = None
+            own = os.fstat(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        if now is not None and (now.st_dev, now.st_ino) == (own.st_dev, own.st_ino):
+            return fd
+        os.close(fd)
+        fd = -1
+
+
+def _ofd_lock(fd: int, kind: int) -> bool:
+    """One non-blocking open-file-description lock request on byte 0; False when another
+    description holds a conflicting lock."""
+    # struct flock: l_type, l_whence, l_start, l_len, l_pid (0: required for OFD locks)
+    arg = struct.pack("hhqqi4x", kind, os.SEEK_SET, 0, 1, 0)
+    try:
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, arg)
+        return True
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+
+
+def _share_open(fd: int, timeout: float) -> None:
+    # polling: the open lock is held exclusively only for the moment GC deletes a file
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while not _ofd_lock(fd, fcntl.F_RDLCK):
+        if time.monotonic() >= deadline:
+            raise LockTimeout
+        time.sleep(delay)
+        delay = min(delay * 2, 0.01)
+
+
+def release_open(fd: int) -> None:
+    """Drop the open lock (shared or exclusive) held through ``fd``."""
+    _ofd_lock(fd, fcntl.F_UNLCK)
+
+
+def try_exclusive_open(fd: int) -> bool:
+    """Take the open lock exclusively if nobody is opening the database; never waits.
+
+    Raises:
+        OSError: fcntl failed for another reason than a conflicting lock.
+    """
+    return _ofd_lock(fd, fcntl.F_WRLCK)
+
+
+def try_acquire(fd: int) -> bool:
+    """Take the flock if it is free; never waits."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
 
 
 def acquire(fd: int, timeout: float) -> None:

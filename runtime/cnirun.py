@@ -323,11 +323,11 @@ class CNI:
                       self.build(plugin, conflist["name"], version, rt, cached.get("result")), rt)
 
     def gc(self, conflist: dict[str, Any], valid: set[tuple[str, str]],
-           notes: list[str] | None = None) -> list[str]:
+           notes: list[str] | None = None, extra: Mapping[str, Any] | None = None) -> list[str]:
         """libcni GCNetworkList: DEL every cached attachment not in ``valid``, then GC each
         plugin that supports a 1.1 version the conflist allows, with
-        cni.dev/valid-attachments. Returns what failed (it carries on);
-        ``notes`` gets what the plugins said they did (:meth:`exec`)."""
+        cni.dev/valid-attachments (and the keys of ``extra``). Returns what failed (it
+        carries on); ``notes`` gets what the plugins said they did (:meth:`exec`)."""
         failures = []
         for att in self.cached_attachments(conflist["name"]):
             key = (att.get("containerId", ""), att.get("ifName", ""))
@@ -354,6 +354,7 @@ class CNI:
                 conf = self.build(plugin, conflist["name"], max(common, key=_version_tuple), None)
                 conf["cni.dev/valid-attachments"] = attachments
                 conf["cni.dev/attachments"] = attachments
+                conf.update(extra or {})
                 self.exec(plugin["type"], "GC", conf, None, notes)
             except NetctlError as exc:
                 failures.append(f"{plugin['type']}: {exc.msg}")

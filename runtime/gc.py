@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 
+from netplugins.cni.gc import KEEP_NETWORK
+
 from . import conflist as cl
 from . import netns, process
 from .containers import _teardown_networking
@@ -68,7 +70,10 @@ def collect(ctx: Context) -> list[str]:
             if net.driver not in ("bridge", "overlay"):
                 continue
             said: list[str] = []
-            for failure in ctx.cni.gc(load_conflist(ctx, net), valid, said):
+            # the network stays: host-local keeps its round-robin position even when no
+            # lease is left (the next container gets the next address, as on Docker);
+            # only ``network rm`` lets it start over (networks.remove_network)
+            for failure in ctx.cni.gc(load_conflist(ctx, net), valid, said, {KEEP_NETWORK: True}):
                 report.append(f"{net.name}: {failure}")
             report += said
 

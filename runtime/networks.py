@@ -229,20 +229,14 @@ def remove_network(ctx: Context, ref: str, notes: list[str] | None = None) -> st
                        f"({', '.join(c.name for c in users)})")
     conf = load_conflist(ctx, net)
     # with no valid attachment the bridge plugin also removes the bridge if it made it, or
-    # only its own addresses from one it adopted, and says so (netplugins/main/bridge_gc.py)
+    # only its own addresses from one it adopted, and says so (netplugins/main/bridge_gc.py);
+    # host-local deletes the lease database, its round-robin cursor with it, so a network
+    # created again with the same name and subnet starts at .2, as Docker's does (this GC
+    # does not pass netctl.dev/keep-network: the network goes)
     said: list[str] = []
     failures = ctx.cni.gc(conf, set(), said)
     if notes is not None:
         notes += said
-    if net.driver == "bridge":
-        # the lease database goes too (its round-robin cursor with it): a network created
-        # again with the same name and subnet starts at .2, as Docker's does
-        from ipam.sqlstore import remove_database
-
-        try:
-            remove_database(ctx.paths.ipam, net.name)
-        except IpamError as exc:
-            failures.append(str(exc))
     try:
         os.unlink(os.path.join(ctx.paths.conf_dir, f"{net.name}.conflist"))
     except FileNotFoundError:

@@ -24,11 +24,31 @@ import tempfile
 from collections.abc import Sequence
 from types import TracebackType
 
+from netplugins.nl.pyroute import open_host
+from netplugins.nl.types import IFF_UP, NetlinkError
+
+from . import netns
 from .errors import NetctlError
 from .paths import Paths
 
 #: how long the final ``container rm -f`` may take before the sandbox kills what is left
 RM_TIMEOUT = 120
+
+
+def loopback_up(ns_path: str) -> None:
+    """Set ``lo`` up in the namespace at ``ns_path`` (through the netlink boundary).
+
+    Raises:
+        NetctlError: the namespace has no ``lo`` or netlink refused.
+    """
+    try:
+        with open_host(ns_path) as nl:
+            lo = nl.get_link("lo")
+            if lo is None:
+                raise NetctlError(f"the namespace {ns_path} has no loopback interface")
+            nl.set_link(lo.index, flags=IFF_UP, change=IFF_UP)
+    except NetlinkError as exc:
+        raise NetctlError(f"cannot set lo up in {ns_path}: {exc}") from None
 
 
 def pids_in(ns_path: str) -> list[int]:
@@ -53,6 +73,8 @@ class Sandbox:
         self.ns = f"{prefix}-{secrets.token_hex(3)}"
         #: short: unix socket paths (plugin daemon, dnsd control) must fit in 108 bytes
         self.root = tempfile.mkdtemp(prefix="netctl-sb-")
+        #: under /run/netns, as ``ip netns add`` makes them: ``ip netns identify`` and
+        #: ``ip netns exec`` work with the sandbox's name (the README and tests use that)
         self.ns_path = f"/run/netns/{self.ns}"
 
     @property
@@ -78,11 +100,19 @@ class Sandbox:
         if os.geteuid() != 0:
             shutil.rmtree(self.root, ignore_errors=True)
             raise NetctlError("the sandbox needs root (it makes a network namespace)")
-        made = subprocess.run(["ip", "netns", "add", self.ns], capture_output=True, text=True)
-        if made.returncode != 0:
+        if os.path.lexists(self.ns_path):
             shutil.rmtree(self.root, ignore_errors=True)
-            raise NetctlError(f"cannot make the sandbox namespace: {made.stderr.strip()}")
-        subprocess.run(self.argv(["ip", "link", "set", "lo", "up"]), check=False)
+            raise NetctlError(f"cannot make the sandbox namespace: {self.ns_path} exists")
+        try:
+            netns.create(self.ns_path)
+        except NetctlError as exc:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise NetctlError(f"cannot make the sandbox namespace: {exc.msg}") from None
+        try:
+            loopback_up(self.ns_path)  # dnsd and the plugin daemon's clients use 127.0.0.1
+        except NetctlError:
+            self.close()
+            raise
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -127,7 +157,7 @@ class Sandbox:
         for mnt in sorted((m for m in mounts if m == self.root or m.startswith(self.root + "/")),
                           reverse=True):
             subprocess.run(["umount", "-l", mnt], capture_output=True)
-        subprocess.run(["ip", "netns", "delete", self.ns], capture_output=True)
+        netns.remove(self.ns_path)
         shutil.rmtree(self.root, ignore_errors=True)
 
     @staticmethod

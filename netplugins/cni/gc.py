@@ -5,6 +5,17 @@ from __future__ import annotations
 from .errors import INVALID_CONFIG, CniError
 from .netconf import decode_json
 
+#: a netctl extension of the GC input: ``true`` when the runtime keeps the network (its
+#: periodic ``netctl gc``), absent when the GC is the network's last (``netctl network rm``).
+#: Network-wide state a user would notice (host-local's round-robin position) then stays;
+#: other plugins ignore it, as they must ignore keys they do not know (spec: plugin config).
+KEEP_NETWORK = "netctl.dev/keep-network"
+
+
+def keeps_network(conf: dict[str, object]) -> bool:
+    """Whether the runtime said the network stays (:data:`KEEP_NETWORK`)."""
+    return conf.get(KEEP_NETWORK) is True
+
 
 def valid_attachments(stdin: bytes) -> set[tuple[str, str]]:
     """``{(containerID, ifname)}`` from ``cni.dev/valid-attachments``.

@@ -19,6 +19,7 @@ from . import errors
 from .errors import CniError
 from .skel import run
 from .types import Result
+from .version import at_least
 
 
 def find_in_path(ptype: str, path: tuple[str, ...]) -> str:
@@ -101,6 +102,29 @@ def delegate(ptype: str, command: str, stdin: bytes, env: Mapping[str, str],
                 return outcome.stdout
             raise CniError.from_dict(json.loads(outcome.stdout))
     return exec_plugin(exe, child_env, stdin)
+
+
+def speaks_gc(ptype: str, env: Mapping[str, str], path: tuple[str, ...]) -> bool:
+    """Whether the IPAM plugin ``ptype`` supports GC (CNI 1.1.0 or later, per its VERSION).
+
+    Ours do. A foreign one is asked: the Debian reference host-local stops at 1.0.0 and
+    answers GC with "missing containerID", and the main plugin's GC (a network's removal)
+    must not fail because its IPAM is older; that IPAM's leases then stay where they are.
+
+    Raises:
+        CniError: code 103 when the plugin is not on the path.
+    """
+    exe = find_in_path(ptype, path)
+    if is_our_plugin(exe) is not None:
+        return True
+    child_env = dict(env)
+    child_env["CNI_COMMAND"] = "VERSION"
+    try:
+        answer = json.loads(exec_plugin(exe, child_env, b'{"cniVersion": "1.1.0"}'))
+        versions = answer.get("supportedVersions") or []
+        return any(at_least(str(v), "1.1.0") for v in versions)
+    except (CniError, ValueError, AttributeError):
+        return False  # no usable VERSION answer: it will not understand GC either
 
 
 def delegate_add(ptype: str, stdin: bytes, env: Mapping[str, str], path: tuple[str, ...]) -> Result:

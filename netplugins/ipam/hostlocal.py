@@ -14,6 +14,10 @@ reference's abbreviated IPAM result (``ips[{address, gateway}]`` without ``inter
   exactly those addresses (the reference only checks that *some* lease exists).
 * GC: releases every lease whose attachment is not in ``cni.dev/valid-attachments``
   (or ``cni.dev/attachments``). The key must be present: an empty list releases all.
+  A GC that leaves no lease also deletes the database (its round-robin cursor with it),
+  so a network created again starts at the first address, as Docker's does; unless the
+  runtime says it keeps the network (``netctl.dev/keep-network``, netctl's periodic GC),
+  where the next container gets the next address, as on Docker.
 * STATUS: code 50 when a range set has no free address, or the database is unusable.
 """
 
@@ -31,7 +35,7 @@ from ipam.resolvconf import load_resolv_conf
 from ipam.sqlstore import SqliteStore, db_path
 
 from ..cni.errors import INVALID_CONFIG, NOT_AVAILABLE, CniError
-from ..cni.gc import valid_attachments
+from ..cni.gc import keeps_network, valid_attachments
 from ..cni.netconf import load_netconf
 from ..cni.skel import CmdArgs, PluginFuncs
 from ..cni.skel import main as skel_main
@@ -147,7 +151,8 @@ def cmd_gc(args: CmdArgs) -> None:
     """Release every lease whose attachment the runtime no longer lists as valid.
 
     Leases of an ADD still running (pending, owner alive) are kept: that attachment cannot
-    be in the runtime's list yet.
+    be in the runtime's list yet. When no lease is left the database goes (unless the
+    runtime keeps the network): ``SqliteStore.drop_if_empty``.
 
     Raises:
         CniError: 7 when neither attachment key is present (a runtime that forgot it would
@@ -162,13 +167,17 @@ def cmd_gc(args: CmdArgs) -> None:
         store = SqliteStore.open_existing(db_path(data_dir_of(conf.raw), conf.name))
         if store is None:
             return
-        with store, store.transaction():
-            for le in store.leases():
-                if (le.container_id, le.ifname) in valid:
-                    continue
-                if le.pending and owner_alive(le.owner):
-                    continue
-                store.release_address(le.address)
+        with store:
+            with store.transaction():
+                for le in store.leases():
+                    if (le.container_id, le.ifname) in valid:
+                        continue
+                    if le.pending and owner_alive(le.owner):
+                        continue
+                    store.release_address(le.address)
+            if not keeps_network(conf.raw):
+                # re-checked under the lock: an ADD may have come in since the commit
+                store.drop_if_empty()
 
 
 def cmd_status(args: CmdArgs) -> None:

@@ -363,12 +363,15 @@ def cmd_gc(args: CmdArgs) -> None:
     # lazy: plugin start-up (docs/plugin-speed.md); only this command needs it
     from ..cni.gc import valid_attachments
 
+    # lazy: plugin start-up (docs/plugin-speed.md); only this command needs it
+    from .bridge_gc import collect_bridges, collect_ipam
+
     conf = parse_bridge_conf(args.stdin, args.args, teardown=True)
     valid = valid_attachments(args.stdin)
     errs = ErrorList()
     if conf.ipam_type:
         try:
-            delegate(conf.ipam_type, "GC", args.stdin, args.env, args.path)
+            collect_ipam(conf.ipam_type, args)
         except CniError as err:
             errs.collect(err)
     att = Attachments(conf.state_dir, conf.name)
@@ -386,9 +389,6 @@ def cmd_gc(args: CmdArgs) -> None:
         _forget(conf, att, [])
     except Exception as exc:  # noqa: BLE001
         errs.collect(exc)
-    # lazy: plugin start-up (docs/plugin-speed.md); only this command needs it
-    from .bridge_gc import collect_bridges
-
     try:
         collect_bridges(conf)  # the bridge itself, once nothing uses it (bridge_gc.py)
     except Exception as exc:  # noqa: BLE001

@@ -39,12 +39,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..cni import errors
 from ..cni.errors import CniError
+from ..cni.invoke import delegate, speaks_gc
 from ..nl.bridge import BRIDGE_MARK_PREFIX, bridge_mark, delete_link
 from ..nl.types import NetlinkError
 from .attachments import Attachments
 from .bridge_conf import BridgeConf
 
 if TYPE_CHECKING:
+    from ..cni.skel import CmdArgs
     from ..nl.host import HostNetlink
 
 log = logging.getLogger("bridge")
@@ -168,6 +170,24 @@ def _unaddress(nl: HostNetlink, bridge: str, cidrs: tuple[str, ...]) -> None:
             if exc.code not in (errno.EADDRNOTAVAIL, errno.ENODEV):
                 raise CniError(errors.NETLINK_FAILURE, f"failed to remove {cidr} from bridge {bridge}",
                                str(exc)) from None
+
+
+def collect_ipam(ipam_type: str, args: CmdArgs) -> None:
+    """Forward GC to the IPAM plugin (the same stdin, as for ADD), if it has GC.
+
+    Our host-local releases the leases of invalid attachments and, when none is left and
+    the runtime does not keep the network, deletes the lease database. An IPAM plugin older
+    than CNI 1.1.0 (the Debian reference host-local) is skipped with a note: the network's
+    GC still collects the bridge, and that plugin's leases stay until their DEL.
+
+    Raises:
+        CniError: what the IPAM plugin's GC reported, or 103 when it is not on the path.
+    """
+    if speaks_gc(ipam_type, args.env, args.path):
+        delegate(ipam_type, "GC", args.stdin, args.env, args.path)
+    else:
+        log.warning("IPAM plugin %r has no GC (it supports CNI < 1.1.0): its leases stay until "
+                    "their DEL", ipam_type)
 
 
 def collect_bridges(conf: BridgeConf) -> None:

@@ -188,18 +188,26 @@ def test_prune_asks_unless_forced(netctl: Netctl) -> None:
 
 
 def test_rm_removes_the_lease_database(netctl: Netctl) -> None:
-    """A network created again with the same name and subnet starts at .2 (Docker)."""
+    """A network created again with the same name and subnet starts at .2 (Docker): the
+    network's last GC makes host-local delete its lease database. While the network
+    lives, even ``netctl gc`` with no container left keeps the round-robin position."""
     from runtime.paths import Paths
 
-    db = os.path.join(Paths.from_env({"NETCTL_ROOT": netctl.path()}).ipam, "again.db")
+    ipam_dir = Paths.from_env({"NETCTL_ROOT": netctl.path()}).ipam
+    db = os.path.join(ipam_dir, "again.db")
     netctl("create", "--subnet", "172.22.42.0/24", "again")
     netctl.run_d("a1", "--network", "again")
     netctl.run_d("a2", "--network", "again")
     assert netctl.ip("a2", "again") == "172.22.42.3"
     netctl("container", "rm", "-f", "a1", "a2")
+    netctl("gc")  # GC of a live network with no valid attachment
     assert os.path.exists(db)
+    netctl.run_d("a4", "--network", "again")
+    assert netctl.ip("a4", "again") == "172.22.42.4"  # not .2 again (Docker)
+    netctl("container", "rm", "-f", "a4")
     netctl("rm", "again")
     assert not os.path.exists(db)
+    assert not [n for n in os.listdir(ipam_dir) if n.startswith("again.db")]  # -wal, -shm, .lock
     netctl("create", "--subnet", "172.22.42.0/24", "again")
     netctl.run_d("a3", "--network", "again")
     assert netctl.ip("a3", "again") == "172.22.42.2"

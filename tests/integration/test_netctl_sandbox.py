@@ -73,3 +73,28 @@ def test_demo_runs_and_leaves_nothing() -> None:
     assert "web2" in proc.stdout and "nothing is left" in proc.stdout
     ns = next(w for w in proc.stdout.split() if w.startswith("netctl-demo-"))
     assert ns not in netns_names()
+
+
+def test_sandbox_namespace_has_lo_up_and_close_removes_it() -> None:
+    """The sandbox makes its namespace with runtime.netns (a bind mount under /run/netns, so
+    ``ip netns`` sees it by name) and sets lo up through the netlink boundary."""
+    from netplugins.nl.pyroute import open_host
+    from runtime.netns import is_mounted
+    from runtime.sandbox import Sandbox
+
+    sb = Sandbox(prefix="nctest-sb")
+    with sb:
+        assert sb.ns in netns_names() and is_mounted(sb.ns_path)
+        with open_host(sb.ns_path) as nl:
+            lo = nl.get_link("lo")
+            assert lo is not None and lo.up
+            assert {a.cidr for a in nl.addresses(lo.index)} >= {"127.0.0.1/8"}
+        # the name works for iproute2 too (the README's walkthrough uses it)
+        out = subprocess.run(["ip", "-n", sb.ns, "-o", "link", "show", "lo"], capture_output=True,
+                             text=True, check=True).stdout
+        assert "state UNKNOWN" in out or ",UP" in out
+        assert os.path.isdir(sb.root)
+    assert sb.ns not in netns_names()
+    assert not is_mounted(sb.ns_path) and not os.path.lexists(sb.ns_path)
+    assert not os.path.exists(sb.root)
+    sb.close()  # twice: nothing left to do, no error

@@ -290,3 +290,53 @@ def test_gc_keeps_the_leases_of_an_add_still_running(plugin: Plugin, tmp_path: P
         s.reserve(Lease(IPAddress("10.10.0.98"), "crashed", "eth0", "x", pending=True, owner="999999999:0:dead"))
     assert plugin("GC", conf=dict(plugin.conf, **{"cni.dev/valid-attachments": []}))[0] == 0
     assert [x[0] for x in leases(tmp_path)] == ["inflight"]
+
+
+def _ips(plugin: Plugin, cid: str) -> str:
+    rc, res = plugin("ADD", cid)
+    assert rc == 0, res
+    return str(res["ips"][0]["address"])
+
+
+def test_gc_leaving_no_lease_removes_the_database(tmp_path: Path) -> None:
+    """The network's last GC (``netctl network rm``): the database, its side files and lock
+    file go, so a network created again starts at the first address (Docker)."""
+    p = Plugin(netconf(tmp_path))
+    assert [_ips(p, c) for c in ("a", "b")] == ["10.10.0.2/24", "10.10.0.3/24"]
+    # a lease left: the database stays whole
+    valid = [{"containerID": "b", "ifname": "eth0"}]
+    assert p("GC", conf=dict(p.conf, **{"cni.dev/valid-attachments": valid}))[0] == 0
+    assert {"net1.db", "net1.db.lock"} <= set(os.listdir(tmp_path / "ipam"))
+    assert _ips(p, "c") == "10.10.0.4/24"
+    assert p("GC", conf=dict(p.conf, **{"cni.dev/valid-attachments": []}))[0] == 0
+    assert os.listdir(tmp_path / "ipam") == []
+    assert p("GC", conf=dict(p.conf, **{"cni.dev/valid-attachments": []}))[0] == 0  # nothing to do
+    assert _ips(p, "d") == "10.10.0.2/24"
+
+
+def test_gc_of_a_network_the_runtime_keeps_keeps_the_cursor(tmp_path: Path) -> None:
+    """netctl's periodic GC says the network stays: with no lease left the next container
+    still gets the next address (Docker does not hand out .2 again while the network lives)."""
+    p = Plugin(netconf(tmp_path))
+    assert [_ips(p, c) for c in ("a", "b")] == ["10.10.0.2/24", "10.10.0.3/24"]
+    keep = dict(p.conf, **{"cni.dev/valid-attachments": [], "netctl.dev/keep-network": True})
+    assert p("GC", conf=keep)[0] == 0
+    assert leases(tmp_path) == []
+    assert "net1.db" in os.listdir(tmp_path / "ipam")
+    assert _ips(p, "c") == "10.10.0.4/24"
+    # only the boolean true counts
+    assert p("GC", conf=dict(keep, **{"netctl.dev/keep-network": "yes"}))[0] == 0
+    assert os.listdir(tmp_path / "ipam") == []
+
+
+def test_gc_keeps_the_database_while_an_add_has_it_open(tmp_path: Path) -> None:
+    p = Plugin(netconf(tmp_path))
+    _ips(p, "a")
+    with SqliteStore(str(tmp_path / "ipam" / "net1.db")) as add:  # an ADD that opened it
+        assert p("GC", conf=dict(p.conf, **{"cni.dev/valid-attachments": []}))[0] == 0
+        from ipam.ranges import address as IPAddress
+        from ipam.store import Lease
+
+        with add.transaction():
+            add.reserve(Lease(IPAddress("10.10.0.2"), "late", "eth0", "10.10.0.0/24"))
+    assert [x[0] for x in leases(tmp_path)] == ["late"]

@@ -13,7 +13,7 @@ import pytest
 from ipam.errors import StoreBusy, StoreError
 from ipam.memory import MemoryStore
 from ipam.ranges import address as IPAddress
-from ipam.sqlstore import SqliteStore, address_key, db_path, remove_database
+from ipam.sqlstore import SqliteStore, address_key, db_path
 from ipam.store import Lease, LeaseStore
 
 
@@ -192,15 +192,114 @@ def test_busy_database_means_try_again(tmp_path: Path) -> None:
         holder.close()
 
 
-def test_remove_database(tmp_path: Path) -> None:
+def test_drop_if_empty(tmp_path: Path) -> None:
     s = SqliteStore(db_path(str(tmp_path), "gone"))
     with s.transaction():
-        s.reserve(lease("10.1.0.2"))
-    s.close()
+        s.reserve(lease("10.1.0.2", range_id="0"))
+    assert s.drop_if_empty() == "kept"  # a lease is left: nothing changes
+    assert s.last_reserved("0") == IPAddress("10.1.0.2")
+    with s.transaction():
+        s.release("c1", "eth0")
     assert any(p.name.startswith("gone.db") for p in tmp_path.iterdir())
-    assert remove_database(str(tmp_path), "gone")
-    assert not any(p.name.startswith("gone.db") for p in tmp_path.iterdir())
-    assert not remove_database(str(tmp_path), "gone")
+    assert s.drop_if_empty() == "removed"
+    assert list(tmp_path.iterdir()) == []  # database, -wal, -shm and lock file
+    s.close()  # closed already: a second close is harmless
+    # created again, it starts over
+    with SqliteStore(db_path(str(tmp_path), "gone")) as again:
+        assert again.last_reserved("0") is None
+
+
+def test_drop_keeps_a_database_another_connection_has_open(tmp_path: Path) -> None:
+    """An ADD that opened the database before GC decided to drop it must not lose its
+    lease to the unlink: the file stays (only the cursor is forgotten) and the lease the
+    ADD then writes is in the file at the path."""
+    path = db_path(str(tmp_path), "busy")
+    gc = SqliteStore(path)
+    with gc.transaction():
+        gc.reserve(lease("10.1.0.7", range_id="0"))
+        gc.release("c1", "eth0")
+    add = SqliteStore(path)  # opened, no transaction yet
+    assert gc.drop_if_empty() == "reset"
+    gc.close()
+    with add.transaction():
+        assert add.last_reserved("0") is None  # the cursor is forgotten all the same
+        assert add.reserve(lease("10.1.0.2", "late", range_id="0"))
+    add.close()
+    with SqliteStore(path) as check:
+        assert [le.container_id for le in check.leases()] == ["late"]
+    # a raw reader (another program) holds it open too
+    reader = sqlite3.connect(path)
+    reader.execute("SELECT COUNT(*) FROM leases").fetchone()
+    try:
+        with SqliteStore(path) as s:
+            with s.transaction():
+                s.release("late", "eth0")
+            assert s.drop_if_empty() == "reset"
+        assert os.path.exists(path)
+    finally:
+        reader.close()
+    with SqliteStore(path) as s:
+        assert s.drop_if_empty() == "removed"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_drop_waits_for_no_opener(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ADD between its connect and its first read holds no SQLite lock yet: its shared
+    open lock is what keeps GC from deleting the file under it."""
+    from ipam import sqlstore
+
+    path = db_path(str(tmp_path), "n")
+    gc = SqliteStore(path)
+    real = SqliteStore._init
+    outcome: list[str] = []
+
+    def gc_runs_before_the_first_read(self: SqliteStore) -> None:
+        if self is not gc:
+            outcome.append(gc.drop_if_empty())  # the ADD is connected, has read nothing
+        real(self)
+
+    monkeypatch.setattr(sqlstore.SqliteStore, "_init", gc_runs_before_the_first_read)
+    with SqliteStore(path) as add:
+        monkeypatch.undo()
+        assert outcome == ["reset"]
+        with add.transaction():
+            assert add.reserve(lease("10.1.0.2", "late", range_id="0"))
+    gc.close()
+    with SqliteStore(path) as s:
+        assert [le.container_id for le in s.leases()] == ["late"]
+
+
+def test_opener_queued_behind_a_drop_creates_a_new_database(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ADD that opened the lock file, then GC dropped the database (and the lock file)
+    before the ADD got the flock: the ADD notices, queues on a new lock file, creates a
+    new database and keeps its lease; writers after it queue on the same lock."""
+    import fcntl
+
+    from ipam import sqlstore, writelock
+
+    path = db_path(str(tmp_path), "n")
+    gc = SqliteStore(path)
+    real = sqlstore.open_new_lock
+
+    def open_then_gc_drops(db: str) -> tuple[int, bool]:
+        opened = real(db)
+        assert gc.drop_if_empty() == "removed"  # GC runs between the ADD's open and flock
+        return opened
+
+    monkeypatch.setattr(sqlstore, "open_new_lock", open_then_gc_drops)
+    add = SqliteStore(path)
+    monkeypatch.undo()
+    with add, add.transaction():
+        assert add.reserve(lease("10.1.0.2", "late", range_id="0"))
+        other = writelock.open_lock(path)
+        try:
+            with pytest.raises(BlockingIOError):  # the ADD holds the lock everyone sees
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(other)
+    with SqliteStore(path) as s:
+        assert [le.container_id for le in s.leases()] == ["late"]
 
 
 def test_reserve_without_cursor_keeps_last_reserved(tmp_path: Path) -> None:

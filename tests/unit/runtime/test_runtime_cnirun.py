@@ -123,3 +123,16 @@ def test_gc_skips_only_the_plugins_without_gc(cni: CNI, tmp_path: Path) -> None:
     # a conflist that allows no 1.1 version is not GCed at all (libcni)
     assert cni.gc(dict(conflist, cniVersions=["1.0.0"]), set()) == []
     assert len(calls(tmp_path)) == 1
+
+
+def test_gc_hands_extra_keys_to_every_plugin(cni: CNI, tmp_path: Path) -> None:
+    """netctl's periodic GC says the network stays (netctl.dev/keep-network); network rm
+    does not."""
+    conflist = {"cniVersion": "1.0.0", "cniVersions": ["1.1.0"], "name": "n",
+                "plugins": [{"type": "first"}, {"type": "third"}]}
+    assert cni.gc(conflist, {("c1", "eth0")}, extra={"netctl.dev/keep-network": True}) == []
+    assert cni.gc(conflist, set()) == []
+    seen = calls(tmp_path)
+    assert [(p, d.get("netctl.dev/keep-network")) for _, p, d in seen] == [
+        ("first", True), ("third", True), ("first", None), ("third", None)]
+    assert seen[0][2]["cni.dev/valid-attachments"] == [{"containerID": "c1", "ifname": "eth0"}]
