@@ -87,8 +87,10 @@ class IPConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> IPConfig:
         iface = d.get("interface")
+        if not isinstance(d["address"], str):  # str(None) would pass as "None"
+            raise TypeError(f"address {d['address']!r} is not a string")
         return cls(
-            address=str(d["address"]),
+            address=d["address"],
             gateway=(str(d["gateway"]) if d.get("gateway") else None),
             interface=(int(iface) if iface is not None else None),
         )

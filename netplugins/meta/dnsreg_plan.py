@@ -153,7 +153,10 @@ def plan_registration(conf: DnsRegConf, container_id: str, ifname: str, cni_args
     listen = conf.listen or tuple(dict.fromkeys(ip.gateway for ip in ips if ip.gateway))
     if not listen:
         return None
-    subnets = tuple(sorted({str(ipaddress.ip_interface(ip.address).network) for ip in ips}))
+    try:
+        subnets = tuple(sorted({str(ipaddress.ip_interface(ip.address).network) for ip in ips}))
+    except ValueError as exc:
+        raise config_error(f"prevResult has an invalid address: {exc}") from None
     return Registration(listen=tuple(listen), subnets=subnets,
                         ipv4=tuple(ip.ip for ip in ips if ip.family == 4),
                         ipv6=tuple(ip.ip for ip in ips if ip.family == 6),

@@ -142,3 +142,14 @@ def test_gc_plan_touches_only_our_stale_entries() -> None:
     }
     assert plan_gc(entries, {("live", "eth0")}) == ["gone-eth0.json", "live-eth1.json"]
     assert plan_gc(entries, set()) == ["gone-eth0.json", "live-eth0.json", "live-eth1.json"]
+
+
+def test_a_prev_result_with_a_bad_address_is_a_config_error_not_a_crash() -> None:
+    # found by the fuzzer: an address that is no CIDR must get its own code, never 100
+    bad = PREV.with_changes(ips=(IPConfig("10.1.0.5/99", "10.1.0.1", 2),))
+    with pytest.raises(CniError) as err:
+        plan_registration(conf(), CID, "eth0", {}, bad)
+    assert err.value.code == 7 and "invalid address" in err.value.msg
+    with pytest.raises(CniError) as err:  # a JSON null is not the string "None"
+        Result.from_dict({"ips": [{"address": None, "gateway": "10.1.0.1", "interface": 0}]})
+    assert err.value.code == 6
