@@ -6,15 +6,20 @@ can describe any broken setup by hand.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from netplugins.firewall.trace import TraceResult
 from netplugins.nl.host import Neighbour, Route
-from netplugins.nl.types import RT_SCOPE_LINK, Addr, Link
+from netplugins.nl.types import RT_SCOPE_LINK, Addr, Link, NetlinkError
 
 from ..models import Network, PortMapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from netplugins.nl.host import HostNetlink
 
 ProbeOutcome = Literal["ok", "refused", "timeout", "unreachable", "error"]
 DnsOutcome = Literal["answer", "nxdomain", "empty", "timeout", "error"]
@@ -55,6 +60,28 @@ class NsView:
     ip_forward: bool | None = None
     #: net.ipv6.conf.all.forwarding; None when it could not be read (no IPv6)
     ip6_forward: bool | None = None
+
+    @classmethod
+    def read(cls, nl: HostNetlink, lookups: tuple[str, ...] = ()) -> NsView:
+        """Links, addresses, unicast routes, neighbours and the route lookups for ``lookups``,
+        through the netlink boundary (sysctls are left None: ``gather`` reads them).
+
+        Raises:
+            NetlinkError: a dump failed (a failed lookup is a fact, not an error).
+        """
+        links = tuple(nl.links())
+        names = {lk.index: lk.name for lk in links}
+        found = []
+        for dst in lookups:
+            try:
+                r = nl.route_get(dst)
+            except NetlinkError as exc:  # the kernel's words, as ``ip route get`` prints them
+                found.append(RouteLookup(dst, kind="unreachable", error=exc.strerror or errno.errorcode.get(exc.code)))
+                continue
+            found.append(RouteLookup(dst, names.get(r.oif), r.gateway, r.prefsrc, r.type,
+                                     None if r.type in ("unicast", "local") else r.type))
+        return cls(links, tuple(nl.addresses()), tuple(r for r in nl.routes() if r.type == "unicast"),
+                   tuple(nl.neighbours()), tuple(found))
 
     def link(self, name: str) -> Link | None:
         return next((lk for lk in self.links if lk.name == name), None)

@@ -22,7 +22,7 @@ from ..containers import alive
 from ..errors import NetctlError
 from ..paths import Paths
 from ..state import State
-from . import kernel, ownrules
+from . import ownrules
 from .facts import (
     ContainerInfo,
     DnsAnswer,
@@ -55,7 +55,7 @@ def read_view(netns: str | None, lookups: tuple[str, ...] = ()) -> NsView:
 
     try:
         with open_host(netns) as nl:
-            view = kernel.read_kernel(nl, lookups)
+            view = NsView.read(nl, lookups)
     except NetlinkError as exc:
         raise NetctlError(f"cannot read the links of {netns or 'the host'}: {exc.strerror}") from None
     try:

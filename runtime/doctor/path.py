@@ -6,6 +6,7 @@ and where to send the probe) and by ``diagnose`` (to know which hops to check).
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass
 from typing import Literal
@@ -114,9 +115,5 @@ def plan_path(source: ContainerInfo, target: TargetFacts, networks: tuple[Networ
 
 def with_route(plan: PathPlan, source: ContainerInfo, dev: str | None) -> PathPlan:
     """The plan with the source interface the kernel actually routes through."""
-    if dev is None or (plan.src is not None and plan.src.ifname == dev):
-        return plan
-    att = next((a for a in source.attachments if a.ifname == dev), None)
-    if att is None:
-        return plan
-    return PathPlan(plan.kind, att, plan.dst, plan.address, plan.final)
+    att = next((a for a in source.attachments if a.ifname == dev), None) if dev else None
+    return plan if att is None else dataclasses.replace(plan, src=att)

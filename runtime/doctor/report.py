@@ -56,9 +56,6 @@ class Report:
     causes: tuple[Cause, ...] = ()
     probe: ProbeResult | None = None
 
-    def hop(self, name: str) -> Hop | None:
-        return next((h for h in self.hops if h.name == name), None)
-
     def to_json(self) -> dict[str, Any]:
         """The report as plain data (``--json``; tuples are JSON arrays)."""
         return asdict(self)

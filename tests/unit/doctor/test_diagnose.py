@@ -35,7 +35,7 @@ from runtime.models import PortMapping
 
 
 def hop(report: Report, name: str) -> Hop:
-    h = report.hop(name)
+    h = next((h for h in report.hops if h.name == name), None)
     assert h is not None, f"no {name} hop in {[x.name for x in report.hops]}"
     return h
 

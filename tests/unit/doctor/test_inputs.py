@@ -13,7 +13,7 @@ from fakenl import FakeHost, link
 
 from netplugins.nl.host import Neighbour, Route
 from netplugins.nl.types import RT_SCOPE_HOST, RT_SCOPE_LINK, Addr
-from runtime.doctor import kernel
+from runtime.doctor.facts import NsView
 from runtime.doctor.nsexec import sysctl
 from runtime.doctor.probe import exchange, parse_ping
 from runtime.doctor.state_facts import attachment, find_source, resolve_target
@@ -37,12 +37,12 @@ def _container() -> FakeHost:
 
 
 def test_links_of_a_container_and_the_host() -> None:
-    view = kernel.read_kernel(_container())
+    view = NsView.read(_container())
     eth0 = view.link("eth0")
     assert eth0 is not None and eth0.up and eth0.lower_up and eth0.kind == "veth"
     assert view.addresses(eth0) == ("172.22.16.4/24",)  # link-local IPv6 left out
     assert view.name(eth0.master) == "" and eth0.isolated is None
-    host = kernel.read_kernel(FakeHost(
+    host = NsView.read(FakeHost(
         links_=[link(3, "br-6069690eae69", "bridge"),
                 link(4, "veth16511c09", "veth", master=3, isolated=False, port_state="forwarding"),
                 link(5, "vethbd6e7d97", "veth", master=3, isolated=True, port_state="forwarding"),
@@ -57,7 +57,7 @@ def test_links_of_a_container_and_the_host() -> None:
 
 
 def test_routes_neighbours_lookups() -> None:
-    view = kernel.read_kernel(_container(), ("10.99.0.2", "10.99.0.9"))
+    view = NsView.read(_container(), ("10.99.0.2", "10.99.0.9"))
     # only unicast routes, printed with device names
     assert [view.route_text(r) for r in view.routes] == ["default via 172.22.16.1 dev eth0", "172.22.16.0/24 dev eth0"]
     neigh = view.neighbours[0]
