@@ -4,7 +4,7 @@ interpreter and no text to parse back.
 
 doctor is single-threaded: setns changes the calling thread only, and every socket, every
 read under /proc/sys/net and every child process made inside the block belongs to the
-namespace entered.
+namespace entered. Not pyroute2's ``pushns``: it creates a namespace that is missing.
 """
 
 from __future__ import annotations
