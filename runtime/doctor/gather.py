@@ -35,15 +35,20 @@ from .facts import (
     RuleCheck,
     TargetFacts,
 )
-from .hops_overlay import gather_overlay
 from .nsexec import inside, sysctl
-from .path import PathPlan, plan_path
+from .path import PathPlan, in_subnets, plan_path
 from .probe import ask_dns, exchange, parse_ping
 from .state_facts import container_info, find_source, resolve_target
 from .target import choose_proto, parse_target
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the store client behind it is imported only for overlay paths
+    from netplugins.overlay.inspect import OverlayFacts
+
 #: seconds each probe (ping, connect, DNS query) may take
 PROBE_TIMEOUT = 1.0
+
+
 def read_view(netns: str | None, lookups: tuple[str, ...] = ()) -> NsView:
     """Links, routes, neighbours, route lookups and ip_forward of one namespace.
 
@@ -155,18 +160,35 @@ def trace_spec(plan: PathPlan, proto: str, port: int | None, tgt: TargetFacts) -
     return TraceSpec(plan.family, src[0], plan.address, proto, port, plan.final, final_port)
 
 
-def _own_rules(plan: PathPlan, nets: tuple[Network, ...], tgt: TargetFacts,
-               state_dir: str | None = None) -> tuple[RuleCheck, ...]:
+def _own_rules(plan: PathPlan, nets: tuple[Network, ...], tgt: TargetFacts, state_dir: str) -> tuple[RuleCheck, ...]:
     """The drivers' check of netctl's rules for the networks (and published ports) on the path."""
     names = [a.network for a in (plan.src, plan.dst) if a is not None]
     by_name = {n.name: n for n in nets}
     on_path = [by_name[n] for n in dict.fromkeys(names) if n in by_name]
-    checks = ownrules.check_networks(on_path, state_dir=state_dir)
+    checks = ownrules.check_networks(on_path, state_dir)
     if plan.kind == "hostport" and tgt.container is not None and plan.dst is not None:
-        ports = ownrules.check_ports(tgt.container, plan.dst, state_dir) if state_dir else None
-        if ports is not None:
-            checks += (ports,)
+        ports = ownrules.check_ports(tgt.container, plan.dst, state_dir)
+        checks += (ports,) if ports is not None else ()
     return checks
+
+
+def gather_overlay(overlay_dir: str, src: ContainerInfo, networks: tuple[Network, ...],
+                   address: str | None) -> OverlayFacts | None:
+    """The overlay facts for a path from ``src`` to ``address`` (None: not an overlay path)."""
+    by_name = {n.name: n for n in networks}
+    net = next((n for a in src.attachments if (n := by_name.get(a.network)) is not None
+                and n.driver == "overlay" and address and in_subnets(n, address)), None)
+    if net is None or address is None:
+        return None
+    # lazy: only overlay paths need them (the cluster store client; pyroute2: ~170 ms)
+    from netplugins.nl.pyroute import open_host
+    from netplugins.overlay.inspect import inspect
+
+    try:
+        with open_host() as nl:
+            return inspect(overlay_dir, net.name, net.bridge, address, nl)
+    except NetlinkError:
+        return None  # no netlink socket here: the host view, read next, fails and says so
 
 
 def gather(paths: Paths, source: str, target: str, *, proto: str | None, port: int | None) -> DoctorFacts:

@@ -1,5 +1,6 @@
 """Overlay hops: the VXLAN device, the remote peer's FDB and neighbour entries, and the
-underlay route to the peer's host (pure, on ``netplugins.overlay.inspect``'s reading).
+underlay route to the peer's host (pure, on ``netplugins.overlay.inspect``'s reading, which
+``gather.gather_overlay`` asks for).
 
 Used when SOURCE is on an overlay network and the target address belongs to a container of
 another host: the local hops then stop at the bridge, and these say whether the tunnel can
@@ -9,10 +10,6 @@ from the store).
 
 from __future__ import annotations
 
-from netplugins.nl.types import NetlinkError
-
-from .facts import ContainerInfo, Network
-from .path import in_subnets
 from .walk import Walk
 
 TYPE_CHECKING = False
@@ -21,25 +18,6 @@ if TYPE_CHECKING:  # the store client behind it is imported only for overlay pat
 
 #: rank of overlay causes: after a down interface (2), before firewall drops
 RANK = 3
-
-
-def gather_overlay(overlay_dir: str, src: ContainerInfo, networks: tuple[Network, ...],
-                   address: str | None) -> OverlayFacts | None:
-    """The overlay facts for a path from ``src`` to ``address`` (None: not an overlay path)."""
-    by_name = {n.name: n for n in networks}
-    net = next((n for a in src.attachments if (n := by_name.get(a.network)) is not None
-                and n.driver == "overlay" and address and in_subnets(n, address)), None)
-    if net is None or address is None:
-        return None
-    # lazy: only overlay paths need them (the cluster store client; pyroute2: ~170 ms)
-    from netplugins.nl.pyroute import open_host
-    from netplugins.overlay.inspect import inspect
-
-    try:
-        with open_host() as nl:
-            return inspect(overlay_dir, net.name, net.bridge, address, nl)
-    except NetlinkError:
-        return None  # no netlink socket here: the host view, read next, fails and says so
 
 
 def check_overlay(w: Walk, ov: OverlayFacts) -> None:

@@ -15,13 +15,12 @@ from netplugins.meta.portmap import desired_ports
 from .facts import Attachment, ContainerInfo, Network, RuleCheck
 
 
-def check_networks(nets: list[Network], driver: str | None = None,
-                   state_dir: str | None = None) -> tuple[RuleCheck, ...]:
+def check_networks(nets: list[Network], state_dir: str) -> tuple[RuleCheck, ...]:
     """The driver's check of each bridge network's rules, against the policy the bridge
     plugin recorded when it installed them (the one the agent restores), with the driver
     it used. A network with addresses but no record cannot be checked, and says so: doctor
     does not rebuild the plugin's policy itself."""
-    found, _bad = load_policies(state_dir) if state_dir else ([], [])
+    found, _bad = load_policies(state_dir)
     recorded = {d.policy.name: d for d in found}
     out = []
     for net in nets:
@@ -30,14 +29,14 @@ def check_networks(nets: list[Network], driver: str | None = None,
         if net.driver != "bridge" or not net.bridge or (rec is None and not net.subnets):
             continue
         if rec is None:
-            out.append(RuleCheck(what, driver or "", error="the bridge plugin recorded no firewall policy "
+            out.append(RuleCheck(what, "", error="the bridge plugin recorded no firewall policy "
                                  "for it, so nothing can check or restore its rules"))
             continue
         try:
-            drv = get_driver(rec.driver if driver is None else driver)
+            drv = get_driver(rec.driver)
             out.append(RuleCheck(what, drv.name, tuple(drv.check_network(rec.policy))))
         except FirewallError as exc:
-            out.append(RuleCheck(what, driver or "", error=f"{exc} {exc.details}".strip()))
+            out.append(RuleCheck(what, rec.driver, error=f"{exc} {exc.details}".strip()))
     return tuple(out)
 
 
