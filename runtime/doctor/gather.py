@@ -2,8 +2,9 @@
 
 Links, addresses, routes and neighbours of every namespace come from the netlink boundary
 (``netplugins.nl.host.open_host(netns)``: one socket per namespace, no ``ip`` process);
-sysctls and probes run through ``nsenter --net=PATH``. The host namespace is the one
-netctl runs in. doctor changes one thing only, for the probe's duration: the temporary trace
+sysctls are read and probes sent by this process inside the namespace, for the block
+(``netplugins.nl.netns.entered``: setns and back; doctor is single-threaded), with no
+``nsenter`` and no second interpreter. The host namespace is the one netctl runs in. doctor changes one thing only, for the probe's duration: the temporary trace
 table of ``tracer`` in the host namespace, removed again in every case.
 """
 
@@ -11,11 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
+from contextlib import AbstractContextManager, nullcontext
 
 from dnsd import config as dnsconf
 from dnsd import control
+from netplugins.cni.errors import CniError
 from netplugins.firewall.trace import TraceResult, TraceSpec
 from netplugins.firewall.tracer import traced
+from netplugins.nl.netns import NetnsGone, entered
 from netplugins.nl.types import NetlinkError
 
 from ..containers import alive
@@ -35,7 +39,6 @@ from .facts import (
     RuleCheck,
     TargetFacts,
 )
-from .nsexec import inside, sysctl
 from .path import PathPlan, in_subnets, plan_path
 from .probe import ask_dns, exchange, parse_ping
 from .state_facts import container_info, find_source, resolve_target
@@ -45,6 +48,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # the store client behind it is imported only for overlay paths
     from netplugins.overlay.inspect import OverlayFacts
 
+#: a namespace that cannot be entered: gone, not a namespace, or setns refused
+UNENTERABLE = (NetnsGone, CniError, OSError)
 #: seconds each probe (ping, connect, DNS query) may take
 PROBE_TIMEOUT = 1.0
 
@@ -64,11 +69,27 @@ def read_view(netns: str | None, lookups: tuple[str, ...] = ()) -> NsView:
     except NetlinkError as exc:
         raise NetctlError(f"cannot read the links of {netns or 'the host'}: {exc.strerror}") from None
     try:
-        with inside(netns):
+        with _inside(netns):
             return dataclasses.replace(view, ip_forward=sysctl("net/ipv4/ip_forward"),
                                        ip6_forward=sysctl("net/ipv6/conf/all/forwarding"))
-    except OSError as exc:
-        raise NetctlError(f"cannot enter {netns}: {exc.strerror}") from None
+    except UNENTERABLE as exc:
+        raise NetctlError(f"cannot enter {netns}: {exc}") from None
+
+
+def _inside(netns: str | None) -> AbstractContextManager[None]:
+    """The block inside the namespace at ``netns``, or where we are when None.
+
+    Raises (on entering): NetnsGone, CniError (not a namespace, cannot be entered)."""
+    return entered(netns) if netns else nullcontext()
+
+
+def sysctl(name: str) -> bool | None:
+    """A 0/1 sysctl of the namespace we are in (``net/ipv4/ip_forward``); None when unreadable."""
+    try:
+        with open(f"/proc/sys/{name}") as fh:
+            return {"0": False, "1": True}.get(fh.read().strip())
+    except OSError:
+        return None
 
 
 def read_dnsd(paths: Paths) -> DnsdInfo:
@@ -85,13 +106,13 @@ def read_dnsd(paths: Paths) -> DnsdInfo:
 def _probe(netns: str, proto: str, address: str, port: int | None) -> ProbeResult:
     """The probe, sent from inside ``netns``."""
     try:
-        with inside(netns):
+        with _inside(netns):
             if proto != "icmp":
                 return exchange(proto, address, port or 0, PROBE_TIMEOUT)
             ping = ["ping", "-n", "-c", "1", "-W", f"{PROBE_TIMEOUT:g}", address]
             res = subprocess.run(ping, capture_output=True, text=True, timeout=5)
             return parse_ping(address, res.stdout, res.stderr, res.returncode, PROBE_TIMEOUT)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+    except (*UNENTERABLE, subprocess.TimeoutExpired) as exc:
         return ProbeResult(proto, address, port, "error", f"cannot probe from {netns}: {exc}")
 
 
@@ -107,10 +128,10 @@ def _ask_dnsd(src: ContainerInfo, name: str, nets: dict[str, bool], dnsd: DnsdIn
         if server is None:
             continue
         try:
-            with inside(src.netns):
+            with _inside(src.netns):
                 return ask_dns(name, server, PROBE_TIMEOUT)
-        except OSError as exc:
-            return DnsAnswer(name, server, "error", detail=f"cannot enter {src.netns}: {exc.strerror}")
+        except UNENTERABLE as exc:
+            return DnsAnswer(name, server, "error", detail=f"cannot enter {src.netns}: {exc}")
     return None
 
 

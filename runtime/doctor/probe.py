@@ -1,4 +1,4 @@
-"""Probes, sent from inside the source namespace (``nsexec.inside``).
+"""Probes, sent from inside the source namespace (``gather._inside``).
 
 ``exchange`` connects (TCP) or sends one datagram and waits for an answer (UDP),
 ``ask_dns`` asks for an A record; ICMP uses ``ping``, whose output ``parse_ping`` reads.

@@ -14,7 +14,7 @@ from fakenl import FakeHost, link
 from netplugins.nl.host import Neighbour, Route
 from netplugins.nl.types import RT_SCOPE_HOST, RT_SCOPE_LINK, Addr
 from runtime.doctor.facts import NsView
-from runtime.doctor.nsexec import sysctl
+from runtime.doctor.gather import sysctl
 from runtime.doctor.probe import exchange, parse_ping
 from runtime.doctor.state_facts import attachment, find_source, resolve_target
 from runtime.doctor.target import TargetSpec, choose_proto, parse_target
