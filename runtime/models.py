@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -41,6 +42,14 @@ class Network:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def contains(self, address: str) -> bool:
+        """True if ``address`` lies in one of the network's subnets (False for no address)."""
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in ipaddress.ip_network(s.subnet, strict=False) for s in self.subnets)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Network:

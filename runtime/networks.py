@@ -291,10 +291,10 @@ def validate_static_ip(net: Network, ip: str) -> None:
         raise NetctlError("user specified IP address is supported only when connecting to networks "
                           "with user configured subnets")
     try:
-        addr = ipaddress.ip_address(ip)
+        ipaddress.ip_address(ip)
     except ValueError:
         raise NetctlError(f"invalid IP address {ip!r}") from None
-    if not any(addr in ipaddress.ip_network(s.subnet) for s in net.subnets):
+    if not net.contains(ip):
         raise NetctlError(f"invalid address {ip}: it does not belong to any of this network's subnets")
 
 

@@ -19,6 +19,7 @@ from dnsd import control
 from netplugins.cni.errors import CniError
 from netplugins.firewall.trace import TraceResult, TraceSpec
 from netplugins.firewall.tracer import traced
+from netplugins.nl import sysctl as nlsysctl
 from netplugins.nl.netns import NetnsGone, entered
 from netplugins.nl.types import NetlinkError
 
@@ -39,7 +40,7 @@ from .facts import (
     RuleCheck,
     TargetFacts,
 )
-from .path import PathPlan, in_subnets, plan_path
+from .path import PathPlan, plan_path
 from .probe import ask_dns, exchange, parse_ping
 from .state_facts import container_info, find_source, resolve_target
 from .target import choose_proto, parse_target
@@ -85,11 +86,7 @@ def _inside(netns: str | None) -> AbstractContextManager[None]:
 
 def sysctl(name: str) -> bool | None:
     """A 0/1 sysctl of the namespace we are in (``net/ipv4/ip_forward``); None when unreadable."""
-    try:
-        with open(f"/proc/sys/{name}") as fh:
-            return {"0": False, "1": True}.get(fh.read().strip())
-    except OSError:
-        return None
+    return {"0": False, "1": True}.get(nlsysctl.read(name) or "")
 
 
 def read_dnsd(paths: Paths) -> DnsdInfo:
@@ -198,7 +195,7 @@ def gather_overlay(overlay_dir: str, src: ContainerInfo, networks: tuple[Network
     """The overlay facts for a path from ``src`` to ``address`` (None: not an overlay path)."""
     by_name = {n.name: n for n in networks}
     net = next((n for a in src.attachments if (n := by_name.get(a.network)) is not None
-                and n.driver == "overlay" and address and in_subnets(n, address)), None)
+                and n.driver == "overlay" and address and n.contains(address)), None)
     if net is None or address is None:
         return None
     # lazy: only overlay paths need them (the cluster store client; pyroute2: ~170 ms)

@@ -38,15 +38,6 @@ class PathPlan:
         return ipaddress.ip_address(self.address).version if self.address else 4
 
 
-def in_subnets(net: Network, address: str) -> bool:
-    """True if ``address`` lies in one of ``net``'s subnets."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in ipaddress.ip_network(s.subnet, strict=False) for s in net.subnets)
-
-
 def is_loopback(addr: str) -> bool:
     try:
         return ipaddress.ip_address(addr).is_loopback
@@ -70,7 +61,7 @@ def _holding(container: ContainerInfo, address: str) -> Attachment | None:
 def _on_subnet(source: ContainerInfo, networks: tuple[Network, ...], address: str) -> Attachment | None:
     for att in source.attachments:
         net = next((n for n in networks if n.name == att.network), None)
-        if net is not None and att.addresses and in_subnets(net, address):
+        if net is not None and att.addresses and net.contains(address):
             return att
     return None
 

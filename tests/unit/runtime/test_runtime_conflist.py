@@ -110,3 +110,10 @@ def test_shape(name: str) -> None:
             subnet = ipaddress.ip_network(sub.subnet)
             assert start in inside and end in inside and int(start) <= int(end)
             assert start != subnet.network_address and end != subnet.broadcast_address
+
+
+def test_a_network_contains_the_addresses_of_its_subnets() -> None:
+    net = Network("a" * 64, "two", "bridge", "2026-01-01T00:00:00Z", "br-two",
+                  [Subnet("172.30.1.0/24", "172.30.1.1"), Subnet("fd00:30::/64", "fd00:30::1")])
+    assert net.contains("172.30.1.77") and net.contains("fd00:30::5")
+    assert not net.contains("172.30.2.1") and not net.contains("not an address") and not net.contains("")
