@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import os
 import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,7 +20,7 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
 from ..cni.errors import CniError
 from .host import FdbEntry, Neighbour, Route
-from .netns import NetnsGone, open_netns, setns
+from .netns import NetnsGone, entered
 from .types import PORT_STATES, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, Addr, Link, NetlinkError, nud_name
 
 T = TypeVar("T")
@@ -33,7 +32,6 @@ NUD_PERMANENT, NUD_NOARP = 0x80, 0x40
 RTN_NAMES = {1: "unicast", 2: "local", 3: "broadcast", 4: "anycast", 5: "multicast",
              6: "blackhole", 7: "unreachable", 8: "prohibit", 9: "throw", 10: "nat"}
 RT_TABLE_MAIN, RTPROT_STATIC = 254, 4
-CLONE_NEWNET = 0x40000000
 
 
 def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -55,28 +53,16 @@ def _open_in(netns: str) -> IPRoute:
     with its default ``flags=O_CREAT``, would create a namespace that has gone missing.
 
     Raises:
-        NetlinkError: ENOENT (no such path), EINVAL (not a network namespace), or the
-            errno of setns.
+        NetlinkError: ENOENT (no such path), EINVAL (not a network namespace, or setns
+            refused: the message says which).
     """
     try:
-        target = open_netns(netns)
+        with entered(netns):  # the plugins' own enter-and-return (netns.py)
+            return IPRoute()
     except NetnsGone:
         raise NetlinkError(errno.ENOENT, f"no network namespace at {netns}") from None
-    except CniError:
-        raise NetlinkError(errno.EINVAL, f"{netns} is not a network namespace") from None
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        try:
-            setns(target, CLONE_NEWNET)
-        except OSError as exc:
-            raise NetlinkError(exc.errno or errno.EPERM, f"cannot enter {netns}: {exc.strerror}") from None
-        try:
-            return IPRoute()
-        finally:
-            setns(home, CLONE_NEWNET)
-    finally:
-        os.close(target)
-        os.close(home)
+    except CniError as exc:  # not a namespace, or setns refused
+        raise NetlinkError(errno.EINVAL, f"{netns}: {exc.msg} {exc.details}".strip()) from None
 
 
 def _link(msg: Any) -> Link:
